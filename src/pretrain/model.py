@@ -1,0 +1,100 @@
+"""Llama-family models (RoPE, grouped-query attention, SwiGLU, RMSNorm) from named presets.
+
+Every size is passed to the LlamaConfig constructor: with newer transformers, changing
+``hidden_size`` on a built config leaves ``head_dim`` at its default of 128 (the course's code
+then counts 342,385,664 parameters for TinySolar-248m instead of 248,013,824).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from pretrain.config import ModelConfig
+from pretrain.errors import ConfigError
+from pretrain.io import atomic_path
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # A few seconds per step on a laptop CPU: for tests and the debug profile.
+    "debug": dict(num_layers=2, hidden_size=64, num_heads=4, num_kv_heads=2, intermediate_size=176,
+                  max_position_embeddings=512, rope_theta=10000.0, tie_word_embeddings=False),
+    # The default: ~8.5M parameters with an 8,192 vocabulary, trains in minutes on 2 CPU cores.
+    "small": dict(num_layers=6, hidden_size=256, num_heads=8, num_kv_heads=4, intermediate_size=688,
+                  max_position_embeddings=1024, rope_theta=10000.0, tie_word_embeddings=False),
+    # The course's upstage/TinySolar-248m-4k: 248,013,824 parameters with a 32,000 vocabulary.
+    "tinysolar-248m": dict(num_layers=12, hidden_size=1024, num_heads=32, num_kv_heads=8,
+                           intermediate_size=4096, max_position_embeddings=4096, rope_theta=10000.0,
+                           tie_word_embeddings=False),
+}
+RMS_NORM_EPS = 1e-6
+
+
+def resolve_sizes(cfg: ModelConfig) -> dict[str, Any]:
+    """The preset's sizes with the config's overrides applied, checked for consistency."""
+    if cfg.preset not in PRESETS:
+        raise ConfigError(f"params.yaml: model.preset: unknown preset {cfg.preset!r} "
+                          f"(expected one of {sorted(PRESETS)})")
+    sizes = dict(PRESETS[cfg.preset])
+    for key in sizes:
+        if getattr(cfg, key) is not None:
+            sizes[key] = getattr(cfg, key)
+    if sizes["hidden_size"] % sizes["num_heads"]:
+        raise ConfigError(f"params.yaml: model.num_heads: {sizes['num_heads']} does not divide "
+                          f"hidden_size {sizes['hidden_size']}")
+    if sizes["num_kv_heads"] > sizes["num_heads"] or sizes["num_heads"] % sizes["num_kv_heads"]:
+        raise ConfigError(f"params.yaml: model.num_kv_heads: {sizes['num_kv_heads']} must divide "
+                          f"num_heads {sizes['num_heads']}")
+    return sizes
+
+
+def llama_config(cfg: ModelConfig, vocab_size: int, bos_token_id: int | None = None,
+                 eos_token_id: int | None = None, pad_token_id: int | None = None) -> LlamaConfig:
+    """The LlamaConfig for ``cfg`` with every size passed to the constructor."""
+    s = resolve_sizes(cfg)
+    return LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=s["hidden_size"],
+        intermediate_size=s["intermediate_size"],
+        num_hidden_layers=s["num_layers"],
+        num_attention_heads=s["num_heads"],
+        num_key_value_heads=s["num_kv_heads"],
+        head_dim=s["hidden_size"] // s["num_heads"],
+        max_position_embeddings=s["max_position_embeddings"],
+        rope_theta=float(s["rope_theta"]),
+        rms_norm_eps=RMS_NORM_EPS,
+        hidden_act="silu",
+        tie_word_embeddings=s["tie_word_embeddings"],
+        initializer_range=cfg.init_std,
+        bos_token_id=bos_token_id,
+        eos_token_id=eos_token_id,
+        pad_token_id=pad_token_id,
+    )
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    """Number of distinct parameters (tied weights counted once)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def build_model(config: LlamaConfig, seed: int, device: str = "cpu") -> LlamaForCausalLM:
+    """A randomly initialised model; the same seed gives the same weights."""
+    torch.manual_seed(seed)
+    with torch.device(device):
+        return LlamaForCausalLM(config)
+
+
+def init_model(cfg: ModelConfig, tokenizer, out_dir: Path) -> dict[str, Any]:
+    """Build a model sized for ``tokenizer`` and save it with the tokenizer in ``out_dir``."""
+    config = llama_config(cfg, len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id,
+                          tokenizer.pad_token_id)
+    model = build_model(config, cfg.seed)
+    with atomic_path(out_dir) as tmp:
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        tokenizer.save_pretrained(str(tmp))
+    return {"parameters": count_parameters(model),
+            "non_embedding_parameters": count_parameters(model) - model.get_input_embeddings().weight.numel(),
+            "preset": cfg.preset, **resolve_sizes(cfg), "vocab_size": len(tokenizer),
+            "init": "random", "seed": cfg.seed}

@@ -1,0 +1,260 @@
+"""Document sources: the built-in corpus, local files, and Hugging Face datasets.
+
+Every source yields dicts with ``id``, ``text``, ``source`` and ``provenance`` (where the text
+came from, precisely enough to find it again). Records that cannot be used are skipped and
+counted in ``skipped`` by reason; a file that cannot be read at all raises DataError.
+"""
+
+from __future__ import annotations
+
+import ast
+import glob
+import importlib.metadata
+import json
+import sys
+import sysconfig
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterator
+
+import pyarrow.parquet as pq
+
+from pretrain.config import DownloadConfig
+from pretrain.errors import DataError
+
+Document = dict[str, str]
+TEST_DIRS = {"test", "tests", "idle_test"}
+TEXT_SUFFIXES = {".txt", ".md", ".rst", ".py"}
+FILE_SUFFIXES = {".jsonl", ".json", ".parquet"} | TEXT_SUFFIXES
+
+
+def iter_documents(cfg: DownloadConfig, skipped: Counter) -> Iterator[Document]:
+    """Yield the documents of the configured source, at most ``cfg.max_documents``."""
+    docs = {"builtin": _builtin, "files": _files, "hf": _hf}[cfg.source](cfg, skipped)
+    for n, doc in enumerate(docs):
+        if cfg.max_documents is not None and n >= cfg.max_documents:
+            return
+        yield doc
+
+
+# --- built-in corpus: real text that every machine with Python installed has ---------------
+
+
+def _builtin(cfg: DownloadConfig, skipped: Counter) -> Iterator[Document]:
+    parts = {
+        "stdlib": stdlib_sources,
+        "pydoc_topics": pydoc_topics,
+        "docstrings": stdlib_docstrings,
+        "package_docs": package_descriptions,
+    }
+    for part in cfg.builtin_parts:
+        yield from parts[part](cfg.include_tests, skipped)
+
+
+def stdlib_files(include_tests: bool) -> list[tuple[str, Path]]:
+    """The standard library's ``.py`` files as (relative posix path, path), sorted."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    found = []
+    for path in root.rglob("*.py"):
+        rel = path.relative_to(root)
+        if "site-packages" in rel.parts or "dist-packages" in rel.parts:
+            continue
+        if not include_tests and TEST_DIRS & set(rel.parts[:-1]):
+            continue
+        found.append((rel.as_posix(), path))
+    return sorted(found)
+
+
+def _python_version() -> str:
+    return "python " + ".".join(map(str, sys.version_info[:3]))
+
+
+def stdlib_sources(include_tests: bool, skipped: Counter) -> Iterator[Document]:
+    """One document per standard-library source file (code)."""
+    for rel, path in stdlib_files(include_tests):
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError:
+            skipped["stdlib_not_utf8"] += 1
+            continue
+        yield {"id": f"stdlib/{rel}", "text": text, "source": "stdlib",
+               "provenance": f"{_python_version()}: Lib/{rel}"}
+
+
+def pydoc_topics(include_tests: bool, skipped: Counter) -> Iterator[Document]:
+    """One document per topic of the Python reference manual that ships as ``pydoc_data``."""
+    try:
+        from pydoc_data.topics import topics
+    except ImportError:
+        skipped["pydoc_topics_missing"] += 1
+        return
+    for name in sorted(topics):
+        yield {"id": f"pydoc_topics/{name}", "text": topics[name], "source": "pydoc_topics",
+               "provenance": f"{_python_version()}: pydoc_data.topics[{name!r}]"}
+
+
+def module_docstrings(source: str) -> list[str]:
+    """The module, class and function docstrings of a Python source, in source order."""
+    tree = ast.parse(source)
+    nodes = [tree] + [n for n in ast.walk(tree)
+                      if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+    nodes.sort(key=lambda n: getattr(n, "lineno", 0))
+    return [d for n in nodes if (d := ast.get_docstring(n, clean=True))]
+
+
+def stdlib_docstrings(include_tests: bool, skipped: Counter) -> Iterator[Document]:
+    """One document per standard-library module: its docstrings joined by blank lines."""
+    for rel, path in stdlib_files(include_tests):
+        try:
+            docs = module_docstrings(path.read_bytes().decode("utf-8"))
+        except (UnicodeDecodeError, SyntaxError, ValueError):
+            skipped["docstrings_unparsable"] += 1
+            continue
+        if docs:
+            yield {"id": f"docstrings/{rel}", "text": "\n\n".join(docs), "source": "docstrings",
+                   "provenance": f"{_python_version()}: docstrings of Lib/{rel}"}
+
+
+def package_descriptions(include_tests: bool, skipped: Counter) -> Iterator[Document]:
+    """One document per installed distribution: its long description (usually its README)."""
+    seen = set()
+    dists = sorted(importlib.metadata.distributions(),
+                   key=lambda d: (d.metadata["Name"] or "").lower())
+    for dist in dists:
+        name, version = dist.metadata["Name"], dist.version
+        if not name or name.lower() in seen:
+            continue
+        seen.add(name.lower())
+        text = dist.metadata.get_payload() or dist.metadata.get("Description") or ""
+        if not isinstance(text, str) or not text.strip():
+            skipped["package_docs_empty"] += 1
+            continue
+        yield {"id": f"package_docs/{name}", "text": text, "source": "package_docs",
+               "provenance": f"{name} {version}: package metadata description"}
+
+
+# --- local files ----------------------------------------------------------------------------
+
+
+def resolve_files(pattern: str) -> list[Path]:
+    """Files named by a path, a folder (searched recursively) or a glob, sorted."""
+    path = Path(pattern)
+    if path.is_dir():
+        files = [p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in FILE_SUFFIXES]
+    elif path.is_file():
+        files = [path]
+    else:
+        files = [Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file()]
+    if not files:
+        raise DataError(f"download.path: no input files match {pattern!r}")
+    return sorted(files)
+
+
+def _files(cfg: DownloadConfig, skipped: Counter) -> Iterator[Document]:
+    for path in resolve_files(cfg.path or ""):
+        suffix = path.suffix.lower()
+        if suffix in (".jsonl", ".json"):
+            yield from _jsonl(path, cfg.text_field, skipped)
+        elif suffix == ".parquet":
+            yield from _parquet(path, cfg.text_field, skipped)
+        elif suffix in TEXT_SUFFIXES:
+            yield from _text(path, skipped)
+        else:
+            skipped["unsupported_file_type"] += 1
+
+
+def _record(text: Any, doc_id: str, path: Path, where: str, skipped: Counter) -> Iterator[Document]:
+    if text is None:
+        skipped["missing_text_field"] += 1
+    elif not isinstance(text, str):
+        skipped["text_not_a_string"] += 1
+    elif not text.strip():
+        skipped["empty_text"] += 1
+    else:
+        yield {"id": doc_id, "text": text, "source": "files", "provenance": f"{path}{where}"}
+
+
+def _jsonl(path: Path, field: str, skipped: Counter) -> Iterator[Document]:
+    with open(path, "rb") as handle:
+        for lineno, raw in enumerate(handle, 1):
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw.decode("utf-8-sig"))
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                skipped["malformed_json_line"] += 1
+                continue
+            if not isinstance(record, dict):
+                skipped["json_line_not_an_object"] += 1
+                continue
+            yield from _record(record.get(field), f"{path.as_posix()}:{lineno}", path, f":{lineno}", skipped)
+
+
+def _parquet(path: Path, field: str, skipped: Counter) -> Iterator[Document]:
+    try:
+        reader = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises several types for a damaged file
+        raise DataError(f"{path}: cannot read Parquet ({exc})") from None
+    if field not in reader.schema_arrow.names:
+        raise DataError(f"{path}: no column {field!r} (columns: {reader.schema_arrow.names}); "
+                        "set download.text_field")
+    row = 0
+    for batch in reader.iter_batches(columns=[field], batch_size=1024):
+        for text in batch.column(0).to_pylist():
+            yield from _record(text, f"{path.as_posix()}:{row}", path, f"#row={row}", skipped)
+            row += 1
+
+
+def _text(path: Path, skipped: Counter) -> Iterator[Document]:
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        skipped["not_utf8"] += 1
+        return
+    yield from _record(text.replace("\r\n", "\n"), path.as_posix(), path, "", skipped)
+
+
+# --- Hugging Face datasets -------------------------------------------------------------------
+
+
+def _hf(cfg: DownloadConfig, skipped: Counter) -> Iterator[Document]:
+    import datasets
+
+    path = Path(cfg.path or "")
+    try:
+        if (path / "dataset_info.json").exists() or (path / "state.json").exists():
+            data = datasets.load_from_disk(str(path))
+            if isinstance(data, datasets.DatasetDict):
+                data = data[cfg.hf_split]
+        else:
+            data = datasets.load_dataset(cfg.path, cfg.hf_config, split=cfg.hf_split, streaming=True)
+    except Exception as exc:  # datasets raises many types: offline, missing, bad config
+        raise DataError(f"download.path: cannot load dataset {cfg.path!r}: "
+                        f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    for row, record in enumerate(data):
+        yield from _record(record.get(cfg.text_field), f"{path.name}:{row}", path,
+                           f"#{cfg.hf_split}[{row}]", skipped)
+
+
+def download(cfg: DownloadConfig, out_dir: Path) -> dict[str, Any]:
+    """Write the source's documents to ``out_dir/documents.parquet``; return the report."""
+    from tqdm import tqdm
+
+    from pretrain.io import DocumentWriter, atomic_path
+
+    skipped: Counter = Counter()
+    by_source: Counter = Counter()
+    chars = 0
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        with DocumentWriter(tmp / "documents.parquet") as writer:
+            for doc in tqdm(iter_documents(cfg, skipped), desc="download", unit="doc"):
+                writer.write(doc)
+                by_source[doc["source"]] += 1
+                chars += len(doc["text"])
+        if writer.count == 0:
+            raise DataError(f"download: the {cfg.source} source yielded no documents"
+                            + (f" (skipped: {dict(skipped)})" if skipped else ""))
+    return {"documents": writer.count, "chars": chars, "by_source": dict(sorted(by_source.items())),
+            "skipped": dict(sorted(skipped.items()))}

@@ -1,0 +1,33 @@
+"""The shared entry point of stage scripts: arguments, params validation, one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from pretrain.config import load_all
+from pretrain.errors import PretrainError
+
+
+def run_stage(description: str, paths: list[str], body: Callable[[argparse.Namespace, dict], Any]) -> None:
+    """Parse ``--<path>`` arguments, validate every params section, run ``body``.
+
+    All of params.yaml is validated before any work, so a typo in any section stops the
+    pipeline at its first stage with a one-line error naming the key.
+    """
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    for name in paths:
+        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=Path, required=True)
+    args = parser.parse_args()
+    try:
+        params = load_all(args.params)
+        body(args, params)
+    except PretrainError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

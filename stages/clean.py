@@ -1,0 +1,15 @@
+"""clean: apply the configured filters and report documents dropped by reason."""
+
+from pretrain.clean import clean
+from pretrain.io import write_json
+from pretrain.stage import run_stage
+
+
+def main(args, params):
+    report = clean(params["clean"], args.input / "documents.parquet", args.out)
+    write_json(args.metrics, report)
+    print(f"clean: kept {report['documents_out']} of {report['documents_in']} documents")
+
+
+if __name__ == "__main__":
+    run_stage(__doc__, ["input", "out", "metrics"], main)

@@ -1,0 +1,15 @@
+"""download: documents from the configured source into a Parquet table."""
+
+from pretrain.io import write_json
+from pretrain.sources import download
+from pretrain.stage import run_stage
+
+
+def main(args, params):
+    report = download(params["download"], args.out)
+    write_json(args.metrics, report)
+    print(f"download: {report['documents']} documents, {report['chars']:,} characters")
+
+
+if __name__ == "__main__":
+    run_stage(__doc__, ["out", "metrics"], main)

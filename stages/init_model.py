@@ -1,0 +1,16 @@
+"""init-model: build a freshly initialised Llama-family model sized for the tokenizer."""
+
+from pretrain.io import write_json
+from pretrain.model import init_model
+from pretrain.stage import run_stage
+from pretrain.tokenizer import load_tokenizer
+
+
+def main(args, params):
+    report = init_model(params["model"], load_tokenizer(args.tokenizer), args.out)
+    write_json(args.metrics, report)
+    print(f"init-model: {report['preset']} preset, {report['parameters']:,} parameters")
+
+
+if __name__ == "__main__":
+    run_stage(__doc__, ["tokenizer", "out", "metrics"], main)

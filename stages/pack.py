@@ -1,0 +1,18 @@
+"""pack: tokenize documents and pack them into fixed-length rows, with a held-out split."""
+
+from pretrain.io import write_json
+from pretrain.pack import pack
+from pretrain.stage import run_stage
+from pretrain.tokenizer import load_tokenizer
+
+
+def main(args, params):
+    tokenizer = load_tokenizer(args.tokenizer)
+    report = pack(params["pack"], tokenizer, args.input / "documents.parquet", args.out)
+    write_json(args.metrics, report)
+    print(f"pack: {report['train']['rows']} train rows, {report['val']['rows']} validation rows "
+          f"of {report['seq_len']} tokens")
+
+
+if __name__ == "__main__":
+    run_stage(__doc__, ["input", "tokenizer", "out", "metrics"], main)

@@ -1,0 +1,15 @@
+"""tokenizer: train a byte-level BPE tokenizer on the corpus, or take the one params name."""
+
+from pretrain.io import write_json
+from pretrain.stage import run_stage
+from pretrain.tokenizer import build_tokenizer
+
+
+def main(args, params):
+    report = build_tokenizer(params["tokenizer"], args.input / "documents.parquet", args.out)
+    write_json(args.metrics, report)
+    print(f"tokenizer: {report['origin']}, vocabulary of {report['vocab_size']}")
+
+
+if __name__ == "__main__":
+    run_stage(__doc__, ["input", "out", "metrics"], main)
