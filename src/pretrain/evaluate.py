@@ -1,0 +1,122 @@
+"""Evaluation: held-out loss and perplexity of the initial and trained models, lm-eval harness
+tasks, and greedy generations for fixed prompts."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from pretrain.config import EvaluateConfig
+from pretrain.errors import ConfigError
+from pretrain.train import autocast, autocast_dtype, load_rows, pick_device
+
+TASK_DIR = Path(__file__).parent / "lm_eval_tasks"
+
+
+def load_model(path: Path, device: torch.device):
+    """A saved causal LM in eval mode, and its tokenizer."""
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32).to(device).eval()
+    return model, AutoTokenizer.from_pretrained(str(path))
+
+
+@torch.no_grad()
+def validation_loss(model, rows, batch_size: int, max_batches: int | None,
+                    device: torch.device, dtype: torch.dtype | None) -> dict[str, float]:
+    """Mean next-token cross-entropy over packed rows, and its exponential (perplexity)."""
+    n = len(rows) if max_batches is None else min(len(rows), max_batches * batch_size)
+    total, count = 0.0, 0
+    for start in range(0, n, batch_size):
+        ids = torch.from_numpy(rows[start:min(start + batch_size, n)]).to(device)
+        with autocast(device, dtype):
+            logits = model(input_ids=ids).logits
+        loss = torch.nn.functional.cross_entropy(
+            logits[:, :-1].float().reshape(-1, logits.size(-1)), ids[:, 1:].reshape(-1), reduction="sum")
+        total += loss.item()
+        count += ids[:, 1:].numel()
+    mean = total / count
+    return {"loss": mean, "perplexity": math.exp(mean), "tokens": count}
+
+
+def task_config(name: str, data_dir: Path) -> dict[str, Any] | str:
+    """A local task's config with its data files made absolute, or the name of a harness task."""
+    path = TASK_DIR / f"{name}.yaml"
+    if not path.exists():
+        return name  # a task of lm-eval's own registry (most need the hub)
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    files = config.get("dataset_kwargs", {}).get("data_files", {})
+    config["dataset_kwargs"]["data_files"] = {k: str((data_dir / v).resolve()) for k, v in files.items()}
+    return config
+
+
+def run_lm_eval(model, tokenizer, cfg: EvaluateConfig, data_dir: Path, max_length: int) -> dict:
+    """Run ``cfg.lm_eval_tasks`` through lm-eval; return {task: {metric: value}}."""
+    if not cfg.lm_eval_tasks:
+        return {}
+    tasks = [task_config(name, data_dir) for name in cfg.lm_eval_tasks]
+    local_only = all(isinstance(t, dict) for t in tasks)
+    if local_only:
+        os.environ.setdefault("HF_DATASETS_OFFLINE", "1")  # else datasets pings its usage counter
+    import lm_eval
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    logging.getLogger("lm_eval").setLevel(logging.ERROR)
+    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=cfg.batch_size,
+              device=str(model.device), max_length=max_length)
+    try:
+        out = lm_eval.simple_evaluate(
+            model=lm, tasks=tasks, task_manager=TaskManager(include_defaults=not local_only),
+            limit=cfg.lm_eval_limit, bootstrap_iters=0, log_samples=False)
+    except (KeyError, ValueError) as exc:
+        raise ConfigError(f"params.yaml: evaluate.lm_eval_tasks: {exc}") from None
+    return {task: {k.split(",")[0]: v for k, v in metrics.items()
+                   if "," in k and "_stderr" not in k and isinstance(v, (int, float))}
+            for task, metrics in sorted(out["results"].items())}
+
+
+@torch.no_grad()
+def generate(model, tokenizer, prompts: list[str], max_new_tokens: int) -> list[str]:
+    """Greedy continuations (the course's settings: repetition penalty 1.1)."""
+    outputs = []
+    for prompt in prompts:
+        ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).input_ids
+        if tokenizer.bos_token_id is not None:
+            ids = torch.cat([torch.tensor([[tokenizer.bos_token_id]]), ids], dim=1)
+        out = model.generate(ids.to(model.device), attention_mask=torch.ones_like(ids).to(model.device),
+                             max_new_tokens=max_new_tokens, do_sample=False, repetition_penalty=1.1,
+                             pad_token_id=tokenizer.pad_token_id)
+        outputs.append(tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True))
+    return outputs
+
+
+def generations_markdown(prompts: list[str], columns: dict[str, list[str]]) -> str:
+    """The generations of several models, prompt by prompt, as Markdown."""
+    lines = ["# Greedy generations", ""]
+    for i, prompt in enumerate(prompts):
+        lines += [f"## Prompt {i + 1}", "", "```", prompt, "```", ""]
+        for name, outputs in columns.items():
+            lines += [f"**{name}**", "", "```", prompt + outputs[i], "```", ""]
+    return "\n".join(lines)
+
+
+def evaluate(cfg: EvaluateConfig, init_dir: Path, trained_dir: Path, data_dir: Path) -> tuple[dict, str]:
+    """All evaluation metrics, and the generations as Markdown."""
+    device = pick_device()
+    dtype = autocast_dtype("auto", device)
+    rows = load_rows(data_dir / "val.parquet")
+    report: dict[str, Any] = {"val": {}}
+    generations = {}
+    for name, path in (("init", init_dir), ("trained", trained_dir)):
+        model, tokenizer = load_model(path, device)
+        report["val"][name] = validation_loss(model, rows, cfg.batch_size, cfg.max_batches, device, dtype)
+        generations[name] = generate(model, tokenizer, cfg.prompts, cfg.max_new_tokens)
+    report["val"]["perplexity_ratio"] = report["val"]["init"]["perplexity"] / report["val"]["trained"]["perplexity"]
+    report["lm_eval"] = run_lm_eval(model, tokenizer, cfg, data_dir, max_length=rows.shape[1])
+    return report, generations_markdown(cfg.prompts, generations)

@@ -1,0 +1,18 @@
+"""evaluate: held-out perplexity of the initial and trained models, lm-eval tasks, generations."""
+
+from pretrain.evaluate import evaluate
+from pretrain.io import write_json, write_text
+from pretrain.stage import run_stage
+
+
+def main(args, params):
+    report, generations = evaluate(params["evaluate"], args.init, args.trained, args.data)
+    write_json(args.metrics, report)
+    write_text(args.generations, generations)
+    val = report["val"]
+    print(f"evaluate: validation perplexity {val['init']['perplexity']:,.1f} (init) -> "
+          f"{val['trained']['perplexity']:,.1f} (trained)")
+
+
+if __name__ == "__main__":
+    run_stage(__doc__, ["init", "trained", "data", "metrics", "generations"], main)
