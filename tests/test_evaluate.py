@@ -1,0 +1,57 @@
+"""Evaluation: validation loss, lm-eval tasks kept in the repository, generations."""
+
+import json
+import math
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from pretrain.config import EvaluateConfig
+from pretrain.evaluate import (TASK_DIR, evaluate, generations_markdown, task_config,
+                               validation_loss)
+from pretrain.train import load_rows
+
+
+def test_validation_loss_is_the_mean_next_token_cross_entropy(init_dir, packed_dir):
+    model = AutoModelForCausalLM.from_pretrained(init_dir).eval()
+    rows = load_rows(packed_dir / "val.parquet")[:5]
+    got = validation_loss(model, rows, batch_size=2, max_batches=None, device=torch.device("cpu"), dtype=None)
+    with torch.no_grad():
+        ids = torch.from_numpy(rows)
+        expected = model(input_ids=ids, labels=ids).loss.item()
+    assert got["loss"] == pytest.approx(expected, rel=1e-5)
+    assert got["perplexity"] == pytest.approx(math.exp(expected), rel=1e-5)
+    assert got["tokens"] == rows.shape[0] * (rows.shape[1] - 1)
+
+
+def test_untrained_model_is_near_uniform(init_dir, packed_dir, tiny_tokenizer):
+    model = AutoModelForCausalLM.from_pretrained(init_dir).eval()
+    rows = load_rows(packed_dir / "val.parquet")
+    got = validation_loss(model, rows, 4, 2, torch.device("cpu"), None)
+    assert got["loss"] == pytest.approx(math.log(len(tiny_tokenizer)), rel=0.05)
+
+
+def test_local_task_data_path_is_made_absolute(tmp_path):
+    config = task_config("pretrain_heldout_ppl", tmp_path / "packed")
+    assert config["dataset_kwargs"]["data_files"]["test"] == str((tmp_path / "packed" / "val_docs.jsonl").resolve())
+    assert (TASK_DIR / "pretrain_heldout_ppl.yaml").exists()
+    assert task_config("hellaswag", tmp_path) == "hellaswag"  # passed through to lm-eval's registry
+
+
+def test_generations_file_shows_every_model_for_every_prompt():
+    text = generations_markdown(["a", "b"], {"init": ["1", "2"], "trained": ["3", "4"]})
+    assert text.count("**init**") == 2 and text.count("**trained**") == 2
+    assert "a3" in text and "b4" in text
+
+
+def test_evaluate_reports_init_and_trained_and_runs_lm_eval_offline(init_dir, packed_dir, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # lm-eval must not depend on the working directory
+    cfg = EvaluateConfig(max_batches=2, lm_eval_limit=3, prompts=["def f(x):"], max_new_tokens=4)
+    report, markdown = evaluate(cfg, init_dir, init_dir, packed_dir)
+    assert report["val"]["init"]["loss"] == pytest.approx(report["val"]["trained"]["loss"])
+    ppl = report["lm_eval"]["pretrain_heldout_ppl"]
+    assert set(ppl) == {"word_perplexity", "byte_perplexity", "bits_per_byte"}
+    assert ppl["bits_per_byte"] == pytest.approx(math.log2(ppl["byte_perplexity"]))
+    assert "def f(x):" in markdown
+    json.dumps(report)  # serialisable as metrics

@@ -1,0 +1,101 @@
+"""End to end: the real `dvc repro` on the debug profile, in a temporary copy of the repository."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def run(cmd: list[str], cwd: Path) -> str:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result.stdout + result.stderr
+
+
+def copy_repository(dest: Path) -> None:
+    """The files a fresh clone has: tracked and untracked-but-not-ignored, nothing else."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=ROOT, capture_output=True, check=True).stdout.decode().split("\0")
+    for rel in filter(None, listed):
+        if (ROOT / rel).is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, dest / rel)
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    repo = tmp_path_factory.mktemp("clone")
+    copy_repository(repo)
+    shutil.copy(repo / "profiles" / "debug.yaml", repo / "params.yaml")
+    run(["git", "init", "-q"], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "debug profile"], repo)
+    repo.joinpath("repro.log").write_text(run(["dvc", "repro"], repo))
+    return repo
+
+
+def metrics(repo: Path, name: str) -> dict:
+    return json.loads((repo / "metrics" / f"{name}.json").read_text())
+
+
+def test_every_stage_ran_and_wrote_its_artifacts(repo):
+    log = repo.joinpath("repro.log").read_text()
+    for stage in ("download", "clean", "dedup", "tokenizer", "pack", "init-model", "train", "evaluate"):
+        assert f"Running stage '{stage}'" in log
+    assert pq.read_table(repo / "data/raw/documents.parquet").num_rows == 300
+    assert (repo / "data/tokenizer/tokenizer.json").exists()
+    train = pq.read_table(repo / "data/packed/train.parquet")
+    assert train.column_names == ["input_ids"] and len(train.column(0)[0]) == 64
+    for model in ("models/init", "models/trained"):
+        assert (repo / model / "model.safetensors").exists() and (repo / model / "tokenizer.json").exists()
+    assert "**trained**" in (repo / "metrics/generations.md").read_text()
+    lock = (repo / "dvc.lock").read_text()
+    assert "data/packed" in lock and "models/trained" in lock
+
+
+def test_metrics_show_the_gain_of_training(repo):
+    clean = metrics(repo, "clean")
+    assert clean["documents_in"] == 300 and clean["documents_out"] + sum(clean["dropped"].values()) == 300
+    pack = metrics(repo, "pack")
+    assert pack["train"]["rows"] > 0 and pack["val"]["rows"] > 0
+    evaluation = metrics(repo, "eval")
+    assert evaluation["val"]["trained"]["perplexity"] < evaluation["val"]["init"]["perplexity"] / 2
+    assert evaluation["lm_eval"]["pretrain_heldout_ppl"]["bits_per_byte"] > 0
+    out = run(["dvc", "metrics", "show", "--json"], repo)
+    assert "perplexity_ratio" in out
+
+
+def test_loss_curve_is_plotted_per_step(repo):
+    loss = (repo / "dvclive/train/plots/metrics/train/loss.tsv").read_text().splitlines()
+    assert loss[0].split("\t") == ["step", "loss"] and len(loss) == 1 + 30
+    out = run(["dvc", "plots", "show", "--json"], repo)
+    assert "loss" in out
+
+
+def test_second_repro_does_nothing(repo):
+    out = run(["dvc", "repro"], repo)
+    assert "Running stage" not in out
+    assert "up to date" in run(["dvc", "status"], repo)
+
+
+def test_experiment_reruns_only_training_and_evaluation(repo):
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "baseline run"], repo)
+    out = run(["dvc", "exp", "run", "-S", "train.learning_rate=3e-4"], repo)
+    ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
+    assert ran == {"train", "evaluate"}
+    table = json.loads(run(["dvc", "exp", "show", "--json"], repo))
+    text = json.dumps(table)
+    assert "0.0003" in text or "3e-4" in text or "3e-04" in text
+    assert text.count("perplexity_ratio") >= 2  # the baseline and the experiment side by side
