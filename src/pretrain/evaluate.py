@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -61,12 +60,15 @@ def run_lm_eval(model, tokenizer, cfg: EvaluateConfig, data_dir: Path, max_lengt
         return {}
     tasks = [task_config(name, data_dir) for name in cfg.lm_eval_tasks]
     local_only = all(isinstance(t, dict) for t in tasks)
-    if local_only:
-        os.environ.setdefault("HF_DATASETS_OFFLINE", "1")  # else datasets pings its usage counter
+    import datasets
     import lm_eval
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
+    # Loading local JSON through `datasets` otherwise pings the hub's download counter.
+    datasets.config.HF_UPDATE_DOWNLOAD_COUNTS = False
+    if local_only:
+        datasets.config.HF_HUB_OFFLINE = True
     logging.getLogger("lm_eval").setLevel(logging.ERROR)
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=cfg.batch_size,
               device=str(model.device), max_length=max_length)

@@ -35,6 +35,9 @@ DOCUMENT_SCHEMA = pa.schema(
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary sibling of ``path`` (file or folder); rename it to ``path`` on success."""
     path = Path(path)
+    if path.exists() and not (path.is_file() or path.is_dir()):
+        # Renaming over a device or pipe (say /dev/null) would replace it with a regular file.
+        raise DataError(f"{path}: exists and is not a regular file or folder; refusing to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
@@ -116,4 +119,7 @@ def iter_batches(path: str | Path, columns: list[str] | None = None,
 
 def count_rows(path: str | Path) -> int:
     """Number of rows of a Parquet file, from its footer."""
-    return pq.ParquetFile(path).metadata.num_rows
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise DataError(f"{path}: cannot read Parquet ({exc})") from None

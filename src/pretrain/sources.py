@@ -11,6 +11,7 @@ import ast
 import glob
 import importlib.metadata
 import json
+import os
 import sys
 import sysconfig
 from collections import Counter
@@ -163,7 +164,8 @@ def _files(cfg: DownloadConfig, skipped: Counter) -> Iterator[Document]:
             skipped["unsupported_file_type"] += 1
 
 
-def _record(text: Any, doc_id: str, path: Path, where: str, skipped: Counter) -> Iterator[Document]:
+def _record(text: Any, doc_id: str, provenance: str, skipped: Counter,
+            source: str = "files") -> Iterator[Document]:
     if text is None:
         skipped["missing_text_field"] += 1
     elif not isinstance(text, str):
@@ -171,23 +173,42 @@ def _record(text: Any, doc_id: str, path: Path, where: str, skipped: Counter) ->
     elif not text.strip():
         skipped["empty_text"] += 1
     else:
-        yield {"id": doc_id, "text": text, "source": "files", "provenance": f"{path}{where}"}
+        yield {"id": doc_id, "text": text.replace("\r\n", "\n"), "source": source,
+               "provenance": provenance}
+
+
+def _name(path: Path) -> str:
+    """A path relative to the working directory (the repository) when inside it, so ids do not
+    depend on whether download.path was written relative or absolute."""
+    rel = os.path.relpath(path.resolve())
+    return Path(rel).as_posix() if not rel.startswith("..") else path.resolve().as_posix()
 
 
 def _jsonl(path: Path, field: str, skipped: Counter) -> Iterator[Document]:
+    name = _name(path)
     with open(path, "rb") as handle:
-        for lineno, raw in enumerate(handle, 1):
-            if not raw.strip():
-                continue
+        head = handle.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
+        handle.seek(0)
+        if head.startswith(b"["):  # a JSON array of records rather than JSON lines
             try:
-                record = json.loads(raw.decode("utf-8-sig"))
-            except (UnicodeDecodeError, json.JSONDecodeError):
-                skipped["malformed_json_line"] += 1
-                continue
+                records = json.loads(handle.read().decode("utf-8-sig"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise DataError(f"{path}: not valid JSON ({exc})") from None
+            lines = enumerate(records, 1)
+        else:
+            lines = ((n, raw) for n, raw in enumerate(handle, 1) if raw.strip())
+        for lineno, raw in lines:
+            record = raw
+            if isinstance(raw, bytes):
+                try:
+                    record = json.loads(raw.decode("utf-8-sig"))
+                except (UnicodeDecodeError, json.JSONDecodeError):
+                    skipped["malformed_json_line"] += 1
+                    continue
             if not isinstance(record, dict):
-                skipped["json_line_not_an_object"] += 1
+                skipped["json_record_not_an_object"] += 1
                 continue
-            yield from _record(record.get(field), f"{path.as_posix()}:{lineno}", path, f":{lineno}", skipped)
+            yield from _record(record.get(field), f"{name}:{lineno}", f"{name}:{lineno}", skipped)
 
 
 def _parquet(path: Path, field: str, skipped: Counter) -> Iterator[Document]:
@@ -198,10 +219,10 @@ def _parquet(path: Path, field: str, skipped: Counter) -> Iterator[Document]:
     if field not in reader.schema_arrow.names:
         raise DataError(f"{path}: no column {field!r} (columns: {reader.schema_arrow.names}); "
                         "set download.text_field")
-    row = 0
+    row, name = 0, _name(path)
     for batch in reader.iter_batches(columns=[field], batch_size=1024):
         for text in batch.column(0).to_pylist():
-            yield from _record(text, f"{path.as_posix()}:{row}", path, f"#row={row}", skipped)
+            yield from _record(text, f"{name}:{row}", f"{name}#row={row}", skipped)
             row += 1
 
 
@@ -212,7 +233,7 @@ def _text(path: Path, skipped: Counter) -> Iterator[Document]:
     except UnicodeDecodeError:
         skipped["not_utf8"] += 1
         return
-    yield from _record(text.replace("\r\n", "\n"), path.as_posix(), path, "", skipped)
+    yield from _record(text, _name(path), _name(path), skipped)
 
 
 # --- Hugging Face datasets -------------------------------------------------------------------
@@ -223,7 +244,7 @@ def _hf(cfg: DownloadConfig, skipped: Counter) -> Iterator[Document]:
 
     path = Path(cfg.path or "")
     try:
-        if (path / "dataset_info.json").exists() or (path / "state.json").exists():
+        if any((path / f).exists() for f in ("state.json", "dataset_dict.json")):
             data = datasets.load_from_disk(str(path))
             if isinstance(data, datasets.DatasetDict):
                 data = data[cfg.hf_split]
@@ -233,8 +254,8 @@ def _hf(cfg: DownloadConfig, skipped: Counter) -> Iterator[Document]:
         raise DataError(f"download.path: cannot load dataset {cfg.path!r}: "
                         f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
     for row, record in enumerate(data):
-        yield from _record(record.get(cfg.text_field), f"{path.name}:{row}", path,
-                           f"#{cfg.hf_split}[{row}]", skipped)
+        yield from _record(record.get(cfg.text_field), f"{cfg.path}:{cfg.hf_split}:{row}",
+                           f"{cfg.path}#{cfg.hf_split}[{row}]", skipped, source="hf")
 
 
 def download(cfg: DownloadConfig, out_dir: Path) -> dict[str, Any]:

@@ -1,0 +1,126 @@
+"""Atomic outputs and the streaming document table."""
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+
+from pretrain.errors import DataError
+from pretrain.io import DocumentWriter, atomic_path, count_rows, iter_documents, write_json
+
+DOCS = [
+    {"id": f"doc-{i}", "text": f"text {i}: naïve café — 日本語 🐍\n\nsecond paragraph",
+     "source": "test", "provenance": f"line {i}"}
+    for i in range(5)
+]
+
+
+class Boom(Exception):
+    pass
+
+
+def test_failed_block_keeps_the_previous_file_and_leaves_no_temp(tmp_path):
+    out = tmp_path / "metrics.json"
+    out.write_text("old")
+    with pytest.raises(Boom):
+        with atomic_path(out) as tmp:
+            tmp.write_text("half written")
+            raise Boom
+    assert out.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]
+
+
+def test_failed_block_keeps_the_previous_folder_and_leaves_no_temp(tmp_path):
+    out = tmp_path / "raw"
+    out.mkdir()
+    (out / "documents.parquet").write_text("old")
+    with pytest.raises(Boom):
+        with atomic_path(out) as tmp:
+            tmp.mkdir()
+            (tmp / "documents.parquet").write_text("half written")
+            raise Boom
+    assert [p.name for p in tmp_path.iterdir()] == ["raw"]
+    assert [p.name for p in out.iterdir()] == ["documents.parquet"]
+    assert (out / "documents.parquet").read_text() == "old"
+
+
+def test_failed_block_without_previous_output_creates_nothing(tmp_path):
+    with pytest.raises(Boom):
+        with atomic_path(tmp_path / "sub" / "out") as tmp:
+            tmp.mkdir()
+            raise Boom
+    assert list((tmp_path / "sub").iterdir()) == []
+
+
+def test_output_appears_only_when_the_block_completes(tmp_path):
+    out = tmp_path / "out.txt"
+    out.write_text("old")
+    with atomic_path(out) as tmp:
+        tmp.write_text("new")
+        assert tmp.parent == out.parent  # same folder: the final rename is atomic
+        assert out.read_text() == "old"
+    assert out.read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_new_folder_replaces_the_old_one_whole(tmp_path):
+    out = tmp_path / "clean"
+    out.mkdir()
+    (out / "documents.parquet").write_text("old")
+    (out / "stale.jsonl").write_text("from an earlier run")
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+        (tmp / "documents.parquet").write_text("new")
+    assert [p.name for p in out.iterdir()] == ["documents.parquet"]
+    assert (out / "documents.parquet").read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["clean"]  # no .old-/.tmp- leftovers
+
+
+def test_write_json_round_trips(tmp_path):
+    write_json(tmp_path / "m" / "report.json", {"documents": 3, "by_source": {"a": 1}})
+    assert json.loads((tmp_path / "m" / "report.json").read_text()) == {"documents": 3, "by_source": {"a": 1}}
+
+
+def test_document_writer_round_trips_in_order_across_row_groups(tmp_path):
+    path = tmp_path / "documents.parquet"
+    with DocumentWriter(path, row_group_size=2) as writer:
+        for doc in DOCS:
+            writer.write(doc)
+    assert writer.count == 5
+    assert list(iter_documents(path, batch_size=2)) == DOCS
+    assert count_rows(path) == 5
+    assert pq.ParquetFile(path).metadata.num_row_groups == 3  # written as it goes, not at the end
+
+
+def test_document_writer_with_no_documents_writes_an_empty_table(tmp_path):
+    path = tmp_path / "documents.parquet"
+    with DocumentWriter(path):
+        pass
+    assert count_rows(path) == 0
+    assert list(iter_documents(path)) == []
+    assert pq.read_schema(path).names == ["id", "text", "source", "provenance"]
+
+
+def test_document_writer_leaves_nothing_when_interrupted(tmp_path):
+    path = tmp_path / "documents.parquet"
+    with pytest.raises(Boom):
+        with DocumentWriter(path, row_group_size=2) as writer:
+            for doc in DOCS:
+                writer.write(doc)
+            raise Boom
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_count_rows_reads_the_footer(tmp_path):
+    path = tmp_path / "documents.parquet"
+    with DocumentWriter(path, row_group_size=3) as writer:
+        for i in range(7):
+            writer.write({**DOCS[0], "id": str(i)})
+    assert count_rows(path) == 7
+
+
+def test_iter_documents_of_a_non_parquet_file_is_a_data_error(tmp_path):
+    path = tmp_path / "documents.parquet"
+    path.write_text("not parquet")
+    with pytest.raises(DataError, match="documents.parquet"):
+        list(iter_documents(path))
