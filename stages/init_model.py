@@ -9,7 +9,7 @@ from pretrain.tokenizer import load_tokenizer
 def main(args, params):
     report = init_model(params["model"], load_tokenizer(args.tokenizer), args.out)
     write_json(args.metrics, report)
-    print(f"init-model: {report['preset']} preset, {report['parameters']:,} parameters")
+    print(f"init-model: {report['init']} init, {report['num_layers']} layers, {report['parameters']:,} parameters")
 
 
 if __name__ == "__main__":

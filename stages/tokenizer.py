@@ -6,7 +6,9 @@ from pretrain.tokenizer import build_tokenizer
 
 
 def main(args, params):
-    report = build_tokenizer(params["tokenizer"], args.input / "documents.parquet", args.out)
+    model = params["model"]
+    base = model.base if model.init != "random" else None
+    report = build_tokenizer(params["tokenizer"], args.input / "documents.parquet", args.out, base)
     write_json(args.metrics, report)
     print(f"tokenizer: {report['origin']}, vocabulary of {report['vocab_size']}")
 

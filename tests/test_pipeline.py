@@ -99,3 +99,19 @@ def test_experiment_reruns_only_training_and_evaluation(repo):
     text = json.dumps(table)
     assert "0.0003" in text or "3e-4" in text or "3e-04" in text
     assert text.count("perplexity_ratio") >= 2  # the baseline and the experiment side by side
+
+
+def test_starting_from_a_pretrained_base_is_one_param_away(repo, tmp_path):
+    """init=downscale from a base model: the base's tokenizer is wired in through params, the
+    init model has the base's layers, and the generations file shows base, init and trained."""
+    base = tmp_path / "base"
+    shutil.copytree(repo / "models/trained", base)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "before surgery"], repo)
+    out = run(["dvc", "exp", "run", "-S", "model.init=downscale", "-S", f"model.base={base}"], repo)
+    assert "Running stage 'init-model'" in out and "Running stage 'train'" in out
+    lineage = json.loads((repo / "models/init/lineage.json").read_text())
+    assert lineage["init"] == "downscale" and lineage["base_layers"] == 2 and len(lineage["layers"]) == 1
+    assert metrics(repo, "tokenizer")["origin"] == str(base)
+    generations = (repo / "metrics/generations.md").read_text()
+    assert f"**base ({base})**" in generations and "**init (downscale)**" in generations

@@ -169,10 +169,14 @@ class PackConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
+    init: str = "random"
+    """How to start: random (from the preset), pretrained, downscale or upscale (from base)."""
+    base: Optional[str] = None
+    """pretrained/downscale/upscale: a local Hugging Face model folder, or a hub id when online."""
     preset: str = "small"
-    """Named size from pretrain.model.PRESETS; the fields below override it when set."""
+    """random: named size from pretrain.model.PRESETS; the fields below override it when set."""
     num_layers: Optional[int] = None
-    """Number of transformer blocks."""
+    """Number of transformer blocks (downscale/upscale: the target depth)."""
     hidden_size: Optional[int] = None
     """Width of the residual stream."""
     num_heads: Optional[int] = None
@@ -193,7 +197,17 @@ class ModelConfig:
     """Seed of the weight initialisation."""
 
     def __post_init__(self) -> None:
-        # The preset name is checked against pretrain.model.PRESETS by model.resolve_config.
+        # The preset name is checked against pretrain.model.PRESETS by model.resolve_sizes.
+        _one_of("init", self.init, ("random", "pretrained", "downscale", "upscale"))
+        if self.init != "random":
+            if not self.base:
+                raise ValueError(f"base: required when model.init is {self.init!r}")
+            allowed = {"num_layers"} if self.init in ("downscale", "upscale") else set()
+            for name in ("num_layers", "hidden_size", "num_heads", "num_kv_heads", "intermediate_size",
+                         "max_position_embeddings", "rope_theta", "tie_word_embeddings"):
+                if getattr(self, name) is not None and name not in allowed:
+                    raise ValueError(f"{name}: cannot be set when model.init is {self.init!r} "
+                                     "(the base model fixes it)")
         for name in ("num_layers", "hidden_size", "num_heads", "num_kv_heads", "intermediate_size",
                      "max_position_embeddings"):
             _positive(name, getattr(self, name), allow_none=True)

@@ -3,6 +3,7 @@ tasks, and greedy generations for fixed prompts."""
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from pathlib import Path
@@ -115,10 +116,17 @@ def evaluate(cfg: EvaluateConfig, init_dir: Path, trained_dir: Path, data_dir: P
     rows = load_rows(data_dir / "val.parquet")
     report: dict[str, Any] = {"val": {}}
     generations = {}
+    lineage_file = init_dir / "lineage.json"
+    lineage = json.loads(lineage_file.read_text()) if lineage_file.exists() else {}
+    if lineage.get("base") and lineage.get("init") != "pretrained":
+        # The base model before surgery, for the course's side-by-side comparison.
+        model, tokenizer = load_model(Path(lineage["base"]), device)
+        generations[f"base ({lineage['base']})"] = generate(model, tokenizer, cfg.prompts, cfg.max_new_tokens)
     for name, path in (("init", init_dir), ("trained", trained_dir)):
         model, tokenizer = load_model(path, device)
         report["val"][name] = validation_loss(model, rows, cfg.batch_size, cfg.max_batches, device, dtype)
-        generations[name] = generate(model, tokenizer, cfg.prompts, cfg.max_new_tokens)
+        label = f"init ({lineage.get('init', 'random')})" if name == "init" else name
+        generations[label] = generate(model, tokenizer, cfg.prompts, cfg.max_new_tokens)
     report["val"]["perplexity_ratio"] = report["val"]["init"]["perplexity"] / report["val"]["trained"]["perplexity"]
     report["lm_eval"] = run_lm_eval(model, tokenizer, cfg, data_dir, max_length=rows.shape[1])
     return report, generations_markdown(cfg.prompts, generations)

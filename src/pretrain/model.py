@@ -7,15 +7,17 @@ then counts 342,385,664 parameters for TinySolar-248m instead of 248,013,824).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
 from pretrain.config import ModelConfig
 from pretrain.errors import ConfigError
 from pretrain.io import atomic_path
+from pretrain.surgery import depth_surgery, layer_list
 
 PRESETS: dict[str, dict[str, Any]] = {
     # A few seconds per step on a laptop CPU: for tests and the debug profile.
@@ -86,15 +88,39 @@ def build_model(config: LlamaConfig, seed: int, device: str = "cpu") -> LlamaFor
         return LlamaForCausalLM(config)
 
 
+def load_base(base: str) -> torch.nn.Module:
+    """A pretrained causal LM in fp32 from a local folder (or a hub id when online)."""
+    try:
+        return AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"params.yaml: model.base: cannot load a causal LM from {base!r} "
+                          f"({str(exc).splitlines()[0]})") from None
+
+
 def init_model(cfg: ModelConfig, tokenizer, out_dir: Path) -> dict[str, Any]:
-    """Build a model sized for ``tokenizer`` and save it with the tokenizer in ``out_dir``."""
-    config = llama_config(cfg, len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id,
-                          tokenizer.pad_token_id)
-    model = build_model(config, cfg.seed)
+    """Build or load the initial model and save it with the tokenizer and its lineage."""
+    if cfg.init == "random":
+        config = llama_config(cfg, len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id,
+                              tokenizer.pad_token_id)
+        model = build_model(config, cfg.seed)
+        lineage = {"init": "random", "base": None, "preset": cfg.preset, "seed": cfg.seed}
+        sizes = {"preset": cfg.preset, **resolve_sizes(cfg)}
+    else:
+        model = load_base(cfg.base)
+        base_layers = len(layer_list(model))
+        base_parameters = count_parameters(model)
+        plan = list(range(base_layers))
+        if cfg.init in ("downscale", "upscale"):
+            plan = depth_surgery(model, cfg.init, cfg.num_layers)
+        lineage = {"init": cfg.init, "base": cfg.base, "base_layers": base_layers,
+                   "base_parameters": base_parameters,
+                   "layers": [{"layer": i, "source_layer": s} for i, s in enumerate(plan)]}
+        sizes = {"model_type": model.config.model_type, "num_layers": len(plan)}
     with atomic_path(out_dir) as tmp:
         model.save_pretrained(str(tmp), safe_serialization=True)
         tokenizer.save_pretrained(str(tmp))
-    return {"parameters": count_parameters(model),
-            "non_embedding_parameters": count_parameters(model) - model.get_input_embeddings().weight.numel(),
-            "preset": cfg.preset, **resolve_sizes(cfg), "vocab_size": len(tokenizer),
-            "init": "random", "seed": cfg.seed}
+        (tmp / "lineage.json").write_text(json.dumps(lineage, indent=2) + "\n", encoding="utf-8")
+    embeddings = model.get_input_embeddings().weight.numel()
+    return {"init": cfg.init, "parameters": count_parameters(model),
+            "non_embedding_parameters": count_parameters(model) - embeddings,
+            **sizes, "vocab_size": model.config.vocab_size}

@@ -51,9 +51,21 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
     return tok
 
 
-def build_tokenizer(cfg: TokenizerConfig, corpus: Path, out_dir: Path) -> dict[str, Any]:
-    """Train (or copy) the tokenizer into ``out_dir`` in Hugging Face format; return a report."""
-    if cfg.path:
+def build_tokenizer(cfg: TokenizerConfig, corpus: Path, out_dir: Path,
+                    base_model: str | None = None) -> dict[str, Any]:
+    """Train (or copy) the tokenizer into ``out_dir`` in Hugging Face format; return a report.
+
+    When the model starts from a pretrained ``base_model``, its own tokenizer is the only one
+    that fits its embeddings, so it is taken whatever this section says.
+    """
+    if base_model:
+        if cfg.path and cfg.path != base_model:
+            raise ConfigError(f"params.yaml: tokenizer.path: {cfg.path!r} conflicts with model.base "
+                              f"{base_model!r}, whose own tokenizer a pretrained model needs; "
+                              "set tokenizer.path: null")
+        tok = load_tokenizer(base_model)
+        origin = base_model
+    elif cfg.path:
         tok = load_tokenizer(cfg.path)
         origin = cfg.path
     else:
