@@ -129,7 +129,7 @@ class DedupConfig:
 @dataclasses.dataclass(frozen=True)
 class TokenizerConfig:
     path: Optional[str] = None
-    """Use this existing tokenizer (local folder or hub id) instead of training one."""
+    """Use this existing tokenizer (local folder, GGUF file or hub id) instead of training one."""
     vocab_size: int = 8192
     """Vocabulary size of the trained byte-level BPE tokenizer, special tokens included."""
     min_frequency: int = 2
@@ -172,7 +172,7 @@ class ModelConfig:
     init: str = "random"
     """How to start: random (from the preset), pretrained, downscale or upscale (from base)."""
     base: Optional[str] = None
-    """pretrained/downscale/upscale: a local Hugging Face model folder, or a hub id when online."""
+    """pretrained/downscale/upscale: a local Hugging Face model folder or GGUF file (or a hub id)."""
     preset: str = "small"
     """random: named size from pretrain.model.PRESETS; the fields below override it when set."""
     num_layers: Optional[int] = None

@@ -15,6 +15,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from pretrain.config import EvaluateConfig
 from pretrain.errors import ConfigError
+from pretrain.model import load_base
+from pretrain.tokenizer import load_tokenizer
 from pretrain.train import autocast, autocast_dtype, load_rows, pick_device
 
 TASK_DIR = Path(__file__).parent / "lm_eval_tasks"
@@ -120,7 +122,8 @@ def evaluate(cfg: EvaluateConfig, init_dir: Path, trained_dir: Path, data_dir: P
     lineage = json.loads(lineage_file.read_text()) if lineage_file.exists() else {}
     if lineage.get("base") and lineage.get("init") != "pretrained":
         # The base model before surgery, for the course's side-by-side comparison.
-        model, tokenizer = load_model(Path(lineage["base"]), device)
+        model = load_base(lineage["base"]).to(device).eval()
+        tokenizer = load_tokenizer(lineage["base"])
         generations[f"base ({lineage['base']})"] = generate(model, tokenizer, cfg.prompts, cfg.max_new_tokens)
     for name, path in (("init", init_dir), ("trained", trained_dir)):
         model, tokenizer = load_model(path, device)

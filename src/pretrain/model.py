@@ -18,6 +18,7 @@ from pretrain.config import ModelConfig
 from pretrain.errors import ConfigError
 from pretrain.io import atomic_path
 from pretrain.surgery import depth_surgery, layer_list
+from pretrain.tokenizer import split_gguf
 
 PRESETS: dict[str, dict[str, Any]] = {
     # A few seconds per step on a laptop CPU: for tests and the debug profile.
@@ -89,12 +90,19 @@ def build_model(config: LlamaConfig, seed: int, device: str = "cpu") -> LlamaFor
 
 
 def load_base(base: str) -> torch.nn.Module:
-    """A pretrained causal LM in fp32 from a local folder (or a hub id when online)."""
+    """A pretrained causal LM in fp32 from a local folder or GGUF file (or a hub id when online)."""
+    folder, gguf_file = split_gguf(base)
     try:
-        return AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype=torch.float32)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"params.yaml: model.base: cannot load a causal LM from {base!r} "
                           f"({str(exc).splitlines()[0]})") from None
+    quantizer = getattr(model, "hf_quantizer", None)
+    if gguf_file and quantizer is not None:
+        # transformers 5.x reads GGUF through GgufHfQuantizer, whose model refuses save_pretrained
+        # ("quantized with gguf and is not serializable") even with every weight unpacked to fp32.
+        quantizer.remove_quantization_config(model)
+    return model
 
 
 def init_model(cfg: ModelConfig, tokenizer, out_dir: Path) -> dict[str, Any]:

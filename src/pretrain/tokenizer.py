@@ -7,11 +7,13 @@ Special tokens get the first ids, pad=0, bos=1, eos=2, as in Llama's SentencePie
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Iterator
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
+from transformers.utils import is_gguf_available
 
 from pretrain.config import TokenizerConfig
 from pretrain.errors import ConfigError
@@ -37,13 +39,52 @@ def train_bpe(cfg: TokenizerConfig, texts: Iterator[str], length: int | None = N
     )
 
 
+def split_gguf(path: str | Path) -> tuple[str, str | None]:
+    """``(folder, file name)`` of a local ``.gguf`` file, or ``(path, None)`` for anything else.
+
+    transformers reads GGUF through the optional ``gguf`` package and wants the folder and the
+    file apart: ``from_pretrained(folder, gguf_file=name)``.
+    """
+    path = str(path)
+    if not path.endswith(".gguf"):
+        return path, None
+    if not Path(path).is_file():
+        raise ConfigError(f"{path}: no such GGUF file")
+    if not is_gguf_available():
+        raise ConfigError(f'{path}: reading a GGUF file needs the gguf package: pip install ".[gguf]"')
+    return str(Path(path).parent), Path(path).name
+
+
+def drop_tokens_past_vocab(tok: PreTrainedTokenizerBase) -> None:
+    """Remove added tokens whose ids lie past the vocabulary that the tokenizer was read from.
+
+    Every token of a GGUF file is in its vocabulary, but transformers (5.x,
+    integrations/gguf/gguf_tokenizer_mapping.py ``byte_level_tokenizer``) reads a byte-level one
+    through GPT2Tokenizer, whose default unk_token "<|endoftext|>" is added after the file's last
+    id when the file lacks it: a literal "<|endoftext|>" in the corpus would then get an id the
+    model has no embedding for.
+    """
+    backend = tok.backend_tokenizer
+    state = json.loads(backend.to_str())
+    size = backend.get_vocab_size(with_added_tokens=False)
+    kept = [t for t in state["added_tokens"] if t["id"] < size]
+    if len(kept) < len(state["added_tokens"]):
+        state["added_tokens"] = kept
+        # tokenizers cannot remove an added token; swap the backend as transformers' own
+        # train_new_from_iterator does.
+        tok._tokenizer = Tokenizer.from_str(json.dumps(state))
+
+
 def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
-    """Load a Hugging Face tokenizer from a local folder (or a hub id when online)."""
+    """Load a Hugging Face tokenizer from a local folder or GGUF file (or a hub id when online)."""
+    folder, gguf_file = split_gguf(path)
     try:
-        tok = AutoTokenizer.from_pretrained(str(path))
+        tok = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"tokenizer.path: cannot load a tokenizer from {str(path)!r} "
                           f"({str(exc).splitlines()[0]})") from None
+    if gguf_file:
+        drop_tokens_past_vocab(tok)
     if tok.eos_token_id is None:
         raise ConfigError(f"tokenizer.path: {path} has no end-of-sequence token")
     if tok.pad_token_id is None:

@@ -1,0 +1,189 @@
+"""model.base as a local GGUF file: a tiny Llama and its tokenizer are written to GGUF here, with
+llama.cpp's tensor names and metadata keys, and must come back through transformers unchanged."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+from pretrain.config import ModelConfig, TokenizerConfig
+from pretrain.errors import ConfigError
+from pretrain.model import init_model, load_base
+from pretrain.tokenizer import build_tokenizer, load_tokenizer, split_gguf
+
+SAMPLE = "def find_max(numbers):\n    return max(numbers)  # <s> café\n"
+
+# Hugging Face Llama parameter (per layer) -> llama.cpp tensor name, as convert_hf_to_gguf.py
+# writes them (gguf-py's constants.py, MODEL_ARCH.LLAMA).
+LAYER_TENSORS = {
+    "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
+    "self_attn.o_proj": "attn_output", "input_layernorm": "attn_norm", "mlp.gate_proj": "ffn_gate",
+    "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down", "post_attention_layernorm": "ffn_norm",
+}
+
+
+def permute(w: np.ndarray, n_head: int) -> np.ndarray:
+    """llama.cpp's q/k row order (convert_hf_to_gguf.py LlamaModel.permute), which transformers'
+    LlamaTensorProcessor._reverse_permute_weights undoes on reading."""
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def gguf_tensors(model: LlamaForCausalLM) -> dict[str, np.ndarray]:
+    """The model's weights under llama.cpp names, q and k permuted as llama.cpp stores them."""
+    c = model.config
+    sd = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    out = {"token_embd.weight": sd["model.embed_tokens.weight"],
+           "output_norm.weight": sd["model.norm.weight"], "output.weight": sd["lm_head.weight"]}
+    for i in range(c.num_hidden_layers):
+        for hf, name in LAYER_TENSORS.items():
+            out[f"blk.{i}.{name}.weight"] = sd[f"model.layers.{i}.{hf}.weight"]
+        out[f"blk.{i}.attn_q.weight"] = permute(out[f"blk.{i}.attn_q.weight"], c.num_attention_heads)
+        out[f"blk.{i}.attn_k.weight"] = permute(out[f"blk.{i}.attn_k.weight"], c.num_key_value_heads)
+    return out
+
+
+def write_gguf(path, model: LlamaForCausalLM, tokenizer) -> None:
+    """Write ``model`` and its byte-level BPE ``tokenizer`` as an fp32 llama GGUF file."""
+    import gguf
+
+    c = model.config
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_block_count(c.num_hidden_layers)
+    w.add_context_length(c.max_position_embeddings)
+    w.add_embedding_length(c.hidden_size)
+    w.add_feed_forward_length(c.intermediate_size)
+    w.add_head_count(c.num_attention_heads)
+    w.add_head_count_kv(c.num_key_value_heads)
+    w.add_rope_dimension_count(c.head_dim)
+    w.add_rope_freq_base(c.rope_parameters["rope_theta"])
+    w.add_layer_norm_rms_eps(c.rms_norm_eps)
+    w.add_vocab_size(c.vocab_size)
+
+    tokens = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+    merges = json.loads(tokenizer.backend_tokenizer.to_str())["model"]["merges"]
+    special = set(tokenizer.all_special_ids)
+    w.add_tokenizer_model("gpt2")  # byte-level BPE
+    w.add_token_list(tokens)
+    w.add_token_types([gguf.TokenType.CONTROL if i in special else gguf.TokenType.NORMAL
+                       for i in range(len(tokens))])
+    w.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in merges])
+    w.add_bos_token_id(tokenizer.bos_token_id)
+    w.add_eos_token_id(tokenizer.eos_token_id)
+    w.add_pad_token_id(tokenizer.pad_token_id)
+
+    for name, tensor in gguf_tensors(model).items():
+        w.add_tensor(name, np.ascontiguousarray(tensor, dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+@pytest.fixture(scope="module")
+def base(tiny_tokenizer) -> LlamaForCausalLM:
+    """A 4-layer Llama (upscaling needs at least 3) with every weight random, norms included."""
+    config = LlamaConfig(
+        vocab_size=len(tiny_tokenizer), hidden_size=64, intermediate_size=176, num_hidden_layers=4,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=128,
+        rope_theta=10000.0, rms_norm_eps=1e-6, tie_word_embeddings=False,
+        bos_token_id=tiny_tokenizer.bos_token_id, eos_token_id=tiny_tokenizer.eos_token_id,
+        pad_token_id=tiny_tokenizer.pad_token_id,
+    )
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.1)
+    return model
+
+
+@pytest.fixture(scope="module")
+def gguf_path(tmp_path_factory, base, tiny_tokenizer):
+    pytest.importorskip("gguf")
+    path = tmp_path_factory.mktemp("gguf") / "tiny-llama-f32.gguf"
+    write_gguf(path, base, tiny_tokenizer)
+    return path
+
+
+def assert_same_weights(model, reference, layer_plan=None):
+    got, want = model.state_dict(), reference.state_dict()
+    plan = layer_plan or list(range(reference.config.num_hidden_layers))
+    expected = {k: v for k, v in want.items() if not k.startswith("model.layers.")}
+    for i, src in enumerate(plan):
+        prefix = f"model.layers.{src}."
+        expected.update({f"model.layers.{i}.{k[len(prefix):]}": v for k, v in want.items()
+                         if k.startswith(prefix)})
+    assert set(got) == set(expected)
+    for name, tensor in expected.items():
+        assert got[name].dtype == torch.float32, name
+        assert torch.equal(got[name], tensor), name
+
+
+def test_split_gguf(tmp_path):
+    assert split_gguf("models/base") == ("models/base", None)
+    path = tmp_path / "m.gguf"
+    path.write_bytes(b"")
+    assert split_gguf(path) == (str(tmp_path), "m.gguf")
+
+
+def test_missing_gguf_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="no such GGUF file"):
+        load_base(str(tmp_path / "absent.gguf"))
+
+
+def test_missing_gguf_package_says_how_to_install_it(tmp_path, monkeypatch):
+    path = tmp_path / "m.gguf"
+    path.write_bytes(b"")
+    monkeypatch.setattr("pretrain.tokenizer.is_gguf_available", lambda: False)
+    for load in (load_base, load_tokenizer):
+        with pytest.raises(ConfigError, match=r'pip install "\.\[gguf\]"'):
+            load(str(path))
+
+
+def test_transformers_reads_the_written_gguf_exactly(gguf_path, base, tiny_tokenizer):
+    model = load_base(str(gguf_path))
+    assert model.config.model_type == "llama" and model.config.head_dim == 16
+    assert model.config.num_key_value_heads == 2 and not model.config.tie_word_embeddings
+    assert_same_weights(model, base)  # q/k un-permuted back to Hugging Face's row order
+    ids = torch.tensor([tiny_tokenizer(SAMPLE)["input_ids"]])
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(ids).logits, base(ids).logits)
+
+
+def test_tokenizer_from_gguf_encodes_like_the_original(gguf_path, tiny_tokenizer):
+    tok = load_tokenizer(gguf_path)
+    assert len(tok) == len(tiny_tokenizer)
+    assert tok(SAMPLE)["input_ids"] == tiny_tokenizer(SAMPLE)["input_ids"]
+    assert tok.decode(tok(SAMPLE)["input_ids"]) == SAMPLE
+    assert (tok.bos_token_id, tok.eos_token_id, tok.pad_token_id) == (
+        tiny_tokenizer.bos_token_id, tiny_tokenizer.eos_token_id, tiny_tokenizer.pad_token_id)
+    # transformers adds GPT2Tokenizer's "<|endoftext|>" past the file's vocabulary; it is dropped.
+    assert max(tok("a <|endoftext|> b")["input_ids"]) < len(tiny_tokenizer)
+
+
+def test_init_pretrained_from_gguf(tmp_path, gguf_path, base, tiny_tokenizer):
+    report = init_model(ModelConfig(init="pretrained", base=str(gguf_path)), tiny_tokenizer,
+                        tmp_path / "init")
+    assert report["num_layers"] == 4 and report["vocab_size"] == len(tiny_tokenizer)
+    # Saved as a plain model: transformers' GGUF quantizer config would refuse save_pretrained.
+    assert "quantization_config" not in json.loads((tmp_path / "init" / "config.json").read_text())
+    assert_same_weights(AutoModelForCausalLM.from_pretrained(tmp_path / "init"), base)
+
+
+def test_init_upscale_from_gguf(tmp_path, gguf_path, base, tiny_tokenizer):
+    report = init_model(ModelConfig(init="upscale", base=str(gguf_path), num_layers=6),
+                        tiny_tokenizer, tmp_path / "init")
+    plan = [0, 1, 2, 1, 2, 3]  # SOLAR: layers[:3] + layers[1:]
+    lineage = json.loads((tmp_path / "init" / "lineage.json").read_text())
+    assert report["num_layers"] == 6 and lineage["base_layers"] == 4
+    assert [layer["source_layer"] for layer in lineage["layers"]] == plan
+    assert_same_weights(AutoModelForCausalLM.from_pretrained(tmp_path / "init"), base, plan)
+
+
+def test_build_tokenizer_takes_the_gguf_tokenizer(tmp_path, gguf_path, corpus_path, tiny_tokenizer):
+    report = build_tokenizer(TokenizerConfig(), corpus_path, tmp_path / "tok", base_model=str(gguf_path))
+    assert report["origin"] == str(gguf_path) and report["vocab_size"] == len(tiny_tokenizer)
+    saved = AutoTokenizer.from_pretrained(tmp_path / "tok")
+    assert saved(SAMPLE)["input_ids"] == tiny_tokenizer(SAMPLE)["input_ids"]
