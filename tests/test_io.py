@@ -124,3 +124,15 @@ def test_iter_documents_of_a_non_parquet_file_is_a_data_error(tmp_path):
     path.write_text("not parquet")
     with pytest.raises(DataError, match="documents.parquet"):
         list(iter_documents(path))
+
+
+def test_leftovers_of_a_killed_run_are_removed_on_the_next_write(tmp_path):
+    """kill -9 skips every cleanup: the next write of the same output removes what it left."""
+    out = tmp_path / "packed"
+    (tmp_path / ".packed.tmp-deadbeef").mkdir()
+    (tmp_path / ".packed.tmp-deadbeef" / "train.parquet").write_bytes(b"half")
+    (tmp_path / ".packed.old-cafebabe").write_text("old")
+    (tmp_path / ".other.tmp-12345678").write_text("not ours")
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.tmp-12345678", "packed"]

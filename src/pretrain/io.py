@@ -8,6 +8,7 @@ could cache as good.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import shutil
@@ -39,6 +40,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         # Renaming over a device or pipe (say /dev/null) would replace it with a regular file.
         raise DataError(f"{path}: exists and is not a regular file or folder; refusing to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
         yield tmp
@@ -54,6 +56,13 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
         elif tmp.exists():
             tmp.unlink()
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Delete what a killed earlier run left beside ``path`` (its temporary and old copies)."""
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*-*"):
+        if stale.name.startswith((f".{path.name}.tmp-", f".{path.name}.old-")):
+            shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
 
 
 def write_json(path: str | Path, obj: Any) -> None:

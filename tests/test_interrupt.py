@@ -1,0 +1,54 @@
+"""Killing `dvc repro` mid-stage and running it again completes correctly, and DVC never
+records a half-written output."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from test_pipeline import copy_repository, run
+
+pytestmark = pytest.mark.slow
+
+
+def repro_until(repo: Path, marker: str, timeout: float = 300) -> str:
+    """Start `dvc repro`, kill -9 its whole process group once ``marker`` is printed."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.Popen(["dvc", "repro"], cwd=repo, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    seen, deadline = [], time.monotonic() + timeout
+    for line in proc.stdout:
+        seen.append(line)
+        if marker in line or time.monotonic() > deadline:
+            break
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return "".join(seen)
+
+
+@pytest.mark.parametrize("victim", ["pack", "train"])
+def test_rerun_after_kill_completes_and_caches_only_whole_outputs(tmp_path, victim):
+    repo = tmp_path / "clone"
+    repo.mkdir()
+    copy_repository(repo)
+    (repo / "params.yaml").write_text((repo / "profiles" / "debug.yaml").read_text())
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"]):
+        run(cmd, repo)
+    log = repro_until(repo, f"Running stage '{victim}'")
+    assert f"Running stage '{victim}'" in log
+    lock = (repo / "dvc.lock").read_text() if (repo / "dvc.lock").exists() else ""
+    assert f"\n  {victim}:" not in lock  # DVC did not record the interrupted stage
+
+    out = run(["dvc", "repro"], repo)
+    assert f"Running stage '{victim}'" in out
+    assert "up to date" in run(["dvc", "status"], repo)
+    leftovers = [p for p in (repo / "data").iterdir() if ".tmp-" in p.name or ".old-" in p.name]
+    leftovers += [p for p in (repo / "models").iterdir() if ".tmp-" in p.name or ".old-" in p.name]
+    assert leftovers == []
+    assert json.loads((repo / "metrics/eval.json").read_text())["val"]["trained"]["perplexity"] > 0
