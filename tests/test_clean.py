@@ -92,12 +92,16 @@ def test_unknown_filter_is_a_config_error_before_any_reading(tmp_path):
     assert not out.exists()
 
 
-def test_every_document_dropped_names_the_main_filter(tmp_path, write_docs):
+def test_every_document_dropped_names_the_filters_that_dropped_them(tmp_path, write_docs):
     corpus = write_docs(tmp_path / "raw.parquet", [
         {"id": "a", "text": "one line"}, {"id": "b", "text": "two\nlines"}, {"id": "c", "text": FRENCH}])
     out = tmp_path / "clean"
-    with pytest.raises(DataError, match=r"every document was dropped .*paragraph_length\.too_few_lines: 2"):
+    with pytest.raises(DataError) as err:
         clean(CleanConfig(), corpus, out)
+    assert str(err.value) == (
+        "clean: the filters dropped all 3 documents (paragraph_length.too_few_lines: 2, "
+        "language.wrong_language: 1); loosen clean.paragraph_length, clean.language in params.yaml "
+        "or take them out of clean.filters")
     assert not out.exists()
 
 

@@ -6,7 +6,8 @@ from transformers import AutoModelForCausalLM
 
 from pretrain.config import ModelConfig
 from pretrain.errors import ConfigError
-from pretrain.model import PRESETS, build_model, count_parameters, init_model, llama_config
+from pretrain.model import build_model, count_parameters, init_model, llama_config
+from pretrain.presets import PRESETS
 
 
 def meta_params(cfg, vocab):

@@ -2,7 +2,6 @@
 
 import importlib.metadata
 import sysconfig
-from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
@@ -13,19 +12,19 @@ from pretrain.config import DownloadConfig
 from pretrain.errors import DataError
 from pretrain.io import count_rows
 from pretrain.io import iter_documents as read_table
-from pretrain.sources import (download, iter_documents, module_docstrings, package_descriptions,
-                              stdlib_files)
+from pretrain.sources import (Skipped, download, iter_documents, module_docstrings,
+                              package_descriptions, stdlib_files)
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 PARTS = ["stdlib", "pydoc_topics", "docstrings", "package_docs"]
 
 
-def collect(**kwargs) -> tuple[list[dict], Counter]:
-    skipped = Counter()
+def collect(**kwargs) -> tuple[list[dict], Skipped]:
+    skipped = Skipped()
     return list(iter_documents(DownloadConfig(**kwargs), skipped)), skipped
 
 
-def files(path, **kwargs) -> tuple[list[dict], Counter]:
+def files(path, **kwargs) -> tuple[list[dict], Skipped]:
     return collect(source="files", path=str(path), **kwargs)
 
 
@@ -69,7 +68,7 @@ def test_pydoc_topics_are_the_reference_manual_topics():
 
 
 def test_package_docs_name_the_distribution_and_version():
-    docs = {d["id"]: d for d in package_descriptions(False, Counter())}
+    docs = {d["id"]: d for d in package_descriptions(False, Skipped())}
     doc = docs["package_docs/pyarrow"]
     assert doc["provenance"].startswith(f"pyarrow {importlib.metadata.version('pyarrow')}:")
     assert "Arrow" in doc["text"]
@@ -140,8 +139,11 @@ def test_jsonl_skips_and_counts_unusable_records(tmp_path):
     assert [d["text"] for d in docs] == ["first doc", "last ünïcode"]
     assert [d["id"] for d in docs] == [f"{path.as_posix()}:1", f"{path.as_posix()}:11"]
     assert docs[1]["provenance"] == f"{path}:11" and docs[1]["source"] == "files"
-    assert skipped == {"malformed_json_line": 2, "missing_text_field": 2, "text_not_a_string": 1,
-                       "empty_text": 2, "json_record_not_an_object": 1}
+    assert skipped == {"malformed_json_line": 1, "not_utf8": 1, "missing_text_field": 2,
+                       "text_not_a_string": 1, "empty_text": 2, "json_record_not_an_object": 1}
+    name = path.as_posix()
+    assert skipped.examples["not_utf8"] == [f"{name}:10"]
+    assert skipped.examples["empty_text"] == [f"{name}:5", f"{name}:6"]
 
 
 def test_jsonl_reads_the_configured_text_field(tmp_path):
@@ -195,7 +197,9 @@ def test_unreadable_or_empty_text_files_are_counted(tmp_path):
     (tmp_path / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
     (tmp_path / "empty.md").write_text("\n\n")
     docs, skipped = files(tmp_path)
-    assert docs == [] and skipped == {"not_utf8": 1, "empty_text": 1}
+    assert docs == [] and skipped == {"not_utf8": 1, "empty_file": 1}
+    assert skipped.examples == {"not_utf8": [(tmp_path / "latin1.txt").as_posix()],
+                                "empty_file": [(tmp_path / "empty.md").as_posix()]}
 
 
 @pytest.fixture
@@ -287,9 +291,9 @@ def test_download_writes_the_documents_and_reports_counts(tmp_path):
     out = tmp_path / "data" / "raw"
     report = download(cfg, out)
     assert report == {"documents": 3, "chars": 3 + 5 + 4, "by_source": {"files": 3},
-                      "skipped": {"empty_text": 1}}
+                      "skipped": {"empty_text": 1}, "skipped_examples": {"empty_text": [f"{src}:3"]}}
     assert count_rows(out / "documents.parquet") == 3
-    assert list(read_table(out / "documents.parquet")) == list(iter_documents(cfg, Counter()))
+    assert list(read_table(out / "documents.parquet")) == list(iter_documents(cfg, Skipped()))
 
 
 def test_download_with_no_documents_is_a_data_error_and_writes_nothing(tmp_path):

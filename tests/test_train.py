@@ -37,7 +37,7 @@ def test_batch_order_is_seeded_and_covers_every_row_per_epoch():
 
 def test_batch_larger_than_data_is_a_clear_error():
     with pytest.raises(DataError, match="micro_batch_size"):
-        next(batch_order(3, 4, seed=0))
+        batch_order(3, 4, seed=0)  # at the call, before any batch is drawn
 
 
 def test_norms_and_biases_are_not_decayed(init_dir):

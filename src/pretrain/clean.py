@@ -10,17 +10,14 @@ from typing import Any
 from tqdm import tqdm
 
 from pretrain.config import CleanConfig
-from pretrain.errors import ConfigError, DataError
-from pretrain.filters import FILTERS
+from pretrain.errors import DataError
+from pretrain.filters import FILTERS, check_names
 from pretrain.io import DocumentWriter, atomic_path, count_rows, iter_documents
 
 
 def build_filters(cfg: CleanConfig) -> list:
     """Instantiate the filters named in ``cfg.filters``, in order."""
-    for name in cfg.filters:
-        if name not in FILTERS:
-            raise ConfigError(f"params.yaml: clean.filters: unknown filter {name!r} "
-                              f"(expected one of {sorted(FILTERS)})")
+    check_names(cfg.filters)
     return [FILTERS[name](cfg) for name in cfg.filters]
 
 
@@ -31,6 +28,16 @@ def first_failure(filters: list, text: str) -> str | None:
         if not keep:
             return f"{flt.name}.{reason}"
     return None
+
+
+def all_dropped_message(dropped: Counter) -> str:
+    """The error when the filters leave no document: which filters removed them, and why."""
+    reasons = dropped.most_common()
+    names = list(dict.fromkeys(reason.split(".")[0] for reason, _ in reasons))
+    return (f"clean: the filters dropped all {sum(dropped.values())} documents "
+            f"({', '.join(f'{reason}: {n}' for reason, n in reasons)}); loosen "
+            f"{', '.join('clean.' + name for name in names)} in params.yaml or take "
+            f"{'it' if len(names) == 1 else 'them'} out of clean.filters")
 
 
 def clean(cfg: CleanConfig, src: Path, out_dir: Path) -> dict[str, Any]:
@@ -64,9 +71,7 @@ def clean(cfg: CleanConfig, src: Path, out_dir: Path) -> dict[str, Any]:
                 for sample in samples[reason]:
                     handle.write(json.dumps(sample, ensure_ascii=False) + "\n")
         if stats["documents_in"] and not stats["documents_out"]:
-            top = dropped.most_common(1)[0]
-            raise DataError(f"clean: every document was dropped (most by {top[0]}: {top[1]}); "
-                            "loosen that filter in params.yaml")
+            raise DataError(all_dropped_message(dropped))
     return {
         **{k: stats[k] for k in ("documents_in", "documents_out", "chars_in", "chars_out")},
         "dropped": dict(sorted(dropped.items())),

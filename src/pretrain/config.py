@@ -7,7 +7,9 @@ Unknown keys, wrong types and out-of-range values are errors that name the key a
 from __future__ import annotations
 
 import dataclasses
+import glob
 import math
+import os
 import types
 import typing
 from pathlib import Path
@@ -110,8 +112,8 @@ class CleanConfig:
     """How many dropped documents to keep per reason for auditing."""
 
     def __post_init__(self) -> None:
-        # Filter names are checked against the registry by pretrain.clean.build_filters,
-        # before any document is read (config imports nothing above it).
+        # Filter names are checked against the registry by pretrain.filters.check_names, which
+        # pretrain.stage runs before any work (config imports nothing above it).
         if len(set(self.filters)) != len(self.filters):
             raise ValueError("filters: a filter is listed twice")
         _positive("samples_per_reason", self.samples_per_reason, zero=True)
@@ -174,7 +176,7 @@ class ModelConfig:
     base: Optional[str] = None
     """pretrained/downscale/upscale: a local Hugging Face model folder or GGUF file (or a hub id)."""
     preset: str = "small"
-    """random: named size from pretrain.model.PRESETS; the fields below override it when set."""
+    """random: named size from pretrain.presets.PRESETS; the fields below override it when set."""
     num_layers: Optional[int] = None
     """Number of transformer blocks (downscale/upscale: the target depth)."""
     hidden_size: Optional[int] = None
@@ -197,7 +199,8 @@ class ModelConfig:
     """Seed of the weight initialisation."""
 
     def __post_init__(self) -> None:
-        # The preset name is checked against pretrain.model.PRESETS by model.resolve_sizes.
+        # The preset name and the sizes' consistency are checked by pretrain.presets.resolve_sizes,
+        # which pretrain.stage runs before any work (config imports nothing above it).
         _one_of("init", self.init, ("random", "pretrained", "downscale", "upscale"))
         if self.init != "random":
             if not self.base:
@@ -329,9 +332,37 @@ def load_section(name: str, path: str | Path = "params.yaml") -> Any:
 
 
 def load_all(path: str | Path = "params.yaml") -> dict[str, Any]:
-    """Load and validate every section (used to fail fast before any work)."""
+    """Load and validate every section, and check the local files it names, before any work."""
     data = read_params(path)
-    return {n: build(cls, data.get(n) or {}, where=f"{path}: {n}") for n, cls in SECTIONS.items()}
+    configs = {n: build(cls, data.get(n) or {}, where=f"{path}: {n}") for n, cls in SECTIONS.items()}
+    check_paths(configs, where=str(path))
+    return configs
+
+
+def check_paths(configs: dict[str, Any], where: str) -> None:
+    """Fail on a local input that params name but that does not exist (relative to the working
+    directory, the repository when DVC runs a stage). Hub ids (``org/name``) are left alone."""
+    download, tokenizer, model = configs["download"], configs["tokenizer"], configs["model"]
+    if download.source == "files" and not (os.path.exists(download.path)
+                                           or glob.glob(download.path, recursive=True)):
+        raise ConfigError(f"{where}: download.path: nothing matches {download.path!r} "
+                          "(expected an existing file, folder or glob)")
+    named = [("download.path", download.path if download.source == "hf" else None,
+              "a local dataset folder"),
+             ("tokenizer.path", tokenizer.path, "a local tokenizer folder or GGUF file"),
+             ("model.base", model.base if model.init != "random" else None,
+              "a local model folder or GGUF file")]
+    for key, value, expected in named:
+        if value and is_local_path(value) and not os.path.exists(value):
+            raise ConfigError(f"{where}: {key}: {value!r} does not exist "
+                              f"(expected {expected}, or a hub id like org/name)")
+
+
+def is_local_path(value: str) -> bool:
+    """Whether ``value`` names a local path rather than a hub id (``org/name``): it exists, is
+    absolute, starts with ".", is a GGUF file or has more than one "/"."""
+    return (os.path.exists(value) or os.path.isabs(value) or value.startswith(".")
+            or value.endswith(".gguf") or value.count("/") > 1)
 
 
 def build(cls: type[T], raw: Any, where: str) -> T:

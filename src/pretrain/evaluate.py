@@ -23,8 +23,9 @@ TASK_DIR = Path(__file__).parent / "lm_eval_tasks"
 
 
 def load_model(path: Path, device: torch.device):
-    """A saved causal LM in eval mode, and its tokenizer."""
-    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32).to(device).eval()
+    """A saved causal LM (safetensors weights only, never a pickle) in eval mode, and its tokenizer."""
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32, use_safetensors=True)
+    model = model.to(device).eval()
     return model, AutoTokenizer.from_pretrained(str(path))
 
 

@@ -20,6 +20,7 @@ import re
 from typing import Callable, Optional
 
 from pretrain.config import LanguageConfig, ParagraphLengthConfig, ParagraphRepetitionConfig
+from pretrain.errors import ConfigError
 
 Verdict = tuple[bool, Optional[str]]
 KEEP: Verdict = (True, None)
@@ -126,3 +127,12 @@ FILTERS: dict[str, Callable] = {
     "language": lambda cfg: LanguageFilter(cfg.language),
 }
 """Filter name in params.yaml -> factory taking the CleanConfig."""
+
+
+def check_names(names: list[str], where: str = "params.yaml") -> None:
+    """Fail on a name that is not in FILTERS (cheap: builds nothing, so every stage can run it;
+    ``where``: the params file, for the error message)."""
+    for name in names:
+        if name not in FILTERS:
+            raise ConfigError(f"{where}: clean.filters: unknown filter {name!r} "
+                              f"(expected one of {sorted(FILTERS)})")

@@ -17,40 +17,11 @@ from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 from pretrain.config import ModelConfig
 from pretrain.errors import ConfigError
 from pretrain.io import atomic_path
+from pretrain.presets import resolve_sizes
 from pretrain.surgery import depth_surgery, layer_list
 from pretrain.tokenizer import split_gguf
 
-PRESETS: dict[str, dict[str, Any]] = {
-    # A few seconds per step on a laptop CPU: for tests and the debug profile.
-    "debug": dict(num_layers=2, hidden_size=64, num_heads=4, num_kv_heads=2, intermediate_size=176,
-                  max_position_embeddings=512, rope_theta=10000.0, tie_word_embeddings=False),
-    # The default: ~8.5M parameters with an 8,192 vocabulary, trains in minutes on 2 CPU cores.
-    "small": dict(num_layers=6, hidden_size=256, num_heads=8, num_kv_heads=4, intermediate_size=688,
-                  max_position_embeddings=1024, rope_theta=10000.0, tie_word_embeddings=False),
-    # The course's upstage/TinySolar-248m-4k: 248,013,824 parameters with a 32,000 vocabulary.
-    "tinysolar-248m": dict(num_layers=12, hidden_size=1024, num_heads=32, num_kv_heads=8,
-                           intermediate_size=4096, max_position_embeddings=4096, rope_theta=10000.0,
-                           tie_word_embeddings=False),
-}
 RMS_NORM_EPS = 1e-6
-
-
-def resolve_sizes(cfg: ModelConfig) -> dict[str, Any]:
-    """The preset's sizes with the config's overrides applied, checked for consistency."""
-    if cfg.preset not in PRESETS:
-        raise ConfigError(f"params.yaml: model.preset: unknown preset {cfg.preset!r} "
-                          f"(expected one of {sorted(PRESETS)})")
-    sizes = dict(PRESETS[cfg.preset])
-    for key in sizes:
-        if getattr(cfg, key) is not None:
-            sizes[key] = getattr(cfg, key)
-    if sizes["hidden_size"] % sizes["num_heads"]:
-        raise ConfigError(f"params.yaml: model.num_heads: {sizes['num_heads']} does not divide "
-                          f"hidden_size {sizes['hidden_size']}")
-    if sizes["num_kv_heads"] > sizes["num_heads"] or sizes["num_heads"] % sizes["num_kv_heads"]:
-        raise ConfigError(f"params.yaml: model.num_kv_heads: {sizes['num_kv_heads']} must divide "
-                          f"num_heads {sizes['num_heads']}")
-    return sizes
 
 
 def llama_config(cfg: ModelConfig, vocab_size: int, bos_token_id: int | None = None,

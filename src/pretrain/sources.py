@@ -2,7 +2,8 @@
 
 Every source yields dicts with ``id``, ``text``, ``source`` and ``provenance`` (where the text
 came from, precisely enough to find it again). Records that cannot be used are skipped and
-counted in ``skipped`` by reason; a file that cannot be read at all raises DataError.
+counted in ``skipped`` by reason, with where the first few were; a file that cannot be read at
+all raises DataError naming it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pretrain.config import DownloadConfig
@@ -29,7 +31,24 @@ TEXT_SUFFIXES = {".txt", ".md", ".rst", ".py"}
 FILE_SUFFIXES = {".jsonl", ".json", ".parquet"} | TEXT_SUFFIXES
 
 
-def iter_documents(cfg: DownloadConfig, skipped: Counter) -> Iterator[Document]:
+class Skipped(Counter):
+    """Records skipped, counted by reason, with where the first ``EXAMPLES`` of each reason were
+    (``examples``), so that a lost file can be found from the report."""
+
+    EXAMPLES = 5
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.examples: dict[str, list[str]] = {}
+
+    def add(self, reason: str, where: str) -> None:
+        self[reason] += 1
+        found = self.examples.setdefault(reason, [])
+        if len(found) < self.EXAMPLES:
+            found.append(where)
+
+
+def iter_documents(cfg: DownloadConfig, skipped: Skipped) -> Iterator[Document]:
     """Yield the documents of the configured source, at most ``cfg.max_documents``."""
     docs = {"builtin": _builtin, "files": _files, "hf": _hf}[cfg.source](cfg, skipped)
     for n, doc in enumerate(docs):
@@ -41,7 +60,7 @@ def iter_documents(cfg: DownloadConfig, skipped: Counter) -> Iterator[Document]:
 # --- built-in corpus: real text that every machine with Python installed has ---------------
 
 
-def _builtin(cfg: DownloadConfig, skipped: Counter) -> Iterator[Document]:
+def _builtin(cfg: DownloadConfig, skipped: Skipped) -> Iterator[Document]:
     parts = {
         "stdlib": stdlib_sources,
         "pydoc_topics": pydoc_topics,
@@ -70,24 +89,24 @@ def _python_version() -> str:
     return "python " + ".".join(map(str, sys.version_info[:3]))
 
 
-def stdlib_sources(include_tests: bool, skipped: Counter) -> Iterator[Document]:
+def stdlib_sources(include_tests: bool, skipped: Skipped) -> Iterator[Document]:
     """One document per standard-library source file (code)."""
     for rel, path in stdlib_files(include_tests):
         try:
             text = path.read_bytes().decode("utf-8")
         except UnicodeDecodeError:
-            skipped["stdlib_not_utf8"] += 1
+            skipped.add("stdlib_not_utf8", f"Lib/{rel}")
             continue
         yield {"id": f"stdlib/{rel}", "text": text, "source": "stdlib",
                "provenance": f"{_python_version()}: Lib/{rel}"}
 
 
-def pydoc_topics(include_tests: bool, skipped: Counter) -> Iterator[Document]:
+def pydoc_topics(include_tests: bool, skipped: Skipped) -> Iterator[Document]:
     """One document per topic of the Python reference manual that ships as ``pydoc_data``."""
     try:
         from pydoc_data.topics import topics
     except ImportError:
-        skipped["pydoc_topics_missing"] += 1
+        skipped.add("pydoc_topics_missing", "pydoc_data.topics")
         return
     for name in sorted(topics):
         yield {"id": f"pydoc_topics/{name}", "text": topics[name], "source": "pydoc_topics",
@@ -103,20 +122,20 @@ def module_docstrings(source: str) -> list[str]:
     return [d for n in nodes if (d := ast.get_docstring(n, clean=True))]
 
 
-def stdlib_docstrings(include_tests: bool, skipped: Counter) -> Iterator[Document]:
+def stdlib_docstrings(include_tests: bool, skipped: Skipped) -> Iterator[Document]:
     """One document per standard-library module: its docstrings joined by blank lines."""
     for rel, path in stdlib_files(include_tests):
         try:
             docs = module_docstrings(path.read_bytes().decode("utf-8"))
         except (UnicodeDecodeError, SyntaxError, ValueError):
-            skipped["docstrings_unparsable"] += 1
+            skipped.add("docstrings_unparsable", f"Lib/{rel}")
             continue
         if docs:
             yield {"id": f"docstrings/{rel}", "text": "\n\n".join(docs), "source": "docstrings",
                    "provenance": f"{_python_version()}: docstrings of Lib/{rel}"}
 
 
-def package_descriptions(include_tests: bool, skipped: Counter) -> Iterator[Document]:
+def package_descriptions(include_tests: bool, skipped: Skipped) -> Iterator[Document]:
     """One document per installed distribution: its long description (usually its README)."""
     seen = set()
     dists = sorted(importlib.metadata.distributions(),
@@ -128,7 +147,7 @@ def package_descriptions(include_tests: bool, skipped: Counter) -> Iterator[Docu
         seen.add(name.lower())
         text = dist.metadata.get_payload() or dist.metadata.get("Description") or ""
         if not isinstance(text, str) or not text.strip():
-            skipped["package_docs_empty"] += 1
+            skipped.add("package_docs_empty", f"{name} {version}")
             continue
         yield {"id": f"package_docs/{name}", "text": text, "source": "package_docs",
                "provenance": f"{name} {version}: package metadata description"}
@@ -151,27 +170,35 @@ def resolve_files(pattern: str) -> list[Path]:
     return sorted(files)
 
 
-def _files(cfg: DownloadConfig, skipped: Counter) -> Iterator[Document]:
+def _files(cfg: DownloadConfig, skipped: Skipped) -> Iterator[Document]:
+    readers = {".jsonl": _jsonl, ".json": _jsonl, ".parquet": _parquet}
     for path in resolve_files(cfg.path or ""):
         suffix = path.suffix.lower()
-        if suffix in (".jsonl", ".json"):
-            yield from _jsonl(path, cfg.text_field, skipped)
-        elif suffix == ".parquet":
-            yield from _parquet(path, cfg.text_field, skipped)
-        elif suffix in TEXT_SUFFIXES:
-            yield from _text(path, skipped)
-        else:
-            skipped["unsupported_file_type"] += 1
+        try:
+            if suffix in readers:
+                yield from readers[suffix](path, cfg.text_field, skipped)
+            elif suffix in TEXT_SUFFIXES:
+                yield from _text(path, skipped)
+            else:
+                skipped.add("unsupported_file_type", _name(path))
+        except OSError as exc:  # permission denied, a device error: the file cannot be read at all
+            raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
-def _record(text: Any, doc_id: str, provenance: str, skipped: Counter,
+def _record(text: Any, doc_id: str, provenance: str, skipped: Skipped,
             source: str = "files") -> Iterator[Document]:
     if text is None:
-        skipped["missing_text_field"] += 1
+        skipped.add("missing_text_field", provenance)
     elif not isinstance(text, str):
-        skipped["text_not_a_string"] += 1
+        skipped.add("text_not_a_string", provenance)
     elif not text.strip():
-        skipped["empty_text"] += 1
+        skipped.add("empty_text", provenance)
+    elif "\x00" in text:
+        # NUL never occurs in real text. Where it does, the record is binary data or text in
+        # another encoding (UTF-16 without a BOM decodes as "valid" UTF-8 with a NUL after every
+        # ASCII character, and as mojibake elsewhere), so stripping the NULs would keep garbage:
+        # the record is skipped, and counted, rather than repaired.
+        skipped.add("contains_nul", provenance)
     else:
         yield {"id": doc_id, "text": text.replace("\r\n", "\n"), "source": source,
                "provenance": provenance}
@@ -184,62 +211,100 @@ def _name(path: Path) -> str:
     return Path(rel).as_posix() if not rel.startswith("..") else path.resolve().as_posix()
 
 
-def _jsonl(path: Path, field: str, skipped: Counter) -> Iterator[Document]:
-    name = _name(path)
+def _jsonl(path: Path, field: str, skipped: Skipped) -> Iterator[Document]:
+    name, records = _name(path), 0
+    for lineno, record, reason in _json_records(path):
+        records += 1
+        where = f"{name}:{lineno}"
+        if reason:
+            skipped.add(reason, where)
+        elif not isinstance(record, dict):
+            skipped.add("json_record_not_an_object", where)
+        else:
+            yield from _record(record.get(field), where, where, skipped)
+    if not records:
+        skipped.add("empty_file", name)
+
+
+def _json_records(path: Path) -> Iterator[tuple[int, Any, str | None]]:
+    """``(line, record, None)`` per non-blank JSON line, ``(line, None, reason)`` for one that
+    cannot be used; a JSON array file gives its elements, numbered from 1."""
     with open(path, "rb") as handle:
         head = handle.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
         handle.seek(0)
         if head.startswith(b"["):  # a JSON array of records rather than JSON lines
+            yield from ((n, record, None) for n, record in enumerate(_json_array(path, handle), 1))
+            return
+        for lineno, raw in enumerate(handle, 1):
             try:
-                records = json.loads(handle.read().decode("utf-8-sig"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise DataError(f"{path}: not valid JSON ({exc})") from None
-            lines = enumerate(records, 1)
-        else:
-            lines = ((n, raw) for n, raw in enumerate(handle, 1) if raw.strip())
-        for lineno, raw in lines:
-            record = raw
-            if isinstance(raw, bytes):
-                try:
-                    record = json.loads(raw.decode("utf-8-sig"))
-                except (UnicodeDecodeError, json.JSONDecodeError):
-                    skipped["malformed_json_line"] += 1
-                    continue
-            if not isinstance(record, dict):
-                skipped["json_record_not_an_object"] += 1
+                line = raw.decode("utf-8-sig")  # utf-8-sig: drops a byte-order mark
+            except UnicodeDecodeError:  # one bad line costs that line, not the file
+                yield lineno, None, "not_utf8"
                 continue
-            yield from _record(record.get(field), f"{name}:{lineno}", f"{name}:{lineno}", skipped)
+            if line.strip():
+                yield (lineno, *_parse_json(line))
 
 
-def _parquet(path: Path, field: str, skipped: Counter) -> Iterator[Document]:
+def _parse_json(line: str) -> tuple[Any, str | None]:
+    try:
+        return json.loads(line), None  # CRLF line endings: the \r is whitespace to JSON
+    except json.JSONDecodeError:
+        return None, "malformed_json_line"
+
+
+def _json_array(path: Path, handle) -> list:
+    try:
+        return json.loads(handle.read().decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: not valid JSON ({exc})") from None
+
+
+def _parquet(path: Path, field: str, skipped: Skipped) -> Iterator[Document]:
+    name = _name(path)
+    if path.stat().st_size == 0:
+        skipped.add("empty_file", name)
+        return
     try:
         reader = pq.ParquetFile(path)
     except Exception as exc:  # pyarrow raises several types for a damaged file
-        raise DataError(f"{path}: cannot read Parquet ({exc})") from None
+        raise DataError(f"{path}: cannot read Parquet ({_one_line(exc)})") from None
     if field not in reader.schema_arrow.names:
         raise DataError(f"{path}: no column {field!r} (columns: {reader.schema_arrow.names}); "
                         "set download.text_field")
-    row, name = 0, _name(path)
-    for batch in reader.iter_batches(columns=[field], batch_size=1024):
-        for text in batch.column(0).to_pylist():
-            yield from _record(text, f"{name}:{row}", f"{name}#row={row}", skipped)
-            row += 1
+    if reader.metadata.num_rows == 0:
+        skipped.add("empty_file", name)
+        return
+    row = 0
+    try:
+        for batch in reader.iter_batches(columns=[field], batch_size=1024):
+            for text in batch.column(0).to_pylist():
+                yield from _record(text, f"{name}:{row}", f"{name}#row={row}", skipped)
+                row += 1
+    except (pa.ArrowException, OSError) as exc:  # a damaged page behind a readable footer
+        raise DataError(f"{path}: cannot read Parquet ({_one_line(exc)})") from None
 
 
-def _text(path: Path, skipped: Counter) -> Iterator[Document]:
-    raw = path.read_bytes()
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())  # pyarrow's messages span lines
+
+
+def _text(path: Path, skipped: Skipped) -> Iterator[Document]:
+    raw, name = path.read_bytes(), _name(path)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        skipped["not_utf8"] += 1
+        skipped.add("not_utf8", name)
         return
-    yield from _record(text, _name(path), _name(path), skipped)
+    if not text.strip():
+        skipped.add("empty_file", name)
+        return
+    yield from _record(text, name, name, skipped)
 
 
 # --- Hugging Face datasets -------------------------------------------------------------------
 
 
-def _hf(cfg: DownloadConfig, skipped: Counter) -> Iterator[Document]:
+def _hf(cfg: DownloadConfig, skipped: Skipped) -> Iterator[Document]:
     import datasets
 
     path = Path(cfg.path or "")
@@ -264,7 +329,7 @@ def download(cfg: DownloadConfig, out_dir: Path) -> dict[str, Any]:
 
     from pretrain.io import DocumentWriter, atomic_path
 
-    skipped: Counter = Counter()
+    skipped = Skipped()
     by_source: Counter = Counter()
     chars = 0
     with atomic_path(out_dir) as tmp:
@@ -278,4 +343,5 @@ def download(cfg: DownloadConfig, out_dir: Path) -> dict[str, Any]:
             raise DataError(f"download: the {cfg.source} source yielded no documents"
                             + (f" (skipped: {dict(skipped)})" if skipped else ""))
     return {"documents": writer.count, "chars": chars, "by_source": dict(sorted(by_source.items())),
-            "skipped": dict(sorted(skipped.items()))}
+            "skipped": dict(sorted(skipped.items())),
+            "skipped_examples": dict(sorted(skipped.examples.items()))}

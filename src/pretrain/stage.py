@@ -9,13 +9,16 @@ from typing import Any, Callable
 
 from pretrain.config import load_all
 from pretrain.errors import PretrainError
+from pretrain.filters import check_names
+from pretrain.presets import resolve_sizes
 
 
 def run_stage(description: str, paths: list[str], body: Callable[[argparse.Namespace, dict], Any]) -> None:
     """Parse ``--<path>`` arguments, validate every params section, run ``body``.
 
     All of params.yaml is validated before any work, so a typo in any section stops the
-    pipeline at its first stage with a one-line error naming the key.
+    pipeline at its first stage with a one-line error naming the key. So does a failure to
+    read or write a file (OSError: its message names the file).
     """
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
@@ -24,10 +27,19 @@ def run_stage(description: str, paths: list[str], body: Callable[[argparse.Names
     args = parser.parse_args()
     try:
         params = load_all(args.params)
+        check_registries(params, where=str(args.params))
         body(args, params)
-    except PretrainError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (PretrainError, OSError) as exc:
+        print("error: " + " ".join(str(exc).splitlines()), file=sys.stderr)  # one line, always
         sys.exit(1)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+
+
+def check_registries(params: dict[str, Any], where: str = "params.yaml") -> None:
+    """The checks that need registries above config: model sizes against the presets, filter
+    names against the filters. Cheap (nothing is built), so every stage runs them first."""
+    if params["model"].init == "random":
+        resolve_sizes(params["model"], where)
+    check_names(params["clean"].filters, where)

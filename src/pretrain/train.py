@@ -83,10 +83,15 @@ def load_rows(path: Path) -> np.ndarray:
 
 
 def batch_order(n_rows: int, batch_size: int, seed: int) -> Iterator[np.ndarray]:
-    """Row indices of successive batches: a fresh seeded permutation per epoch."""
+    """Row indices of successive batches: a fresh seeded permutation per epoch. Fails at once,
+    not at the first batch, when the rows do not fill one batch."""
     if n_rows < batch_size:
-        raise DataError(f"only {n_rows} training rows for a micro-batch of {batch_size}; "
+        raise DataError(f"train: only {n_rows} training rows for a micro-batch of {batch_size}; "
                         "lower train.micro_batch_size or add data")
+    return _permuted_batches(n_rows, batch_size, seed)
+
+
+def _permuted_batches(n_rows: int, batch_size: int, seed: int) -> Iterator[np.ndarray]:
     epoch = 0
     while True:
         order = np.random.default_rng([seed, epoch]).permutation(n_rows)
@@ -102,19 +107,49 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, 
             {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
 
 
+@contextlib.contextmanager
+def deterministic_algorithms(enabled: bool) -> Iterator[None]:
+    """Use torch's deterministic kernels inside the block (eager and torch.compile alike).
+
+    Inductor's CPU code accumulates the embedding gradient (``index_put`` with accumulate) with
+    atomic adds from parallel threads, so with 2+ threads two compiled runs end with different
+    weights; in deterministic mode it falls back to ATen's ordered kernel
+    (torch/_inductor/lowering.py, ``index_put_impl_``). warn_only: an op without a
+    deterministic kernel warns instead of failing the run.
+    """
+    before = torch.are_deterministic_algorithms_enabled()
+    before_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(enabled, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before, warn_only=before_warn_only)
+
+
 def train(cfg: TrainConfig, model_dir: Path, data_dir: Path, out_dir: Path, live) -> dict[str, Any]:
-    """Train the model in ``model_dir`` on ``data_dir/train.parquet``; save it to ``out_dir``."""
-    torch.manual_seed(cfg.seed)
+    """Train the model in ``model_dir`` on ``data_dir/train.parquet``; save it to ``out_dir``.
+
+    On the CPU the result is bit-identical from run to run (deterministic kernels); on a GPU it
+    is only reproducible up to floating-point noise.
+    """
     device = pick_device()
+    with deterministic_algorithms(device.type == "cpu"):
+        return _train(cfg, device, model_dir, data_dir, out_dir, live)
+
+
+def _train(cfg: TrainConfig, device: torch.device, model_dir: Path, data_dir: Path, out_dir: Path,
+           live) -> dict[str, Any]:
+    torch.manual_seed(cfg.seed)
     dtype = autocast_dtype(cfg.precision, device)
     rows = load_rows(data_dir / "train.parquet")
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32).to(device)
+    batches = batch_order(len(rows), cfg.micro_batch_size, cfg.seed)  # checked before the model loads
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32,
+                                                 use_safetensors=True).to(device)  # never a pickle
     model.config.use_cache = False
     model.train()
     step_fn = torch.compile(model) if cfg.compile else model
     optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.learning_rate,
                                   betas=(cfg.beta1, cfg.beta2), eps=cfg.eps)
-    batches = batch_order(len(rows), cfg.micro_batch_size, cfg.seed)
     tokens_per_step = cfg.micro_batch_size * cfg.grad_accum_steps * rows.shape[1]
     history: list[float] = []
     start = time.perf_counter()

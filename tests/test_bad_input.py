@@ -1,0 +1,295 @@
+"""Bad input: a bad params.yaml fails before any work, in one line naming the key; each bad
+record of the input data is used or skipped and counted by reason; a file that cannot be read,
+or a stage whose filters leave nothing, fails in one line naming the file or the filter."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pretrain.config import DownloadConfig, load_all
+from pretrain.errors import ConfigError, DataError
+from pretrain.io import iter_documents
+from pretrain.pack import is_validation
+from pretrain.sources import download
+from pretrain.stage import check_registries
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(script: str, tmp_path: Path, params: str, *paths: str) -> subprocess.CompletedProcess:
+    """Run ``stages/<script>`` in ``tmp_path`` with ``params`` as its params file."""
+    (tmp_path / "params.yaml").write_text(params)
+    return subprocess.run([sys.executable, str(ROOT / "stages" / script), "--params", "params.yaml",
+                           *paths], capture_output=True, text=True, cwd=tmp_path)
+
+
+def error_line(result: subprocess.CompletedProcess) -> str:
+    """The stage's one error line (stderr also carries tqdm's progress bars), checked to be the
+    only one, with exit code 1 and no traceback."""
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr
+    return errors[0].removeprefix("error: ")
+
+
+# --- params.yaml ---------------------------------------------------------------------------------
+
+
+def validate(tmp_path: Path, text: str) -> None:
+    """What every stage does before any work."""
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    check_registries(load_all(path), where=str(path))
+
+
+@pytest.mark.parametrize("text, message", [
+    ("train:\n  learnig_rate: 0.1\n", "train.learnig_rate: unknown key (expected one of ["),
+    ("train:\n  max_steps: ten\n", "train.max_steps: expected int, got str 'ten'"),
+    ("train:\n  learning_rate: -0.001\n", "train.learning_rate: expected a value > 0, got -0.001"),
+    ("pack:\n  seq_len: 0\n", "pack.seq_len: expected a value > 0, got 0"),
+    ("model:\n  num_heads: 4\n  num_kv_heads: 8\n",
+     "model.num_kv_heads: expected a divisor of num_heads 4 (at most 4 key/value heads), got 8"),
+    ("model:\n  preset: huge\n", "model.preset: unknown preset 'huge' (expected one of ["),
+    ("clean:\n  filters: [paragraph_lenght]\n", "clean.filters: unknown filter 'paragraph_lenght'"),
+    ("download:\n  source: files\n  path: data/sources/*.jsonl\n",
+     "download.path: nothing matches 'data/sources/*.jsonl' (expected an existing file, folder or glob)"),
+    ("tokenizer:\n  path: ./my_tokenizer\n",
+     "tokenizer.path: './my_tokenizer' does not exist (expected a local tokenizer folder or GGUF file, "
+     "or a hub id like org/name)"),
+    ("model:\n  init: pretrained\n  base: models/base/tiny\n",
+     "model.base: 'models/base/tiny' does not exist (expected a local model folder or GGUF file, "
+     "or a hub id like org/name)"),
+    ("model:\n  init: upscale\n  base: base.gguf\n", "model.base: 'base.gguf' does not exist"),
+    ("download:\n  source: hf\n  path: /data/my_dataset\n",
+     "download.path: '/data/my_dataset' does not exist"),
+], ids=["unknown-key", "wrong-type", "negative-lr", "seq-len-0", "kv-heads", "preset", "filter",
+        "no-source-files", "tokenizer-path", "model-base", "gguf-base", "hf-folder"])
+def test_bad_params_fail_in_one_line_naming_the_key(tmp_path, monkeypatch, text, message):
+    monkeypatch.chdir(tmp_path)  # relative paths in params are relative to the repository
+    with pytest.raises(ConfigError) as err:
+        validate(tmp_path, text)
+    assert str(err.value).startswith(f"{tmp_path / 'params.yaml'}: {message}")
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("text", [
+    "tokenizer:\n  path: org/name\n",                                # hub ids are left to the stage
+    "model:\n  init: pretrained\n  base: org/name\n",
+    "download:\n  source: hf\n  path: org/name\n",
+    "model:\n  init: random\n  base: ./not/used\n",                   # base is read only when used
+    "model:\n  num_heads: 8\n  num_kv_heads: 8\n",                    # as many kv heads as heads
+    "download:\n  source: files\n  path: src/*.jsonl\n",
+    "model:\n  init: downscale\n  base: ./base\ntokenizer:\n  path: base/tok.gguf\n",
+])
+def test_good_params_pass(tmp_path, monkeypatch, text):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.jsonl").write_text('{"text": "x"}\n')
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "tok.gguf").write_bytes(b"GGUF")
+    validate(tmp_path, text)
+
+
+def test_first_stage_fails_on_a_later_stages_params_before_any_work(tmp_path):
+    """More kv heads than heads used to surface at init-model, after four stages had run."""
+    result = run("download.py", tmp_path, "model:\n  num_kv_heads: 16\n", "--out", "raw",
+                 "--metrics", "m.json")
+    assert error_line(result) == ("params.yaml: model.num_kv_heads: expected a divisor of num_heads 8 "
+                                  "(at most 8 key/value heads), got 16")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+
+
+# --- input data --------------------------------------------------------------------------------
+
+
+def fetch(tmp_path: Path, files: dict[str, bytes], **kwargs) -> tuple[list[dict], dict]:
+    """Download the given source files; the documents written and the report."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name, data in files.items():
+        (src / name).write_bytes(data)
+    report = download(DownloadConfig(source="files", path=str(src), **kwargs), tmp_path / "raw")
+    return list(iter_documents(tmp_path / "raw" / "documents.parquet")), report
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return sink.getvalue().to_pybytes()
+
+
+def test_invalid_utf8_costs_the_line_not_the_file(tmp_path):
+    lines = b'{"text": "before"}\n{"text": "caf\xe9"}\n{"text": "after"}\n'
+    docs, report = fetch(tmp_path, {"a.jsonl": lines})
+    assert [d["text"] for d in docs] == ["before", "after"]
+    assert report["skipped"] == {"not_utf8": 1}
+    assert report["skipped_examples"]["not_utf8"][0].endswith("src/a.jsonl:2")
+
+
+def test_invalid_utf8_text_file_is_skipped_and_named(tmp_path):
+    docs, report = fetch(tmp_path, {"good.txt": b"fine\n", "latin1.txt": "caf\xe9\n".encode("latin-1")})
+    assert [d["text"] for d in docs] == ["fine\n"]
+    assert report["skipped"] == {"not_utf8": 1}
+    assert report["skipped_examples"]["not_utf8"][0].endswith("src/latin1.txt")
+
+
+def test_byte_order_marks_are_dropped(tmp_path):
+    docs, report = fetch(tmp_path, {"a.jsonl": b'\xef\xbb\xbf{"text": "json"}\n',
+                                    "b.txt": b"\xef\xbb\xbftext\n"})
+    assert [d["text"] for d in docs] == ["json", "text\n"]
+    assert report["skipped"] == {}
+
+
+def test_crlf_line_endings_become_lf(tmp_path):
+    docs, report = fetch(tmp_path, {"a.jsonl": b'{"text": "one\\r\\ntwo"}\r\n{"text": "three"}\r\n',
+                                    "b.txt": b"four\r\nfive\r\n"})
+    assert [d["text"] for d in docs] == ["one\ntwo", "three", "four\nfive\n"]
+    assert report["skipped"] == {}
+
+
+def test_malformed_json_lines_are_skipped_and_counted(tmp_path):
+    docs, report = fetch(tmp_path, {"a.jsonl": b'{"text": "ok"}\n{"text": "unterminated\n{"text": 1,}\n'})
+    assert [d["text"] for d in docs] == ["ok"]
+    assert report["skipped"] == {"malformed_json_line": 2}
+
+
+def test_records_without_a_string_text_are_skipped_by_reason(tmp_path):
+    lines = b'{"body": "x"}\n{"text": 7}\n{"text": ["a"]}\n{"text": null}\n{"text": "kept"}\n'
+    table = pa.table({"text": pa.array([None, "kept too"], pa.string())})
+    docs, report = fetch(tmp_path, {"a.jsonl": lines, "b.parquet": parquet_bytes(table)})
+    assert [d["text"] for d in docs] == ["kept", "kept too"]
+    assert report["skipped"] == {"missing_text_field": 3, "text_not_a_string": 2}
+
+
+def test_empty_files_are_counted(tmp_path):
+    empty_table = parquet_bytes(pa.table({"text": pa.array([], pa.string())}))
+    docs, report = fetch(tmp_path, {"a.jsonl": b"", "b.jsonl": b"\n\r\n", "c.txt": b"", "d.md": b" \n",
+                                    "e.parquet": b"", "f.parquet": empty_table, "g.txt": b"text"})
+    assert [d["text"] for d in docs] == ["text"]
+    assert report["skipped"] == {"empty_file": 6}
+    assert [Path(p).name for p in report["skipped_examples"]["empty_file"]] == [
+        "a.jsonl", "b.jsonl", "c.txt", "d.md", "e.parquet"]  # the first five
+
+
+def test_a_single_multi_megabyte_line_is_used_whole(tmp_path):
+    line = "word " * 600_000  # 3 MB without a newline
+    docs, report = fetch(tmp_path, {"a.jsonl": json.dumps({"text": line}).encode() + b"\n",
+                                    "b.txt": line.encode()})
+    assert [d["text"] for d in docs] == [line, line]
+    assert report["skipped"] == {}
+
+
+def test_records_with_nul_characters_are_skipped(tmp_path):
+    table = pa.table({"text": ["a\x00b", "clean"]})
+    docs, report = fetch(tmp_path, {"a.jsonl": b'{"text": "nul\\u0000inside"}\n{"text": "fine"}\n',
+                                    "b.txt": b"t\x00e\x00x\x00t\x00",  # UTF-16 read as UTF-8
+                                    "c.parquet": parquet_bytes(table)})
+    assert [d["text"] for d in docs] == ["fine", "clean"]
+    assert report["skipped"] == {"contains_nul": 3}
+
+
+def test_parquet_without_the_text_column_fails_naming_file_and_column(tmp_path):
+    with pytest.raises(DataError) as err:
+        fetch(tmp_path, {"a.parquet": parquet_bytes(pa.table({"content": ["x"]}))})
+    assert str(err.value) == (f"{tmp_path / 'src' / 'a.parquet'}: no column 'text' (columns: ['content']); "
+                              "set download.text_field")
+    assert not (tmp_path / "raw").exists()
+
+
+def test_damaged_parquet_fails_naming_it(tmp_path):
+    table = pa.table({"text": [f"document {i}" for i in range(3000)]})
+    data = bytearray(parquet_bytes(table))
+    page = pq.ParquetFile(pa.BufferReader(bytes(data))).metadata.row_group(0).column(0)
+    data[page.data_page_offset:page.data_page_offset + 64] = b"\xab" * 64  # footer intact
+    with pytest.raises(DataError) as err:
+        fetch(tmp_path, {"a.parquet": bytes(data)})
+    assert str(err.value).startswith(f"{tmp_path / 'src' / 'a.parquet'}: cannot read Parquet (")
+    assert "\n" not in str(err.value)
+
+
+def test_file_that_cannot_be_opened_fails_naming_it(tmp_path, monkeypatch):
+    src = tmp_path / "src"
+    src.mkdir()
+    locked = src / "locked.txt"
+    locked.write_text("secret")
+    locked.chmod(0)
+    if os.access(locked, os.R_OK):  # root reads anything: fail the read as a denied one fails
+        def denied(self):
+            raise PermissionError(13, "Permission denied", str(self))
+        monkeypatch.setattr(Path, "read_bytes", denied)
+    with pytest.raises(DataError) as err:
+        download(DownloadConfig(source="files", path=str(src)), tmp_path / "raw")
+    assert str(err.value) == f"{locked}: cannot read (Permission denied)"
+
+
+def test_download_stage_end_to_end(tmp_path):
+    """Every recoverable case in one folder through the real stage script: used or skipped and
+    counted in metrics/download.json; then a damaged file fails the stage in one line."""
+    src = tmp_path / "data" / "sources"
+    src.mkdir(parents=True)
+    (src / "a.jsonl").write_bytes(b'\xef\xbb\xbf{"text": "bom"}\r\n{"text": "caf\xe9"}\r\n{oops\r\n'
+                                  b'{"title": "x"}\r\n{"text": 3}\r\n{"text": "n\\u0000ul"}\r\n')
+    (src / "b.txt").write_bytes(b"x" * 2_000_000)
+    (src / "c.jsonl").write_bytes(b"")
+    params = "download:\n  source: files\n  path: data/sources\n"
+    result = run("download.py", tmp_path, params, "--out", "data/raw", "--metrics", "metrics/download.json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "metrics" / "download.json").read_text())
+    assert report["documents"] == 2 and report["chars"] == 3 + 2_000_000
+    assert report["skipped"] == {"contains_nul": 1, "empty_file": 1, "malformed_json_line": 1,
+                                 "missing_text_field": 1, "not_utf8": 1, "text_not_a_string": 1}
+    assert report["skipped_examples"]["not_utf8"] == ["data/sources/a.jsonl:2"]
+    assert report["skipped_examples"]["empty_file"] == ["data/sources/c.jsonl"]
+
+    (src / "d.parquet").write_bytes(b"PAR1 not really PAR1")
+    result = run("download.py", tmp_path, params, "--out", "data/raw2", "--metrics", "metrics/d2.json")
+    assert error_line(result).startswith("data/sources/d.parquet: cannot read Parquet (")
+    assert not (tmp_path / "data" / "raw2").exists()
+
+
+# --- stages whose filters leave nothing --------------------------------------------------------
+
+
+def test_clean_stage_that_drops_everything_names_the_filter(tmp_path, write_docs):
+    (tmp_path / "raw").mkdir()
+    write_docs(tmp_path / "raw" / "documents.parquet",
+               [{"id": "a", "text": "one line"}, {"id": "b", "text": "two\nlines"}])
+    result = run("clean.py", tmp_path, "clean:\n  filters: [paragraph_length]\n",
+                 "--input", "raw", "--out", "clean", "--metrics", "clean.json")
+    assert error_line(result) == (
+        "clean: the filters dropped all 2 documents (paragraph_length.too_few_lines: 2); loosen "
+        "clean.paragraph_length in params.yaml or take it out of clean.filters")
+    assert not (tmp_path / "clean").exists()
+
+
+def test_pack_stage_without_a_validation_row_fails_in_one_line(tmp_path, write_docs, tiny_tokenizer):
+    tiny_tokenizer.save_pretrained(str(tmp_path / "tokenizer"))
+    ids = [f"doc{i}" for i in range(12)]
+    val = [i for i in ids if is_validation(i, 0.25, "pretrain")]
+    assert val and len(val) < len(ids)
+    (tmp_path / "dedup").mkdir()
+    write_docs(tmp_path / "dedup" / "documents.parquet",
+               [{"id": i, "text": "hi" if i in val else "def f(x):\n    return x\n" * 20} for i in ids])
+    result = run("pack.py", tmp_path, "pack:\n  seq_len: 64\n  val_fraction: 0.25\n",
+                 "--input", "dedup", "--tokenizer", "tokenizer", "--out", "packed", "--metrics", "pack.json")
+    message = error_line(result)
+    assert message.startswith(f"pack: the val split has no full row of 64 tokens ({len(val)} documents")
+    assert "pack.seq_len" in message and "pack.val_fraction" in message
+    assert not (tmp_path / "packed").exists()
+
+
+def test_train_stage_with_fewer_rows_than_a_micro_batch_fails_before_training(tmp_path, packed_dir, init_dir):
+    rows = pq.read_metadata(packed_dir / "train.parquet").num_rows
+    result = run("train.py", tmp_path, f"train:\n  micro_batch_size: {rows + 1}\n",
+                 "--model", str(init_dir), "--data", str(packed_dir), "--out", "trained",
+                 "--live", "live", "--metrics", "train.json")
+    assert error_line(result) == (f"train: only {rows} training rows for a micro-batch of {rows + 1}; "
+                                  "lower train.micro_batch_size or add data")
+    assert not (tmp_path / "trained").exists()

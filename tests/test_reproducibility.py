@@ -1,0 +1,125 @@
+"""Reproducibility and sharing, end to end on the debug profile through the real `dvc repro`.
+
+A forced rerun, and a rerun on one thread (torch's OpenMP threads and the tokenizers library's
+Rayon threads), give bit-identical artifacts and trained model; a clone pulls them from a DVC
+remote and has nothing to rebuild.
+"""
+
+import json
+import shutil
+
+import pytest
+import torch
+import yaml
+from dvclive import Live
+from test_pipeline import copy_repository, run
+from transformers import AutoModelForCausalLM
+
+from pretrain.config import TrainConfig
+from pretrain.train import train
+
+pytestmark = pytest.mark.slow
+
+# Outputs that record wall-clock time; everything else they hold is compared.
+TIMED = {"metrics/train.json", "dvclive/train"}
+TIMING_KEYS = {"train_runtime_s", "tokens_per_second"}
+MUST_MATCH = {"data/raw", "data/clean", "data/dedup", "data/tokenizer", "data/packed", "models/init",
+              "models/trained", "metrics/eval.json", "metrics/generations.md"}
+
+
+def lock_outs(repo) -> dict[str, str]:
+    """The md5 of every output of every stage, from dvc.lock."""
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    return {out["path"]: out["md5"] for stage in lock["stages"].values() for out in stage.get("outs", [])}
+
+
+def untimed(repo) -> dict:
+    """What the timed outputs hold besides the times: the training report and per-step curves."""
+    report = json.loads((repo / "metrics/train.json").read_text())
+    curves = repo / "dvclive/train/plots/metrics/train"
+    return {"report": {k: v for k, v in report.items() if k not in TIMING_KEYS},
+            **{name: (curves / f"{name}.tsv").read_text() for name in ("loss", "learning_rate", "grad_norm")}}
+
+
+def snapshot(repo) -> tuple[dict[str, str], dict]:
+    outs = lock_outs(repo)
+    assert MUST_MATCH <= set(outs) and TIMED <= set(outs)
+    return {p: md5 for p, md5 in outs.items() if p not in TIMED}, untimed(repo)
+
+
+def assert_same(before, after) -> None:
+    changed = sorted(p for p in before[0] if before[0][p] != after[0].get(p))
+    assert not changed, f"not reproduced bit for bit: {changed}"
+    assert before[1] == after[1]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cpu_only():
+    """Bit-identity is a property of the CPU run; on a GPU the pipeline would train there."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CUDA_VISIBLE_DEVICES", "")
+        yield
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    repo = tmp_path_factory.mktemp("repro")
+    copy_repository(repo)
+    shutil.copy(repo / "profiles" / "debug.yaml", repo / "params.yaml")
+    run(["git", "init", "-q"], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "debug profile"], repo)
+    run(["dvc", "repro"], repo)
+    return repo
+
+
+@pytest.fixture(scope="module")
+def first(repo):
+    return snapshot(repo)
+
+
+def test_forced_rerun_is_bit_identical(repo, first):
+    out = run(["dvc", "repro", "--force"], repo)
+    assert out.count("Running stage") == 8
+    assert json.loads((repo / "metrics/train.json").read_text())["device"] == "cpu"
+    assert_same(first, snapshot(repo))
+
+
+def test_thread_counts_do_not_change_any_artifact(repo, first, monkeypatch):
+    """One thread against the default (one per core): the data, the tokenizer and, measured on
+    this CPU, the trained model too."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("RAYON_NUM_THREADS", "1")
+    run(["dvc", "repro", "--force"], repo)
+    assert_same(first, snapshot(repo))
+
+
+def test_compiled_training_is_bit_identical(tmp_path, init_dir, packed_dir, monkeypatch):
+    """torch.compile's CPU kernels add the embedding gradient with atomic adds from parallel
+    threads unless deterministic algorithms are on: at this batch size two runs used to differ."""
+    monkeypatch.setattr("pretrain.train.pick_device", lambda: torch.device("cpu"))
+    cfg = TrainConfig(max_steps=3, warmup_steps=1, micro_batch_size=128, compile=True)
+    for name in ("a", "b"):
+        with Live(dir=str(tmp_path / f"live_{name}"), save_dvc_exp=False, dvcyaml=None) as live:
+            assert train(cfg, init_dir, packed_dir, tmp_path / name, live)["compiled"]
+    a = AutoModelForCausalLM.from_pretrained(tmp_path / "a").state_dict()
+    b = AutoModelForCausalLM.from_pretrained(tmp_path / "b").state_dict()
+    assert [k for k in a if not torch.equal(a[k], b[k])] == []
+    assert not torch.are_deterministic_algorithms_enabled()  # the global switch is restored
+
+
+def test_a_clone_pulls_every_artifact_from_a_remote(repo, tmp_path):
+    remote = tmp_path / "remote"
+    run(["dvc", "remote", "add", "-d", "local", str(remote)], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "pipeline run, local remote"], repo)
+    run(["dvc", "push"], repo)
+    assert any(remote.rglob("*"))
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(repo), str(clone)], tmp_path)
+    assert not (clone / "models/trained").exists()
+    run(["dvc", "pull"], clone)
+    weights = "models/trained/model.safetensors"
+    assert (clone / weights).read_bytes() == (repo / weights).read_bytes()
+    assert "up to date" in run(["dvc", "status"], clone)
+    assert "Running stage" not in run(["dvc", "repro"], clone)
