@@ -53,5 +53,37 @@ def test_evaluate_reports_init_and_trained_and_runs_lm_eval_offline(init_dir, pa
     ppl = report["lm_eval"]["pretrain_heldout_ppl"]
     assert set(ppl) == {"word_perplexity", "byte_perplexity", "bits_per_byte"}
     assert ppl["bits_per_byte"] == pytest.approx(math.log2(ppl["byte_perplexity"]))
+    mc = report["lm_eval"]["pretrain_heldout_mc"]
+    assert 0.0 <= mc["acc"] <= 1.0 and "acc_norm" in mc
+    # The held-out documents share no text with training (the same documents would overlap fully).
+    assert set(report["contamination"]) == {"heldout_documents", "heldout_multiple_choice"}
+    assert report["contamination"]["heldout_documents"]["documents"] > 0
+    assert report["val"]["init"]["bits_per_byte"] > 0
     assert "def f(x):" in markdown
     json.dumps(report)  # serialisable as metrics
+
+
+def test_bits_per_byte_is_the_loss_over_the_text_bytes(init_dir, packed_dir, tiny_tokenizer):
+    from pretrain.heldout import token_byte_lengths
+
+    model = AutoModelForCausalLM.from_pretrained(init_dir).eval()
+    rows = load_rows(packed_dir / "val.parquet")[:4]
+    lengths = token_byte_lengths(tiny_tokenizer)
+    got = validation_loss(model, rows, 2, None, torch.device("cpu"), None, lengths)
+    text_bytes = sum(len(tiny_tokenizer.decode(row[1:], skip_special_tokens=True).encode()) for row in rows)
+    assert got["bits_per_byte"] == pytest.approx(got["loss"] * got["tokens"] / math.log(2) / text_bytes, rel=1e-3)
+
+
+def test_contamination_flags_an_evaluation_set_copied_from_training(tmp_path, packed_dir, tiny_tokenizer):
+    import shutil
+
+    from pretrain.evaluate import contamination
+
+    data = tmp_path / "packed"
+    shutil.copytree(packed_dir, data)
+    clean = contamination(data, tiny_tokenizer, 32)["heldout_documents"]
+    train_text = tiny_tokenizer.decode(load_rows(data / "train.parquet")[5], skip_special_tokens=True)
+    (data / "val_docs.jsonl").write_text(json.dumps({"id": "leak", "text": train_text}) + "\n")
+    leaked = contamination(data, tiny_tokenizer, 32)["heldout_documents"]
+    assert leaked["contaminated"] and leaked["ngram_overlap"] > 0.9
+    assert clean["ngram_overlap"] < leaked["ngram_overlap"]

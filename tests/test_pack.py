@@ -149,6 +149,9 @@ class NoBosTokenizer:
     def __call__(self, texts, add_special_tokens=False):
         return {"input_ids": [[ord(c) for c in text] for text in texts]}
 
+    def decode(self, ids):
+        return "".join(map(chr, ids))
+
 
 def test_tokenizer_without_bos_packs_ids_and_eos(tmp_path, write_docs):
     docs = [{"id": f"d{i}", "text": "abcdefgh" * (i + 1)} for i in range(60)]
@@ -168,3 +171,16 @@ def test_tokenizer_without_eos_is_a_data_error(tmp_path, write_docs):
     with pytest.raises(DataError, match="no end-of-sequence token"):
         pack(PackConfig(), NoBosTokenizer(eos=None), corpus, tmp_path / "packed")
     assert not (tmp_path / "packed").exists()
+
+
+def test_multiple_choice_set_is_made_from_validation_documents_only(packed, corpus_path, tiny_tokenizer):
+    out, report = packed
+    with open(out / "val_mc.jsonl", encoding="utf-8") as handle:
+        items = [json.loads(line) for line in handle]
+    val_ids = {d["id"] for d in iter_documents(corpus_path)
+               if is_validation(d["id"], CFG.val_fraction, CFG.split_salt)}
+    assert items and report["val_multiple_choice_items"] == len(items)
+    for item in items:
+        assert item["id"] in val_ids and len(item["choices"]) == 4
+        tokens = tiny_tokenizer(item["context"] + item["choices"][item["label"]], add_special_tokens=False)
+        assert len(tokens["input_ids"]) < CFG.seq_len + 4  # fits the evaluation window

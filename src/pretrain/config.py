@@ -274,7 +274,8 @@ class EvaluateConfig:
     """Sequences per evaluation batch."""
     max_batches: Optional[int] = None
     """Evaluate at most this many validation batches (None: the whole split)."""
-    lm_eval_tasks: list[str] = dataclasses.field(default_factory=lambda: ["pretrain_heldout_ppl"])
+    lm_eval_tasks: list[str] = dataclasses.field(
+        default_factory=lambda: ["pretrain_heldout_ppl", "pretrain_heldout_mc"])
     """lm-eval harness tasks to run: tasks in src/pretrain/lm_eval_tasks run offline."""
     lm_eval_limit: Optional[int] = 32
     """Documents per lm-eval task (None: all)."""

@@ -1,5 +1,6 @@
-"""Evaluation: held-out loss and perplexity of the initial and trained models, lm-eval harness
-tasks, and greedy generations for fixed prompts."""
+"""Evaluation: held-out loss, perplexity and bits per byte of the initial and trained models,
+lm-eval harness tasks, 13-gram contamination of the local evaluation sets, and greedy
+generations for fixed prompts."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import yaml
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from pretrain.config import EvaluateConfig
 from pretrain.errors import ConfigError
+from pretrain.heldout import overlap, token_byte_lengths, training_ngrams
 from pretrain.model import load_base
 from pretrain.tokenizer import load_tokenizer
 from pretrain.train import autocast, autocast_dtype, load_rows, pick_device
@@ -30,11 +33,12 @@ def load_model(path: Path, device: torch.device):
 
 
 @torch.no_grad()
-def validation_loss(model, rows, batch_size: int, max_batches: int | None,
-                    device: torch.device, dtype: torch.dtype | None) -> dict[str, float]:
-    """Mean next-token cross-entropy over packed rows, and its exponential (perplexity)."""
+def validation_loss(model, rows, batch_size: int, max_batches: int | None, device: torch.device,
+                    dtype: torch.dtype | None, byte_lengths=None) -> dict[str, float]:
+    """Mean next-token cross-entropy over packed rows, its exponential (perplexity) and, given
+    the bytes each token id stands for, bits per byte (comparable across tokenizers)."""
     n = len(rows) if max_batches is None else min(len(rows), max_batches * batch_size)
-    total, count = 0.0, 0
+    total, count, nbytes = 0.0, 0, 0
     for start in range(0, n, batch_size):
         ids = torch.from_numpy(rows[start:min(start + batch_size, n)]).to(device)
         with autocast(device, dtype):
@@ -43,8 +47,26 @@ def validation_loss(model, rows, batch_size: int, max_batches: int | None,
             logits[:, :-1].float().reshape(-1, logits.size(-1)), ids[:, 1:].reshape(-1), reduction="sum")
         total += loss.item()
         count += ids[:, 1:].numel()
+        if byte_lengths is not None:
+            nbytes += int(byte_lengths[rows[start:min(start + batch_size, n), 1:]].sum())
     mean = total / count
-    return {"loss": mean, "perplexity": math.exp(mean), "tokens": count}
+    result = {"loss": mean, "perplexity": math.exp(mean), "tokens": count}
+    if byte_lengths is not None and nbytes:
+        # Document-boundary tokens stand for no bytes; their loss still counts, as in lm-eval.
+        result["bits_per_byte"] = total / math.log(2) / nbytes
+    return result
+
+
+def contamination(data_dir: Path, tokenizer, max_length: int) -> dict[str, Any]:
+    """13-gram overlap of each local evaluation set with the training rows."""
+    train = training_ngrams(load_rows(data_dir / "train.parquet"))
+    sets = {"heldout_documents": [json.loads(line)["text"] for line in open(data_dir / "val_docs.jsonl")]}
+    mc_path = data_dir / "val_mc.jsonl"
+    if mc_path.exists():
+        items = [json.loads(line) for line in open(mc_path)]
+        sets["heldout_multiple_choice"] = [i["context"] + i["choices"][i["label"]] for i in items]
+    return {name: overlap((np.asarray(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts), train)
+            for name, texts in sets.items()}
 
 
 def task_config(name: str, data_dir: Path) -> dict[str, Any] | str:
@@ -58,11 +80,20 @@ def task_config(name: str, data_dir: Path) -> dict[str, Any] | str:
     return config
 
 
+def has_data(task: dict[str, Any]) -> bool:
+    """Whether a local task's data files hold any record (tiny corpora may yield no items)."""
+    return all(Path(f).exists() and Path(f).stat().st_size > 0
+               for f in task["dataset_kwargs"]["data_files"].values())
+
+
 def run_lm_eval(model, tokenizer, cfg: EvaluateConfig, data_dir: Path, max_length: int) -> dict:
     """Run ``cfg.lm_eval_tasks`` through lm-eval; return {task: {metric: value}}."""
     if not cfg.lm_eval_tasks:
         return {}
     tasks = [task_config(name, data_dir) for name in cfg.lm_eval_tasks]
+    tasks = [t for t in tasks if not isinstance(t, dict) or has_data(t)]
+    if not tasks:
+        return {}
     local_only = all(isinstance(t, dict) for t in tasks)
     import datasets
     import lm_eval
@@ -128,9 +159,11 @@ def evaluate(cfg: EvaluateConfig, init_dir: Path, trained_dir: Path, data_dir: P
         generations[f"base ({lineage['base']})"] = generate(model, tokenizer, cfg.prompts, cfg.max_new_tokens)
     for name, path in (("init", init_dir), ("trained", trained_dir)):
         model, tokenizer = load_model(path, device)
-        report["val"][name] = validation_loss(model, rows, cfg.batch_size, cfg.max_batches, device, dtype)
+        report["val"][name] = validation_loss(model, rows, cfg.batch_size, cfg.max_batches, device,
+                                              dtype, token_byte_lengths(tokenizer))
         label = f"init ({lineage.get('init', 'random')})" if name == "init" else name
         generations[label] = generate(model, tokenizer, cfg.prompts, cfg.max_new_tokens)
     report["val"]["perplexity_ratio"] = report["val"]["init"]["perplexity"] / report["val"]["trained"]["perplexity"]
     report["lm_eval"] = run_lm_eval(model, tokenizer, cfg, data_dir, max_length=rows.shape[1])
+    report["contamination"] = contamination(data_dir, tokenizer, rows.shape[1])
     return report, generations_markdown(cfg.prompts, generations)

@@ -33,10 +33,15 @@ def ngram_hashes(ids: np.ndarray, n: int = NGRAM) -> np.ndarray:
 
 def training_ngrams(rows: np.ndarray, n: int = NGRAM) -> np.ndarray:
     """Sorted unique n-gram hashes of the training rows (n-grams across row ends are left out)."""
-    if rows.shape[1] < n:
+    if rows.shape[1] < n or not len(rows):
         return np.zeros(0, dtype=np.uint64)
-    hashes = np.concatenate([ngram_hashes(row, n) for row in rows]) if len(rows) else np.zeros(0, np.uint64)
-    return np.unique(hashes)
+    parts = []
+    for start in range(0, len(rows), 512):  # 512 rows at a time bounds the window array
+        windows = np.lib.stride_tricks.sliding_window_view(
+            rows[start:start + 512].astype(np.uint64) + np.uint64(1), n, axis=1)
+        with np.errstate(over="ignore"):
+            parts.append(np.unique((windows * _MULTIPLIERS[:n]).sum(axis=2, dtype=np.uint64)))
+    return np.unique(np.concatenate(parts))
 
 
 def overlap(documents: Iterable[np.ndarray], train: np.ndarray, n: int = NGRAM,

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from pretrain.config import PackConfig
 from pretrain.errors import DataError
+from pretrain.heldout import multiple_choice_items
 from pretrain.io import atomic_path, count_rows, iter_batches
 
 ROWS_SCHEMA = pa.schema([("input_ids", pa.list_(pa.int32()))])
@@ -75,11 +76,14 @@ class RowPacker:
 
 
 def pack(cfg: PackConfig, tokenizer, corpus: Path, out_dir: Path) -> dict[str, Any]:
-    """Write ``train.parquet``, ``val.parquet`` and ``val_docs.jsonl`` into ``out_dir``."""
+    """Write ``train.parquet``, ``val.parquet``, ``val_docs.jsonl`` (held-out texts) and
+    ``val_mc.jsonl`` (a multiple-choice set made from them) into ``out_dir``."""
     bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
     if eos is None:
         raise DataError("pack: the tokenizer has no end-of-sequence token")
     head = [bos] if bos is not None else []
+    # The multiple-choice items fit in one row: half a row of context, a quarter of continuation.
+    mc_context, mc_continuation, mc_docs = cfg.seq_len // 2, cfg.seq_len // 4, []
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
         train = RowPacker(tmp / "train.parquet", cfg.seq_len)
@@ -94,10 +98,16 @@ def pack(cfg: PackConfig, tokenizer, corpus: Path, out_dir: Path) -> dict[str, A
                     if is_validation(doc_id, cfg.val_fraction, cfg.split_salt):
                         val.add(row)
                         val_docs.write(json.dumps({"id": doc_id, "text": text}, ensure_ascii=False) + "\n")
+                        mc_docs.append((doc_id, tokens[:mc_context + mc_continuation]))
                     else:
                         train.add(row)
                 bar.update(len(ids))
-        report = {"seq_len": cfg.seq_len, "train": train.close(), "val": val.close()}
+        items = multiple_choice_items(mc_docs, tokenizer, mc_context, mc_continuation)
+        with open(tmp / "val_mc.jsonl", "w", encoding="utf-8") as handle:
+            for item in items:
+                handle.write(json.dumps(item, ensure_ascii=False) + "\n")
+        report = {"seq_len": cfg.seq_len, "train": train.close(), "val": val.close(),
+                  "val_multiple_choice_items": len(items)}
         for split in ("train", "val"):
             if report[split]["rows"] == 0:
                 raise DataError(f"pack: the {split} split has no full row of {cfg.seq_len} tokens "
