@@ -81,9 +81,9 @@ def test_contamination_flags_an_evaluation_set_copied_from_training(tmp_path, pa
 
     data = tmp_path / "packed"
     shutil.copytree(packed_dir, data)
-    clean = contamination(data, tiny_tokenizer, 32)["heldout_documents"]
+    clean = contamination(data, tiny_tokenizer)["heldout_documents"]
     train_text = tiny_tokenizer.decode(load_rows(data / "train.parquet")[5], skip_special_tokens=True)
     (data / "val_docs.jsonl").write_text(json.dumps({"id": "leak", "text": train_text}) + "\n")
-    leaked = contamination(data, tiny_tokenizer, 32)["heldout_documents"]
+    leaked = contamination(data, tiny_tokenizer)["heldout_documents"]
     assert leaked["contaminated"] and leaked["ngram_overlap"] > 0.9
     assert clean["ngram_overlap"] < leaked["ngram_overlap"]

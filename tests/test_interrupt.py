@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from test_pipeline import copy_repository, run
+from test_pipeline import debug_clone, run
 
 pytestmark = pytest.mark.slow
 
@@ -36,11 +36,7 @@ def repro_until(repo: Path, marker: str, timeout: float = 300) -> str:
 def test_rerun_after_kill_completes_and_caches_only_whole_outputs(tmp_path, victim):
     repo = tmp_path / "clone"
     repo.mkdir()
-    copy_repository(repo)
-    (repo / "params.yaml").write_text((repo / "profiles" / "debug.yaml").read_text())
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"]):
-        run(cmd, repo)
+    debug_clone(repo)
     log = repro_until(repo, f"{victim}:   0%")  # the stage's progress bar: it is at work
     assert f"{victim}:   0%" in log
     lock = (repo / "dvc.lock").read_text() if (repo / "dvc.lock").exists() else ""

@@ -33,14 +33,19 @@ def copy_repository(dest: Path) -> None:
             shutil.copy2(ROOT / rel, dest / rel)
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    repo = tmp_path_factory.mktemp("clone")
+def debug_clone(repo: Path) -> Path:
+    """A fresh git repository in ``repo`` holding this project with the debug profile as params."""
     copy_repository(repo)
     shutil.copy(repo / "profiles" / "debug.yaml", repo / "params.yaml")
     run(["git", "init", "-q"], repo)
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "debug profile"], repo)
+    return repo
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    repo = debug_clone(tmp_path_factory.mktemp("clone"))
     repo.joinpath("repro.log").write_text(run(["dvc", "repro"], repo))
     return repo
 

@@ -6,13 +6,12 @@ remote and has nothing to rebuild.
 """
 
 import json
-import shutil
 
 import pytest
 import torch
 import yaml
 from dvclive import Live
-from test_pipeline import copy_repository, run
+from test_pipeline import debug_clone, run
 from transformers import AutoModelForCausalLM
 
 from pretrain.config import TrainConfig
@@ -63,12 +62,7 @@ def cpu_only():
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
-    repo = tmp_path_factory.mktemp("repro")
-    copy_repository(repo)
-    shutil.copy(repo / "profiles" / "debug.yaml", repo / "params.yaml")
-    run(["git", "init", "-q"], repo)
-    run(["git", "add", "-A"], repo)
-    run(["git", "commit", "-qm", "debug profile"], repo)
+    repo = debug_clone(tmp_path_factory.mktemp("repro"))
     run(["dvc", "repro"], repo)
     return repo
 

@@ -57,7 +57,7 @@ def validation_loss(model, rows, batch_size: int, max_batches: int | None, devic
     return result
 
 
-def contamination(data_dir: Path, tokenizer, max_length: int) -> dict[str, Any]:
+def contamination(data_dir: Path, tokenizer) -> dict[str, Any]:
     """13-gram overlap of each local evaluation set with the training rows."""
     train = training_ngrams(load_rows(data_dir / "train.parquet"))
     sets = {"heldout_documents": [json.loads(line)["text"] for line in open(data_dir / "val_docs.jsonl")]}
@@ -165,5 +165,5 @@ def evaluate(cfg: EvaluateConfig, init_dir: Path, trained_dir: Path, data_dir: P
         generations[label] = generate(model, tokenizer, cfg.prompts, cfg.max_new_tokens)
     report["val"]["perplexity_ratio"] = report["val"]["init"]["perplexity"] / report["val"]["trained"]["perplexity"]
     report["lm_eval"] = run_lm_eval(model, tokenizer, cfg, data_dir, max_length=rows.shape[1])
-    report["contamination"] = contamination(data_dir, tokenizer, rows.shape[1])
+    report["contamination"] = contamination(data_dir, tokenizer)
     return report, generations_markdown(cfg.prompts, generations)

@@ -21,9 +21,11 @@ from typing import Any, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from tqdm import tqdm
 
 from pretrain.config import DownloadConfig
 from pretrain.errors import DataError
+from pretrain.io import DocumentWriter, atomic_path
 
 Document = dict[str, str]
 TEST_DIRS = {"test", "tests", "idle_test"}
@@ -325,10 +327,6 @@ def _hf(cfg: DownloadConfig, skipped: Skipped) -> Iterator[Document]:
 
 def download(cfg: DownloadConfig, out_dir: Path) -> dict[str, Any]:
     """Write the source's documents to ``out_dir/documents.parquet``; return the report."""
-    from tqdm import tqdm
-
-    from pretrain.io import DocumentWriter, atomic_path
-
     skipped = Skipped()
     by_source: Counter = Counter()
     chars = 0
