@@ -28,6 +28,9 @@ def copy_repository(dest: Path) -> None:
     listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
                             cwd=ROOT, capture_output=True, check=True).stdout.decode().split("\0")
     for rel in filter(None, listed):
+        # A working tree where the pipeline has run also holds its lock file and metrics.
+        if rel == "dvc.lock" or rel.startswith(("metrics/", "dvclive/")):
+            continue
         if (ROOT / rel).is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / rel, dest / rel)
