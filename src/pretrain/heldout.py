@@ -52,7 +52,9 @@ def overlap(documents: Iterable[np.ndarray], train: np.ndarray, n: int = NGRAM,
         hashes = ngram_hashes(ids, n)
         if not len(hashes):
             continue
-        hits = np.isin(hashes, train, assume_unique=False)
+        # ``train`` is sorted and unique: a binary search per n-gram (np.isin re-sorts both).
+        hits = train[np.minimum(np.searchsorted(train, hashes), len(train) - 1)] == hashes if len(train) \
+            else np.zeros(len(hashes), dtype=bool)
         docs += 1
         total += len(hashes)
         found += int(hits.sum())
