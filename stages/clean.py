@@ -1,4 +1,4 @@
-"""clean: apply the configured filters and report documents dropped by reason."""
+"""clean: apply the configured rules and report documents dropped by reason."""
 
 from pretrain.clean import clean
 from pretrain.io import write_json
@@ -6,10 +6,10 @@ from pretrain.stage import run_stage
 
 
 def main(args, params):
-    report = clean(params["clean"], args.input / "documents.parquet", args.out)
+    report = clean(params["clean"], args.input / "documents.parquet", args.out, args.scores)
     write_json(args.metrics, report)
     print(f"clean: kept {report['documents_out']} of {report['documents_in']} documents")
 
 
 if __name__ == "__main__":
-    run_stage(__doc__, ["input", "out", "metrics"], main)
+    run_stage(__doc__, ["input", "out", "metrics"], main, optional=("scores",))

@@ -1,15 +1,24 @@
-"""dedup: remove exact duplicate documents."""
+"""dedup: remove exact and near-duplicate documents (MinHash LSH), keeping the first of each."""
 
-from pretrain.dedup import dedup
+import sys
+
+from pretrain.dedup import dedup, lsh_summary
 from pretrain.io import write_json
+from pretrain.minhash import swapped_warning
 from pretrain.stage import run_stage
 
 
 def main(args, params):
-    report = dedup(params["dedup"], args.input / "documents.parquet", args.out)
+    cfg = params["dedup"]
+    print("\n".join(lsh_summary(cfg)))
+    warning = swapped_warning(cfg.bands, cfg.rows, cfg.threshold) if cfg.near else None
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    report = dedup(cfg, args.input / "documents.parquet", args.out)
     write_json(args.metrics, report)
-    print(f"dedup: removed {report['duplicates_removed']} duplicates, "
-          f"kept {report['documents_out']} documents")
+    removed = report["removed"]
+    print(f"dedup: removed {removed['exact']} exact and {removed['near']} near duplicates "
+          f"({report.get('near', {}).get('clusters', 0)} clusters), kept {report['documents_out']} documents")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""download: documents from the configured source into a Parquet table."""
+"""download: documents from the configured source (or mix of sources) into a Parquet table."""
 
 from pretrain.io import write_json
 from pretrain.sources import download
@@ -6,10 +6,11 @@ from pretrain.stage import run_stage
 
 
 def main(args, params):
-    report = download(params["download"], args.out)
+    report = download(params["download"], args.out, url_cache=args.url_cache)
     write_json(args.metrics, report)
-    print(f"download: {report['documents']} documents, {report['chars']:,} characters")
+    print(f"download: {report['documents']} documents, {report['chars']:,} characters"
+          + (f", {sum(report['skipped'].values())} records skipped" if report["skipped"] else ""))
 
 
 if __name__ == "__main__":
-    run_stage(__doc__, ["out", "metrics"], main)
+    run_stage(__doc__, ["out", "metrics"], main, optional=("url_cache",))

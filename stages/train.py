@@ -1,6 +1,5 @@
-"""train: causal-LM training of the initial model on the packed training rows."""
-
-from dvclive import Live
+"""train: causal-LM training of the initial model on the packed training rows, resumable from
+the checkpoints it writes (run under train.launcher: python, or accelerate launch)."""
 
 from pretrain.io import write_json
 from pretrain.stage import run_stage
@@ -8,13 +7,14 @@ from pretrain.train import train
 
 
 def main(args, params):
-    # dvcyaml=None: DVCLive must not rewrite the project's dvc.yaml; the plots are declared there.
-    with Live(dir=str(args.live), save_dvc_exp=False, dvcyaml=None) as live:
-        report = train(params["train"], args.model, args.data, args.out, live)
+    report = train(params["train"], args.model, args.data, args.out, args.live, args.checkpoints)
+    if report is None:  # not the main process of a multi-process run
+        return
     write_json(args.metrics, report)
     print(f"train: loss {report['first_loss']:.3f} -> {report['final_loss']:.3f} "
-          f"in {report['steps']} steps, {report['tokens_per_second']:,.0f} tokens/s")
+          f"in {report['steps']} steps, {report['tokens_per_second']:,.0f} tokens/s, "
+          f"MFU {report['mfu']:.1%}")
 
 
 if __name__ == "__main__":
-    run_stage(__doc__, ["model", "data", "out", "live", "metrics"], main)
+    run_stage(__doc__, ["model", "data", "out", "live", "checkpoints", "metrics"], main)

@@ -8,9 +8,9 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from pretrain.config import EvaluateConfig
-from pretrain.evaluate import (TASK_DIR, evaluate, generations_markdown, task_config,
+from pretrain.evaluate import (TASK_DIR, evaluate, generations_markdown, load_model, task_config,
                                validation_loss)
-from pretrain.train import load_rows
+from pretrain.runtime import load_rows
 
 
 def test_validation_loss_is_the_mean_next_token_cross_entropy(init_dir, packed_dir):
@@ -51,7 +51,8 @@ def test_evaluate_reports_init_and_trained_and_runs_lm_eval_offline(init_dir, pa
     report, markdown = evaluate(cfg, init_dir, init_dir, packed_dir)
     assert report["val"]["init"]["loss"] == pytest.approx(report["val"]["trained"]["loss"])
     ppl = report["lm_eval"]["pretrain_heldout_ppl"]
-    assert set(ppl) == {"word_perplexity", "byte_perplexity", "bits_per_byte"}
+    assert set(ppl) == {"word_perplexity", "byte_perplexity", "bits_per_byte", "n_shot"}
+    assert ppl["n_shot"] == 0
     assert ppl["bits_per_byte"] == pytest.approx(math.log2(ppl["byte_perplexity"]))
     mc = report["lm_eval"]["pretrain_heldout_mc"]
     assert 0.0 <= mc["acc"] <= 1.0 and "acc_norm" in mc
@@ -87,3 +88,41 @@ def test_contamination_flags_an_evaluation_set_copied_from_training(tmp_path, pa
     leaked = contamination(data, tiny_tokenizer)["heldout_documents"]
     assert leaked["contaminated"] and leaked["ngram_overlap"] > 0.9
     assert clean["ngram_overlap"] < leaked["ngram_overlap"]
+
+
+GENERAL = ("The river rose through the night, and by morning the low fields were under water. "
+           "Farmers moved their animals to the hills while the town opened its school as a shelter.")
+
+
+def test_general_text_and_few_shot_settings(init_dir, packed_dir, tmp_path, monkeypatch):
+    """Continued pretraining: a second held-out set of general text is scored for both models
+    (forgetting), checked for contamination, and lm-eval takes the few-shot setting."""
+    from pretrain.heldout import read_texts, text_rows, token_byte_lengths
+
+    general = tmp_path / "general.jsonl"
+    general.write_text("".join(json.dumps({"text": GENERAL * (i + 2)}) + "\n" for i in range(6)))
+    monkeypatch.chdir(tmp_path)
+    cfg = EvaluateConfig(max_batches=2, lm_eval_tasks=["pretrain_heldout_mc"], lm_eval_limit=3,
+                         lm_eval_num_fewshot=1, prompts=["x"], max_new_tokens=2,
+                         general_text=str(general))
+    report, _ = evaluate(cfg, init_dir, init_dir, packed_dir)
+    model, tokenizer = load_model(init_dir, torch.device("cpu"))
+    rows = text_rows(read_texts(general), tokenizer, load_rows(packed_dir / "val.parquet").shape[1])
+    direct = validation_loss(model, rows, 16, 2, torch.device("cpu"), None, token_byte_lengths(tokenizer))
+    assert set(report["general"]) == {"init", "trained"}
+    assert report["general"]["init"]["loss"] == pytest.approx(direct["loss"], rel=1e-2)
+    assert report["general"]["trained"]["bits_per_byte"] > 0
+    assert report["contamination"]["general_text"]["documents"] == 6
+    assert report["lm_eval"]["pretrain_heldout_mc"]["n_shot"] == 1
+
+
+def test_general_text_reader_errors_name_the_file(tmp_path):
+    from pretrain.errors import PretrainError
+    from pretrain.heldout import read_texts
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "fine"}\n{"body": "no text"}\n')
+    with pytest.raises(PretrainError, match=r"bad.jsonl:2: expected a JSON object"):
+        read_texts(bad)
+    with pytest.raises(PretrainError, match="expected a .jsonl, .txt or .parquet"):
+        read_texts(tmp_path / "notes.docx")

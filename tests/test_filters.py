@@ -1,11 +1,14 @@
-"""Each filter gets one document and returns keep, or drop with a named reason."""
+"""The course's filters get one document each and return keep, or drop with a named reason;
+the registry builds every rule by name."""
 
 import pytest
 
 from pretrain.config import (CleanConfig, LanguageConfig, ParagraphLengthConfig,
                              ParagraphRepetitionConfig)
-from pretrain.filters import (FILTERS, LanguageFilter, ParagraphLengthFilter,
-                              ParagraphRepetitionFilter, duplicated)
+from pretrain.course_filters import (LanguageFilter, ParagraphLengthFilter,
+                                     ParagraphRepetitionFilter, duplicated)
+from pretrain.errors import ConfigError
+from pretrain.filters import FILTERS, RULE_MODULES, check_names
 
 KEEP = (True, None)
 ENGLISH = ("The standard library ships with every Python installation.\n"
@@ -162,3 +165,24 @@ def test_registry_names_match_the_reason_prefix_and_read_their_section():
     assert built["paragraph_length"].filter("a line\nb line\nc line\nd line") == (False, "too_few_lines")
     assert built["paragraph_repetition"].filter(paragraphs("xyz " * 20, "q", "q")) == (False, "dup_paragraph_frac")
     assert built["language"].filter(FRENCH) == KEEP
+
+
+def test_every_rule_is_a_filter_or_a_modifier():
+    built = [factory(CleanConfig()) for factory in FILTERS.values()]
+    modifiers = {rule.name for rule in built if hasattr(rule, "modify")}
+    filters = {rule.name for rule in built if hasattr(rule, "filter")}
+    assert modifiers == {"fix_encoding", "unicode_nfc", "control_chars", "whitespace", "html_to_text",
+                         "pii", "c4_lines"}
+    assert not modifiers & filters and modifiers | filters == set(FILTERS)
+    assert {f"pretrain.{f.__module__.split('.')[-1]}" for f in map(type, built)} == set(RULE_MODULES)
+
+
+def test_every_default_rule_is_registered():
+    cfg = CleanConfig()
+    check_names(cfg.filters)
+    check_names(cfg.code_filters, key="code_filters")
+
+
+def test_an_unknown_name_names_its_list():
+    with pytest.raises(ConfigError, match=r"^p.yaml: clean\.code_filters: unknown filter 'cod' "):
+        check_names(["code", "cod"], "p.yaml", key="code_filters")

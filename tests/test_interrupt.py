@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from test_pipeline import debug_clone, run
 
@@ -49,3 +50,27 @@ def test_rerun_after_kill_completes_and_caches_only_whole_outputs(tmp_path, vict
     leftovers += [p for p in (repo / "models").iterdir() if ".tmp-" in p.name or ".old-" in p.name]
     assert leftovers == []
     assert json.loads((repo / "metrics/eval.json").read_text())["val"]["trained"]["perplexity"] > 0
+
+
+def lock_md5(repo: Path, path: str) -> str:
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    return next(out["md5"] for stage in lock["stages"].values() for out in stage.get("outs", [])
+                if out["path"] == path)
+
+
+def test_killed_training_resumes_from_its_checkpoint_to_the_same_model(tmp_path):
+    """kill -9 after the step-10 checkpoint (debug profile: 30 steps, one every 10): the rerun
+    resumes there, ends with the model an uninterrupted run trains, and logs every step once."""
+    (tmp_path / "clone").mkdir()
+    repo = debug_clone(tmp_path / "clone")
+    log = repro_until(repo, "checkpoint checkpoints/train/step-00000010")
+    assert "step-00000010" in log
+    out = run(["dvc", "repro"], repo)
+    assert "resuming from the checkpoint of step 10" in out
+    steps = [int(line.split("\t")[0]) for line in
+             (repo / "dvclive/train/plots/metrics/train/loss.tsv").read_text().splitlines()[1:]]
+    assert steps == list(range(1, 31))
+    assert not list((repo / "checkpoints/train").iterdir())
+    resumed = lock_md5(repo, "models/trained")
+    run(["dvc", "repro", "--force", "--single-item", "train"], repo)
+    assert lock_md5(repo, "models/trained") == resumed

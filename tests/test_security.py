@@ -13,10 +13,12 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from dvclive import Live
+from transformers import AutoModelForCausalLM
 
+from pretrain import checkpoint
 from pretrain.config import TrainConfig
 from pretrain.evaluate import load_model
+from pretrain.optim import build_optimizer
 from pretrain.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,9 +94,8 @@ def test_no_code_unpickles_or_trusts_remote_code():
 
 
 def test_models_are_saved_as_safetensors_only(tmp_path, init_dir, packed_dir):
-    with Live(dir=str(tmp_path / "live"), save_dvc_exp=False, dvcyaml=None) as live:
-        train(TrainConfig(max_steps=1, warmup_steps=1, micro_batch_size=2), init_dir, packed_dir,
-              tmp_path / "trained", live)
+    train(TrainConfig(max_steps=1, warmup_steps=1, micro_batch_size=2), init_dir, packed_dir,
+          tmp_path / "trained", tmp_path / "live")
     for folder in (init_dir, tmp_path / "trained"):
         weights = {p.name for p in folder.iterdir() if p.suffix in {".safetensors", ".bin", ".pt", ".pth", ".pkl", ".ckpt"}}
         assert weights == {"model.safetensors"}, folder
@@ -134,3 +135,12 @@ def test_no_secret_in_params_or_code():
         assert [k for k in names if SECRET_KEY.search(k.split(".")[-1])] == [], path
     for path in [*params, *CODE, ROOT / "dvc.yaml", ROOT / ".dvc/config"]:
         assert not SECRET_VALUE.search(path.read_text()), path
+
+
+def test_checkpoints_hold_only_safetensors_and_json(tmp_path, init_dir):
+    model = AutoModelForCausalLM.from_pretrained(init_dir)
+    optimizer = build_optimizer(model, TrainConfig())
+    model(input_ids=torch.ones(1, 4, dtype=torch.long), labels=torch.ones(1, 4, dtype=torch.long)).loss.backward()
+    optimizer.step()
+    path = checkpoint.save(tmp_path, "key", 1, model, optimizer, None)
+    assert {p.suffix for p in path.iterdir()} == {".safetensors", ".json"}

@@ -1,18 +1,22 @@
-"""Document sources: the built-in corpus, local files (JSONL, Parquet, text) and local datasets."""
+"""Document sources: the built-in corpus, Hugging Face datasets (saved or a folder of data files,
+offline), several sources mixed with weights, the download report and the params checks.
+Local files are tested in test_files.py, URLs in test_fetch.py."""
 
 import importlib.metadata
+import json
 import sysconfig
+from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pretrain.config import DownloadConfig
-from pretrain.errors import DataError
+from pretrain.config import DownloadConfig, MixSourceConfig, load_all
+from pretrain.errors import ConfigError, DataError
 from pretrain.io import count_rows
 from pretrain.io import iter_documents as read_table
-from pretrain.sources import (Skipped, download, iter_documents, module_docstrings,
+from pretrain.sources import (Skipped, download, iter_documents, mix_counts, module_docstrings,
                               package_descriptions, stdlib_files)
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
@@ -22,10 +26,6 @@ PARTS = ["stdlib", "pydoc_topics", "docstrings", "package_docs"]
 def collect(**kwargs) -> tuple[list[dict], Skipped]:
     skipped = Skipped()
     return list(iter_documents(DownloadConfig(**kwargs), skipped)), skipped
-
-
-def files(path, **kwargs) -> tuple[list[dict], Skipped]:
-    return collect(source="files", path=str(path), **kwargs)
 
 
 # --- built-in corpus ---------------------------------------------------------------------------
@@ -116,130 +116,6 @@ def g():
     assert module_docstrings("x = 1\n") == []
 
 
-# --- local files -------------------------------------------------------------------------------
-
-
-def test_jsonl_skips_and_counts_unusable_records(tmp_path):
-    path = tmp_path / "data.jsonl"
-    lines = [
-        b'\xef\xbb\xbf{"text": "first doc"}',  # BOM on the first line
-        b'{not json',
-        b'{"title": "no text field"}',
-        b'{"text": 42}',
-        b'{"text": ""}',
-        b'{"text": "  \\n "}',
-        b'',                                   # blank line: ignored, not counted
-        b'[1, 2]',
-        b'{"text": null}',
-        b'\xff{"text": "not utf-8"}',
-        b'{"text": "last \xc3\xbcn\xc3\xafcode", "meta": 1}',
-    ]
-    path.write_bytes(b"\r\n".join(lines) + b"\r\n")  # CRLF line endings
-    docs, skipped = files(path)
-    assert [d["text"] for d in docs] == ["first doc", "last ünïcode"]
-    assert [d["id"] for d in docs] == [f"{path.as_posix()}:1", f"{path.as_posix()}:11"]
-    assert docs[1]["provenance"] == f"{path}:11" and docs[1]["source"] == "files"
-    assert skipped == {"malformed_json_line": 1, "not_utf8": 1, "missing_text_field": 2,
-                       "text_not_a_string": 1, "empty_text": 2, "json_record_not_an_object": 1}
-    name = path.as_posix()
-    assert skipped.examples["not_utf8"] == [f"{name}:10"]
-    assert skipped.examples["empty_text"] == [f"{name}:5", f"{name}:6"]
-
-
-def test_jsonl_reads_the_configured_text_field(tmp_path):
-    path = tmp_path / "data.jsonl"
-    path.write_text('{"content": "a doc", "text": "not this"}\n{"text": "no content"}\n')
-    docs, skipped = files(path, text_field="content")
-    assert [d["text"] for d in docs] == ["a doc"]
-    assert skipped == {"missing_text_field": 1}
-
-
-def test_parquet_rows_keep_their_row_numbers(tmp_path):
-    path = tmp_path / "data.parquet"
-    pq.write_table(pa.table({"text": ["a doc", None, "", "another"], "n": [0, 1, 2, 3]}), path)
-    docs, skipped = files(path)
-    assert [(d["id"], d["text"]) for d in docs] == [(f"{path.as_posix()}:0", "a doc"),
-                                                    (f"{path.as_posix()}:3", "another")]
-    assert docs[1]["provenance"] == f"{path}#row=3"
-    assert skipped == {"missing_text_field": 1, "empty_text": 1}
-
-
-def test_parquet_non_string_text_is_counted(tmp_path):
-    path = tmp_path / "data.parquet"
-    pq.write_table(pa.table({"text": [1, 2]}), path)
-    docs, skipped = files(path)
-    assert docs == [] and skipped == {"text_not_a_string": 2}
-
-
-def test_parquet_without_the_text_column_names_file_and_column(tmp_path):
-    path = tmp_path / "data.parquet"
-    pq.write_table(pa.table({"content": ["a doc"]}), path)
-    with pytest.raises(DataError, match=r"data\.parquet: no column 'body'.*download\.text_field"):
-        files(path, text_field="body")
-
-
-def test_damaged_parquet_is_a_data_error(tmp_path):
-    path = tmp_path / "data.parquet"
-    path.write_bytes(b"PAR1 truncated")
-    with pytest.raises(DataError, match=r"data\.parquet: cannot read Parquet"):
-        files(path)
-
-
-def test_text_file_is_one_document_without_bom_or_crlf(tmp_path):
-    path = tmp_path / "notes.txt"
-    path.write_bytes(b"\xef\xbb\xbfline one\r\nline two\r\n")
-    docs, _ = files(path)
-    assert docs == [{"id": path.as_posix(), "text": "line one\nline two\n", "source": "files",
-                     "provenance": str(path)}]
-
-
-def test_unreadable_or_empty_text_files_are_counted(tmp_path):
-    (tmp_path / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
-    (tmp_path / "empty.md").write_text("\n\n")
-    docs, skipped = files(tmp_path)
-    assert docs == [] and skipped == {"not_utf8": 1, "empty_file": 1}
-    assert skipped.examples == {"not_utf8": [(tmp_path / "latin1.txt").as_posix()],
-                                "empty_file": [(tmp_path / "empty.md").as_posix()]}
-
-
-@pytest.fixture
-def folder(tmp_path):
-    root = tmp_path / "sources"
-    (root / "sub").mkdir(parents=True)
-    (root / "a.jsonl").write_text('{"text": "from jsonl"}\n')
-    (root / "c.md").write_text("# from markdown\n")
-    (root / "sub" / "b.txt").write_text("from a nested text file\n")
-    (root / "d.csv").write_text("text\nnot read\n")
-    return root
-
-
-def test_folder_is_searched_recursively_in_sorted_order(folder):
-    docs, skipped = files(folder)
-    assert [d["text"] for d in docs] == ["from jsonl", "# from markdown\n", "from a nested text file\n"]
-    assert not skipped  # the .csv is not an input file
-
-
-def test_glob_selects_files(folder):
-    docs, _ = files(folder / "*.jsonl")
-    assert [d["text"] for d in docs] == ["from jsonl"]
-    docs, _ = files(f"{folder}/**/*.txt")
-    assert [d["text"] for d in docs] == ["from a nested text file\n"]
-
-
-def test_no_matching_files_is_a_data_error(tmp_path):
-    with pytest.raises(DataError, match=r"download\.path: no input files match"):
-        files(tmp_path / "*.jsonl")
-    with pytest.raises(DataError, match="no input files"):
-        files(tmp_path)  # an empty folder
-
-
-def test_explicit_file_of_unknown_type_is_counted(tmp_path):
-    path = tmp_path / "data.csv"
-    path.write_text("text\nhello\n")
-    docs, skipped = files(path)
-    assert docs == [] and skipped == {"unsupported_file_type": 1}
-
-
 # --- Hugging Face datasets saved on disk -------------------------------------------------------
 
 
@@ -281,6 +157,29 @@ def test_hf_source_reads_the_configured_split(tmp_path):
     assert [d["text"] for d in docs] == ["a validation doc"]
 
 
+@pytest.mark.parametrize("kind", ["parquet", "jsonl"])
+def test_hf_source_streams_a_folder_of_data_files(tmp_path, kind):
+    """A folder load_dataset reads (as a hub dataset repository is laid out), streamed offline."""
+    folder = tmp_path / "data_files"
+    folder.mkdir()
+    parts = [["a", "b", ""], ["c"]]
+    for i, texts in enumerate(parts):
+        if kind == "parquet":
+            pq.write_table(pa.table({"text": texts}), folder / f"part-{i}.parquet")
+        else:
+            (folder / f"part-{i}.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    docs, skipped = collect(source="hf", path=str(folder))
+    assert [d["text"] for d in docs] == ["a", "b", "c"] and skipped == {"empty_text": 1}
+    assert docs[2]["id"] == f"{folder}:train:3"
+    docs, _ = collect(source="hf", path=str(folder), max_documents=1)
+    assert [d["text"] for d in docs] == ["a"]
+
+
+def test_hf_source_that_cannot_be_loaded_names_it(tmp_path):
+    with pytest.raises(DataError, match=r"download\.path: cannot load dataset .*"):
+        collect(source="hf", path=str(tmp_path))  # an empty folder
+
+
 # --- download ---------------------------------------------------------------------------------
 
 
@@ -291,7 +190,8 @@ def test_download_writes_the_documents_and_reports_counts(tmp_path):
     out = tmp_path / "data" / "raw"
     report = download(cfg, out)
     assert report == {"documents": 3, "chars": 3 + 5 + 4, "by_source": {"files": 3},
-                      "skipped": {"empty_text": 1}, "skipped_examples": {"empty_text": [f"{src}:3"]}}
+                      "skipped": {"empty_text": 1}, "skipped_examples": {"empty_text": [f"{src}:3"]},
+                      "decoded": {}, "fetched": {}}
     assert count_rows(out / "documents.parquet") == 3
     assert list(read_table(out / "documents.parquet")) == list(iter_documents(cfg, Skipped()))
 
@@ -305,17 +205,112 @@ def test_download_with_no_documents_is_a_data_error_and_writes_nothing(tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["in.jsonl"]
 
 
-def test_json_array_file_is_read_record_by_record(tmp_path):
-    path = tmp_path / "records.json"
-    path.write_text('[{"text": "one"}, {"text": "two\\r\\nlines"}, 3]')
-    docs, skipped = collect(source="files", path=str(path))
-    assert [d["text"] for d in docs] == ["one", "two\nlines"]  # CRLF normalised in records too
-    assert skipped == {"json_record_not_an_object": 1}
+# --- several sources mixed with weights ---------------------------------------------------------
 
 
-def test_ids_do_not_depend_on_how_the_path_is_written(tmp_path, monkeypatch):
-    (tmp_path / "a.jsonl").write_text('{"text": "hello"}\n')
-    monkeypatch.chdir(tmp_path)
-    relative, _ = collect(source="files", path="a.jsonl")
-    absolute, _ = collect(source="files", path=str(tmp_path / "a.jsonl"))
-    assert relative[0]["id"] == absolute[0]["id"] == "a.jsonl:1"
+@pytest.fixture
+def three_sources(tmp_path):
+    """Three JSON-lines files of 100 documents each, labelled by their file."""
+    for name in ("a", "b", "c"):
+        (tmp_path / f"{name}.jsonl").write_text(
+            "".join(json.dumps({"text": f"{name} doc {i}"}) + "\n" for i in range(100)))
+    return tmp_path
+
+
+def mix(folder, weights, total, seed=0, **kwargs) -> list[dict]:
+    sources = [MixSourceConfig(name=name, source="files", path=str(folder / f"{name}.jsonl"), weight=w)
+               for name, w in weights.items()]
+    cfg = DownloadConfig(source="mix", sources=sources, max_documents=total, seed=seed, **kwargs)
+    return list(iter_documents(cfg, Skipped()))
+
+
+def test_mix_counts_share_the_total_exactly_by_largest_remainder():
+    assert mix_counts([0.7, 0.3], 10) == [7, 3]
+    assert mix_counts([1, 1, 1], 10) == [4, 3, 3]      # the tie goes to the earlier source
+    assert mix_counts([2, 1], 100) == [67, 33]         # 66.67 and 33.33
+    assert mix_counts([60000, 9], 60009) == [60000, 9]  # weights may be counts
+    assert sum(mix_counts([0.15, 0.5, 0.35], 997)) == 997
+
+
+def test_mix_gives_each_source_its_share_and_labels_its_documents(three_sources):
+    docs = mix(three_sources, {"a": 0.5, "b": 0.3, "c": 0.2}, 50)
+    assert Counter(d["source"] for d in docs) == {"a": 25, "b": 15, "c": 10}
+    # each source gives its first documents, in its own order
+    assert [d["text"] for d in docs if d["source"] == "b"] == [f"b doc {i}" for i in range(15)]
+    assert len({d["id"] for d in docs}) == 50
+
+
+def test_mix_is_interleaved_deterministically_by_seed(three_sources):
+    weights = {"a": 1, "b": 1, "c": 2}
+    first = mix(three_sources, weights, 40, seed=0)
+    assert mix(three_sources, weights, 40, seed=0) == first
+    other = mix(three_sources, weights, 40, seed=1)
+    assert other != first and sorted(d["id"] for d in other) == sorted(d["id"] for d in first)
+    assert {d["source"] for d in first[:10]} == {"a", "b", "c"}  # interleaved, not one block after another
+
+
+def test_mix_source_too_small_for_its_share_is_an_error(three_sources):
+    with pytest.raises(DataError, match=r"download\.sources\[1\] \('b'\): has 100 usable documents, "
+                                        r"but its weight asks for 120 of max_documents 180"):
+        mix(three_sources, {"a": 1, "b": 2}, 180)
+
+
+def test_mix_weight_too_small_for_one_document_is_an_error(three_sources):
+    with pytest.raises(ConfigError, match=r"download\.sources\[1\]\.weight: 0\.001 gives 'b' no document"):
+        mix(three_sources, {"a": 1, "b": 0.001}, 10)
+
+
+def test_mix_of_builtin_and_files_reports_per_source_counts(three_sources, tmp_path):
+    sources = [MixSourceConfig(name="python", source="builtin", builtin_parts=["pydoc_topics"], weight=3),
+               MixSourceConfig(name="mine", source="files", path=str(three_sources / "a.jsonl"), weight=1)]
+    cfg = DownloadConfig(source="mix", sources=sources, max_documents=20)
+    report = download(cfg, tmp_path / "raw")
+    assert report["by_source"] == {"mine": 5, "python": 15}
+    assert report["mix"] == {"python": {"weight": 3.0, "share": 0.75, "documents": 15},
+                             "mine": {"weight": 1.0, "share": 0.25, "documents": 5}}
+    docs = list(read_table(tmp_path / "raw" / "documents.parquet"))
+    assert {d["id"].split("/")[0] for d in docs if d["source"] == "python"} == {"pydoc_topics"}
+
+
+def test_mix_params_load_from_yaml(tmp_path, three_sources, monkeypatch):
+    monkeypatch.chdir(three_sources)
+    path = tmp_path / "params.yaml"
+    path.write_text("download:\n  source: mix\n  max_documents: 10\n  sources:\n"
+                    "    - {name: code, source: files, path: a.jsonl, weight: 0.7}\n"
+                    "    - {name: web, source: files, path: b.jsonl, weight: 0.3}\n")
+    cfg = load_all(path)["download"]
+    assert [(s.name, s.weight) for s in cfg.sources] == [("code", 0.7), ("web", 0.3)]
+    assert Counter(d["source"] for d in iter_documents(cfg, Skipped())) == {"code": 7, "web": 3}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("download:\n  source: mix\n  max_documents: 5\n",
+     "download.sources: required when source is 'mix'"),
+    ("download:\n  source: mix\n  sources: [{name: a, source: builtin}]\n",
+     "download.max_documents: required when source is 'mix'"),
+    ("download:\n  source: mix\n  max_documents: 5\n  path: x.jsonl\n  sources: [{name: a, source: builtin}]\n",
+     "download.path: not used when source is 'mix' (set it in each of sources)"),
+    ("download:\n  source: files\n  path: a.jsonl\n  sources: [{name: a, source: builtin}]\n",
+     "download.sources: used only when source is 'mix' (source is 'files')"),
+    ("download:\n  source: mix\n  max_documents: 5\n  sources: [{source: builtin}]\n",
+     "download.sources[0].name: required"),
+    ("download:\n  source: mix\n  max_documents: 5\n  sources: [{name: a, source: builtin, weight: 0}]\n",
+     "download.sources[0].weight: expected a value > 0"),
+    ("download:\n  source: mix\n  max_documents: 5\n  sources: [{name: a, source: builtin}, {name: a, source: builtin}]\n",
+     "download.sources[1].name: 'a' is used twice"),
+    ("download:\n  source: mix\n  max_documents: 5\n  sources: [{name: a, source: mix}]\n",
+     "download.sources[0].source: expected one of ['builtin', 'files', 'hf', 'urls'], got 'mix'"),
+    ("download:\n  source: mix\n  max_documents: 5\n  sources: [{name: a, source: files, path: none/*.txt}]\n",
+     "download.sources[0].path: nothing matches 'none/*.txt'"),
+    ("download:\n  source: mix\n  max_documents: 5\n  sources: [{name: a, source: urls, urls: ['file:///x']}]\n",
+     "download.sources[0].urls[0]: expected an http:// or https:// URL, got 'file:///x'"),
+    ("download:\n  source: mix\n  max_documents: 5\n  sources: [{name: a, source: builtin, wieght: 1}]\n",
+     "download.sources[0].wieght: unknown key"),
+    ("download:\n  encoding: latin-9x\n", "download.encoding: unknown encoding 'latin-9x'"),
+])
+def test_bad_download_params_fail_in_one_line_naming_the_key(tmp_path, text, message):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_all(path)
+    assert str(err.value).startswith(f"{path}: {message}") and "\n" not in str(err.value)

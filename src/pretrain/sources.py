@@ -1,76 +1,110 @@
-"""Document sources: the built-in corpus, local files, and Hugging Face datasets.
+"""Document sources: the built-in corpus, local files, URLs and Hugging Face datasets, alone or
+mixed with weights.
 
 Every source yields dicts with ``id``, ``text``, ``source`` and ``provenance`` (where the text
 came from, precisely enough to find it again). Records that cannot be used are skipped and
 counted in ``skipped`` by reason, with where the first few were; a file that cannot be read at
 all raises DataError naming it.
+
+Mixing (``source: mix``): each entry of ``download.sources`` gets a share of
+``max_documents`` equal to its weight over the sum of the weights, rounded to whole documents by
+the largest-remainder method (so the counts are exact and add up to ``max_documents``). Each
+source gives its first documents, in its own order; the output interleaves the sources in an
+order shuffled with ``seed``. A source with fewer documents than its share is an error: the mix
+would not be the one asked for. Weights are shares of documents, not of characters or tokens,
+and not epochs: repeating documents here would only feed the dedup stage duplicates to remove.
 """
 
 from __future__ import annotations
 
 import ast
-import glob
 import importlib.metadata
-import json
-import os
+import math
+import random
 import sys
 import sysconfig
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, NamedTuple
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from pretrain.config import DownloadConfig
-from pretrain.errors import DataError
+from pretrain.config import DownloadConfig, FetchConfig, SourceConfig
+from pretrain.errors import ConfigError, DataError
+from pretrain.fetch import mark_cache_dir, read_urls
+from pretrain.files import read_files
 from pretrain.io import DocumentWriter, atomic_path
+from pretrain.records import Document, Skipped, make_document, params_key
 
-Document = dict[str, str]
+__all__ = ["Skipped", "download", "iter_documents", "mix_counts"]
 TEST_DIRS = {"test", "tests", "idle_test"}
-TEXT_SUFFIXES = {".txt", ".md", ".rst", ".py"}
-FILE_SUFFIXES = {".jsonl", ".json", ".parquet"} | TEXT_SUFFIXES
 
 
-class Skipped(Counter):
-    """Records skipped, counted by reason, with where the first ``EXAMPLES`` of each reason were
-    (``examples``), so that a lost file can be found from the report."""
+class Context(NamedTuple):
+    """What a source may need beyond its own settings."""
 
-    EXAMPLES = 5
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.examples: dict[str, list[str]] = {}
-
-    def add(self, reason: str, where: str) -> None:
-        self[reason] += 1
-        found = self.examples.setdefault(reason, [])
-        if len(found) < self.EXAMPLES:
-            found.append(where)
+    fetch: FetchConfig
+    url_cache: Path | None
 
 
-def iter_documents(cfg: DownloadConfig, skipped: Skipped) -> Iterator[Document]:
-    """Yield the documents of the configured source, at most ``cfg.max_documents``."""
-    docs = {"builtin": _builtin, "files": _files, "hf": _hf}[cfg.source](cfg, skipped)
-    for n, doc in enumerate(docs):
+def iter_documents(cfg: DownloadConfig, skipped: Skipped,
+                   url_cache: Path | None = None) -> Iterator[Document]:
+    """Yield the documents of the configured source (at most ``cfg.max_documents``), or of the
+    mix of ``cfg.sources``."""
+    ctx = Context(cfg.fetch, url_cache)
+    if cfg.source == "mix":
+        yield from _mix(cfg, ctx, skipped)
+        return
+    for n, doc in enumerate(SOURCES[cfg.source](cfg, ctx, skipped, None)):
         if cfg.max_documents is not None and n >= cfg.max_documents:
             return
+        yield doc
+
+
+# --- mixing ---------------------------------------------------------------------------------------
+
+
+def mix_counts(weights: list[float], total: int) -> list[int]:
+    """Documents per source: ``total`` shared in proportion to ``weights``, rounded by largest
+    remainder (Hamilton's method; ties go to the earlier source)."""
+    shares = [w / sum(weights) * total for w in weights]
+    counts = [math.floor(share) for share in shares]
+    by_remainder = sorted(range(len(shares)), key=lambda i: (counts[i] - shares[i], i))
+    for i in by_remainder[:total - sum(counts)]:
+        counts[i] += 1
+    return counts
+
+
+def _mix(cfg: DownloadConfig, ctx: Context, skipped: Skipped) -> Iterator[Document]:
+    counts = mix_counts([s.weight for s in cfg.sources], cfg.max_documents)
+    for i, (src, count) in enumerate(zip(cfg.sources, counts)):
+        if count == 0:
+            raise ConfigError(f"download.sources[{i}].weight: {src.weight} gives {src.name!r} no "
+                              f"document of max_documents {cfg.max_documents}")
+    streams = [SOURCES[s.source](s, ctx, skipped, s.name) for s in cfg.sources]
+    order = [i for i, count in enumerate(counts) for _ in range(count)]
+    random.Random(cfg.seed).shuffle(order)
+    taken = [0] * len(streams)
+    for i in order:
+        doc = next(streams[i], None)
+        if doc is None:
+            src = cfg.sources[i]
+            raise DataError(f"download.sources[{i}] ({src.name!r}): has {taken[i]} usable "
+                            f"documents, but its weight asks for {counts[i]} of max_documents "
+                            f"{cfg.max_documents}; lower its weight or max_documents")
+        taken[i] += 1
         yield doc
 
 
 # --- built-in corpus: real text that every machine with Python installed has ---------------
 
 
-def _builtin(cfg: DownloadConfig, skipped: Skipped) -> Iterator[Document]:
-    parts = {
-        "stdlib": stdlib_sources,
-        "pydoc_topics": pydoc_topics,
-        "docstrings": stdlib_docstrings,
-        "package_docs": package_descriptions,
-    }
-    for part in cfg.builtin_parts:
-        yield from parts[part](cfg.include_tests, skipped)
+def _builtin(src: SourceConfig, ctx: Context, skipped: Skipped,
+             label: str | None) -> Iterator[Document]:
+    """Each document labelled with its part (stdlib, ...), or with ``label`` in a mix."""
+    for part in src.builtin_parts:
+        for doc in BUILTIN_PARTS[part](src.include_tests, skipped):
+            yield {**doc, "source": label} if label else doc
 
 
 def stdlib_files(include_tests: bool) -> list[tuple[str, Path]]:
@@ -155,191 +189,82 @@ def package_descriptions(include_tests: bool, skipped: Skipped) -> Iterator[Docu
                "provenance": f"{name} {version}: package metadata description"}
 
 
-# --- local files ----------------------------------------------------------------------------
+BUILTIN_PARTS: dict[str, Callable[[bool, Skipped], Iterator[Document]]] = {
+    "stdlib": stdlib_sources,
+    "pydoc_topics": pydoc_topics,
+    "docstrings": stdlib_docstrings,
+    "package_docs": package_descriptions,
+}
 
 
-def resolve_files(pattern: str) -> list[Path]:
-    """Files named by a path, a folder (searched recursively) or a glob, sorted."""
-    path = Path(pattern)
-    if path.is_dir():
-        files = [p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in FILE_SUFFIXES]
-    elif path.is_file():
-        files = [path]
-    else:
-        files = [Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file()]
-    if not files:
-        raise DataError(f"download.path: no input files match {pattern!r}")
-    return sorted(files)
+# --- local files, URLs, Hugging Face datasets ---------------------------------------------------
 
 
-def _files(cfg: DownloadConfig, skipped: Skipped) -> Iterator[Document]:
-    readers = {".jsonl": _jsonl, ".json": _jsonl, ".parquet": _parquet}
-    for path in resolve_files(cfg.path or ""):
-        suffix = path.suffix.lower()
-        try:
-            if suffix in readers:
-                yield from readers[suffix](path, cfg.text_field, skipped)
-            elif suffix in TEXT_SUFFIXES:
-                yield from _text(path, skipped)
-            else:
-                skipped.add("unsupported_file_type", _name(path))
-        except OSError as exc:  # permission denied, a device error: the file cannot be read at all
-            raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+def _files(src: SourceConfig, ctx: Context, skipped: Skipped,
+           label: str | None) -> Iterator[Document]:
+    return read_files(src, skipped, label or "files", params_key(label, "path"))
 
 
-def _record(text: Any, doc_id: str, provenance: str, skipped: Skipped,
-            source: str = "files") -> Iterator[Document]:
-    if text is None:
-        skipped.add("missing_text_field", provenance)
-    elif not isinstance(text, str):
-        skipped.add("text_not_a_string", provenance)
-    elif not text.strip():
-        skipped.add("empty_text", provenance)
-    elif "\x00" in text:
-        # NUL never occurs in real text. Where it does, the record is binary data or text in
-        # another encoding (UTF-16 without a BOM decodes as "valid" UTF-8 with a NUL after every
-        # ASCII character, and as mojibake elsewhere), so stripping the NULs would keep garbage:
-        # the record is skipped, and counted, rather than repaired.
-        skipped.add("contains_nul", provenance)
-    else:
-        yield {"id": doc_id, "text": text.replace("\r\n", "\n"), "source": source,
-               "provenance": provenance}
+def _urls(src: SourceConfig, ctx: Context, skipped: Skipped,
+          label: str | None) -> Iterator[Document]:
+    return read_urls(src, ctx.fetch, ctx.url_cache, skipped, label or "urls")
 
 
-def _name(path: Path) -> str:
-    """A path relative to the working directory (the repository) when inside it, so ids do not
-    depend on whether download.path was written relative or absolute."""
-    rel = os.path.relpath(path.resolve())
-    return Path(rel).as_posix() if not rel.startswith("..") else path.resolve().as_posix()
-
-
-def _jsonl(path: Path, field: str, skipped: Skipped) -> Iterator[Document]:
-    name, records = _name(path), 0
-    for lineno, record, reason in _json_records(path):
-        records += 1
-        where = f"{name}:{lineno}"
-        if reason:
-            skipped.add(reason, where)
-        elif not isinstance(record, dict):
-            skipped.add("json_record_not_an_object", where)
-        else:
-            yield from _record(record.get(field), where, where, skipped)
-    if not records:
-        skipped.add("empty_file", name)
-
-
-def _json_records(path: Path) -> Iterator[tuple[int, Any, str | None]]:
-    """``(line, record, None)`` per non-blank JSON line, ``(line, None, reason)`` for one that
-    cannot be used; a JSON array file gives its elements, numbered from 1."""
-    with open(path, "rb") as handle:
-        head = handle.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
-        handle.seek(0)
-        if head.startswith(b"["):  # a JSON array of records rather than JSON lines
-            yield from ((n, record, None) for n, record in enumerate(_json_array(path, handle), 1))
-            return
-        for lineno, raw in enumerate(handle, 1):
-            try:
-                line = raw.decode("utf-8-sig")  # utf-8-sig: drops a byte-order mark
-            except UnicodeDecodeError:  # one bad line costs that line, not the file
-                yield lineno, None, "not_utf8"
-                continue
-            if line.strip():
-                yield (lineno, *_parse_json(line))
-
-
-def _parse_json(line: str) -> tuple[Any, str | None]:
-    try:
-        return json.loads(line), None  # CRLF line endings: the \r is whitespace to JSON
-    except json.JSONDecodeError:
-        return None, "malformed_json_line"
-
-
-def _json_array(path: Path, handle) -> list:
-    try:
-        return json.loads(handle.read().decode("utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path}: not valid JSON ({exc})") from None
-
-
-def _parquet(path: Path, field: str, skipped: Skipped) -> Iterator[Document]:
-    name = _name(path)
-    if path.stat().st_size == 0:
-        skipped.add("empty_file", name)
-        return
-    try:
-        reader = pq.ParquetFile(path)
-    except Exception as exc:  # pyarrow raises several types for a damaged file
-        raise DataError(f"{path}: cannot read Parquet ({_one_line(exc)})") from None
-    if field not in reader.schema_arrow.names:
-        raise DataError(f"{path}: no column {field!r} (columns: {reader.schema_arrow.names}); "
-                        "set download.text_field")
-    if reader.metadata.num_rows == 0:
-        skipped.add("empty_file", name)
-        return
-    row = 0
-    try:
-        for batch in reader.iter_batches(columns=[field], batch_size=1024):
-            for text in batch.column(0).to_pylist():
-                yield from _record(text, f"{name}:{row}", f"{name}#row={row}", skipped)
-                row += 1
-    except (pa.ArrowException, OSError) as exc:  # a damaged page behind a readable footer
-        raise DataError(f"{path}: cannot read Parquet ({_one_line(exc)})") from None
-
-
-def _one_line(exc: Exception) -> str:
-    return " ".join(str(exc).split())  # pyarrow's messages span lines
-
-
-def _text(path: Path, skipped: Skipped) -> Iterator[Document]:
-    raw, name = path.read_bytes(), _name(path)
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        skipped.add("not_utf8", name)
-        return
-    if not text.strip():
-        skipped.add("empty_file", name)
-        return
-    yield from _record(text, name, name, skipped)
-
-
-# --- Hugging Face datasets -------------------------------------------------------------------
-
-
-def _hf(cfg: DownloadConfig, skipped: Skipped) -> Iterator[Document]:
+def _hf(src: SourceConfig, ctx: Context, skipped: Skipped, label: str | None) -> Iterator[Document]:
+    """A saved dataset (``save_to_disk``) is loaded from disk; anything else (a hub id, a folder
+    of data files) is streamed, so that only the documents used are downloaded and read."""
     import datasets
 
-    path = Path(cfg.path or "")
+    path = Path(src.path or "")
     try:
         if any((path / f).exists() for f in ("state.json", "dataset_dict.json")):
             data = datasets.load_from_disk(str(path))
             if isinstance(data, datasets.DatasetDict):
-                data = data[cfg.hf_split]
+                data = data[src.hf_split]
         else:
-            data = datasets.load_dataset(cfg.path, cfg.hf_config, split=cfg.hf_split, streaming=True)
+            data = datasets.load_dataset(src.path, src.hf_config, split=src.hf_split,
+                                         streaming=True)
     except Exception as exc:  # datasets raises many types: offline, missing, bad config
-        raise DataError(f"download.path: cannot load dataset {cfg.path!r}: "
+        raise DataError(f"{params_key(label, 'path')}: cannot load dataset {src.path!r}: "
                         f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
     for row, record in enumerate(data):
-        yield from _record(record.get(cfg.text_field), f"{cfg.path}:{cfg.hf_split}:{row}",
-                           f"{cfg.path}#{cfg.hf_split}[{row}]", skipped, source="hf")
+        yield from make_document(record.get(src.text_field), f"{src.path}:{src.hf_split}:{row}",
+                                 f"{src.path}#{src.hf_split}[{row}]", skipped, label or "hf")
 
 
-def download(cfg: DownloadConfig, out_dir: Path) -> dict[str, Any]:
-    """Write the source's documents to ``out_dir/documents.parquet``; return the report."""
+Source = Callable[[SourceConfig, Context, Skipped, str | None], Iterator[Document]]
+SOURCES: dict[str, Source] = {"builtin": _builtin, "files": _files, "hf": _hf, "urls": _urls}
+
+
+# --- the stage ---------------------------------------------------------------------------------
+
+
+def download(cfg: DownloadConfig, out_dir: Path, url_cache: Path | None = None) -> dict[str, Any]:
+    """Write the documents to ``out_dir/documents.parquet``; return the report. Fetched URLs are
+    cached in ``url_cache`` (a DVC output, so it is created even when nothing is fetched)."""
+    if url_cache is not None:
+        mark_cache_dir(url_cache)
     skipped = Skipped()
     by_source: Counter = Counter()
     chars = 0
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
         with DocumentWriter(tmp / "documents.parquet") as writer:
-            for doc in tqdm(iter_documents(cfg, skipped), desc="download", unit="doc"):
+            for doc in tqdm(iter_documents(cfg, skipped, url_cache), desc="download", unit="doc"):
                 writer.write(doc)
                 by_source[doc["source"]] += 1
                 chars += len(doc["text"])
         if writer.count == 0:
             raise DataError(f"download: the {cfg.source} source yielded no documents"
                             + (f" (skipped: {dict(skipped)})" if skipped else ""))
-    return {"documents": writer.count, "chars": chars, "by_source": dict(sorted(by_source.items())),
-            "skipped": dict(sorted(skipped.items())),
-            "skipped_examples": dict(sorted(skipped.examples.items()))}
+    report = {"documents": writer.count, "chars": chars,
+              "by_source": dict(sorted(by_source.items())),
+              "skipped": dict(sorted(skipped.items())),
+              "skipped_examples": dict(sorted(skipped.examples.items())),
+              "decoded": dict(sorted(skipped.decoded.items())),
+              "fetched": dict(sorted(skipped.fetched.items()))}
+    if cfg.source == "mix":
+        total = sum(s.weight for s in cfg.sources)
+        report["mix"] = {s.name: {"weight": s.weight, "share": s.weight / total,
+                                  "documents": by_source[s.name]} for s in cfg.sources}
+    return report

@@ -13,8 +13,10 @@ from pretrain.filters import check_names
 from pretrain.presets import resolve_sizes
 
 
-def run_stage(description: str, paths: list[str], body: Callable[[argparse.Namespace, dict], Any]) -> None:
-    """Parse ``--<path>`` arguments, validate every params section, run ``body``.
+def run_stage(description: str, paths: list[str], body: Callable[[argparse.Namespace, dict], Any],
+              optional: tuple[str, ...] = ()) -> None:
+    """Parse ``--<path>`` arguments (those in ``optional`` may be left out: None), validate
+    every params section, run ``body``.
 
     All of params.yaml is validated before any work, so a typo in any section stops the
     pipeline at its first stage with a one-line error naming the key. So does a failure to
@@ -22,8 +24,9 @@ def run_stage(description: str, paths: list[str], body: Callable[[argparse.Names
     """
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    for name in paths:
-        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=Path, required=True)
+    for name in [*paths, *optional]:
+        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=Path,
+                            required=name not in optional)
     args = parser.parse_args()
     try:
         params = load_all(args.params)
@@ -32,8 +35,8 @@ def run_stage(description: str, paths: list[str], body: Callable[[argparse.Names
     except (PretrainError, OSError) as exc:
         print("error: " + " ".join(str(exc).splitlines()), file=sys.stderr)  # one line, always
         sys.exit(1)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"interrupted{': ' + str(exc) if str(exc) else ''}", file=sys.stderr)
         sys.exit(130)
 
 
@@ -43,3 +46,4 @@ def check_registries(params: dict[str, Any], where: str = "params.yaml") -> None
     if params["model"].init == "random":
         resolve_sizes(params["model"], where)
     check_names(params["clean"].filters, where)
+    check_names(params["clean"].code_filters, where, key="code_filters")

@@ -1,201 +1,300 @@
-"""Causal-LM training loop: AdamW, warm-up then decay, clipping, accumulation, bf16 autocast.
+"""Causal-LM training loop: warm-up then decay, clipping, accumulation, mixed precision,
+checkpoints that resume bit for bit, and several processes through accelerate.
 
 A plain PyTorch loop rather than the HF Trainer the course uses: it logs per optimizer step
 (the Trainer's DVCLive callback counts log calls, not steps, and wipes its folder on resume),
-and it has less per-step overhead on small models.
+its checkpoints are keyed to the run that wrote them, and it has less per-step overhead on
+small models (benchmarks/train_speed.py).
+
+Batches do not depend on the number of processes: ``micro_batch_size`` rows are drawn for the
+whole job and each of N processes takes 1/N of them, so 1 and N processes see the same rows in
+the same optimizer steps and follow the same loss curve up to floating-point noise.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
+import signal
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 
 import numpy as np
 import torch
+from accelerate import Accelerator
 from tqdm import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from pretrain import checkpoint
 from pretrain.config import TrainConfig
-from pretrain.errors import DataError
-from pretrain.io import atomic_path, iter_batches
+from pretrain.errors import ConfigError, DataError
+from pretrain.estimate import flops_per_token, measured_peak_flops
+from pretrain.io import atomic_path
+from pretrain.optim import build_optimizer, lr_at
+from pretrain.reporters import Reporters
+from pretrain.runtime import (autocast, autocast_dtype, batch_order, deterministic_algorithms,
+                              load_rows, memory_bytes, precision_name)
 
 
-def lr_at(step: int, peak: float, warmup: int, total: int, schedule: str, min_ratio: float) -> float:
-    """Learning rate of optimizer step ``step`` (0-based): linear warm-up, then decay to a floor."""
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    if schedule == "constant" or total <= warmup:
-        return peak
-    progress = min(1.0, (step - warmup) / max(1, total - warmup - 1))
-    if schedule == "linear":
-        factor = 1.0 - progress
-    else:  # cosine
-        factor = 0.5 * (1.0 + math.cos(math.pi * progress))
-    return peak * (min_ratio + (1.0 - min_ratio) * factor)
+def total_steps(cfg: TrainConfig, seq_len: int) -> int:
+    """Optimizer steps of the run: ``max_steps``, or enough steps to reach ``max_tokens``."""
+    if cfg.max_steps is not None:
+        return cfg.max_steps
+    return math.ceil(cfg.max_tokens / (cfg.micro_batch_size * cfg.grad_accum_steps * seq_len))
 
 
-def pick_device() -> torch.device:
-    """The first CUDA device if there is one, else the CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+class Rows(torch.utils.data.Dataset):
+    """Packed rows, fetched a batch of indices at a time (``__getitems__``)."""
+
+    def __init__(self, rows: np.ndarray):
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitems__(self, indices: list[int]) -> torch.Tensor:
+        return torch.from_numpy(self.rows[np.asarray(indices)])
 
 
-def cpu_has_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX); else autocast is slower."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as handle:
-            flags = handle.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+def _as_is(batch: torch.Tensor) -> torch.Tensor:
+    return batch
 
 
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``precision`` on ``device`` (None: plain fp32)."""
-    if precision == "fp32":
-        return None
-    if precision == "bf16":
-        return torch.bfloat16
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
-    return torch.bfloat16 if cpu_has_bf16() else None
+def shard_batches(rows: np.ndarray, cfg: TrainConfig, start: int, rank: int, world: int,
+                  pin: bool) -> Iterator[torch.Tensor]:
+    """This process's share of every micro-batch from micro-batch number ``start`` on."""
+    if cfg.micro_batch_size % world:
+        raise ConfigError(f"train.micro_batch_size: {cfg.micro_batch_size} rows cannot be split "
+                          f"evenly among {world} processes")
+    per = cfg.micro_batch_size // world
+    order = batch_order(len(rows), cfg.micro_batch_size, cfg.seed, start)
+    shards = (batch[rank * per:(rank + 1) * per].tolist() for batch in order)
+    return iter(torch.utils.data.DataLoader(Rows(rows), batch_sampler=shards, collate_fn=_as_is,
+                                            num_workers=cfg.num_workers, pin_memory=pin))
 
 
-def autocast(device: torch.device, dtype: torch.dtype | None):
-    """An autocast context, or a no-op one for fp32."""
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
+class StopRequest:
+    """Turn Ctrl-C / SIGTERM into a request honoured at the next step boundary, so the
+    checkpoint written on the way out is a consistent one."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "StopRequest":
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:  # a second Ctrl-C stops at once
+            raise KeyboardInterrupt
+        self.requested = True
+        print(f"\ntrain: {signal.Signals(signum).name}, stopping after this step")
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
 
 
-def load_rows(path: Path) -> np.ndarray:
-    """The packed ``input_ids`` rows of a Parquet file as an (rows, seq_len) int64 array."""
-    chunks = []
-    for batch in iter_batches(path, columns=["input_ids"], batch_size=8192):
-        column = batch.column(0)
-        width = len(column[0]) if len(column) else 0
-        chunks.append(column.flatten().to_numpy().reshape(-1, width))
-    if not chunks or chunks[0].size == 0:
-        raise DataError(f"{path}: no packed rows to train on")
-    return np.concatenate(chunks).astype(np.int64)
+@torch.no_grad()
+def validation_loss(model: torch.nn.Module, rows: np.ndarray, batch_size: int,
+                    device: torch.device, dtype: Optional[torch.dtype]) -> float:
+    """Mean next-token loss over ``rows`` (all rows weigh the same: every row is full)."""
+    was_training = model.training
+    model.eval()
+    losses = []
+    for start in range(0, len(rows), batch_size):
+        ids = torch.from_numpy(rows[start:start + batch_size]).to(device)
+        with autocast(device, dtype):
+            losses.append(model(input_ids=ids, labels=ids).loss.float().item() * len(ids))
+    model.train(was_training)
+    return sum(losses) / len(rows)
 
 
-def batch_order(n_rows: int, batch_size: int, seed: int) -> Iterator[np.ndarray]:
-    """Row indices of successive batches: a fresh seeded permutation per epoch. Fails at once,
-    not at the first batch, when the rows do not fill one batch."""
-    if n_rows < batch_size:
-        raise DataError(f"train: only {n_rows} training rows for a micro-batch of {batch_size}; "
-                        "lower train.micro_batch_size or add data")
-    return _permuted_batches(n_rows, batch_size, seed)
-
-
-def _permuted_batches(n_rows: int, batch_size: int, seed: int) -> Iterator[np.ndarray]:
-    epoch = 0
-    while True:
-        order = np.random.default_rng([seed, epoch]).permutation(n_rows)
-        for start in range(0, n_rows - batch_size + 1, batch_size):
-            yield order[start:start + batch_size]
-        epoch += 1
-
-
-def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Decay matrices only: norms and biases are not decayed (GPT-2, nanoGPT, litgpt)."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    return [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
-            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
-
-
-@contextlib.contextmanager
-def deterministic_algorithms(enabled: bool) -> Iterator[None]:
-    """Use torch's deterministic kernels inside the block (eager and torch.compile alike).
-
-    Inductor's CPU code accumulates the embedding gradient (``index_put`` with accumulate) with
-    atomic adds from parallel threads, so with 2+ threads two compiled runs end with different
-    weights; in deterministic mode it falls back to ATen's ordered kernel
-    (torch/_inductor/lowering.py, ``index_put_impl_``). warn_only: an op without a
-    deterministic kernel warns instead of failing the run.
-    """
-    before = torch.are_deterministic_algorithms_enabled()
-    before_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-    torch.use_deterministic_algorithms(enabled, warn_only=True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(before, warn_only=before_warn_only)
-
-
-def train(cfg: TrainConfig, model_dir: Path, data_dir: Path, out_dir: Path, live) -> dict[str, Any]:
+def train(cfg: TrainConfig, model_dir: Path, data_dir: Path, out_dir: Path, log_dir: Path,
+          checkpoint_dir: Optional[Path] = None) -> Optional[dict[str, Any]]:
     """Train the model in ``model_dir`` on ``data_dir/train.parquet``; save it to ``out_dir``.
 
-    On the CPU the result is bit-identical from run to run (deterministic kernels); on a GPU it
-    is only reproducible up to floating-point noise.
+    Curves go to ``log_dir`` (DVCLive); with ``checkpoint_dir``, checkpoints every
+    ``cfg.checkpoint_every`` steps and resumes from the newest one this same run wrote. On the
+    CPU the result is bit-identical from run to run, resumed or not; on a GPU it is
+    reproducible up to floating-point noise. Returns the report on the main process, None on
+    the others.
     """
-    device = pick_device()
-    with deterministic_algorithms(device.type == "cpu"):
-        return _train(cfg, device, model_dir, data_dir, out_dir, live)
+    # Joins the process group under accelerate launch / torchrun; without cpu=True accelerate
+    # sees a CPU-only launch as one process (it detects multi-CPU only when told to use the CPU).
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    with deterministic_algorithms(accelerator.device.type == "cpu"):
+        return Run(cfg, accelerator, Path(model_dir), Path(data_dir), checkpoint_dir).fit(
+            Path(out_dir), Path(log_dir))
 
 
-def _train(cfg: TrainConfig, device: torch.device, model_dir: Path, data_dir: Path, out_dir: Path,
-           live) -> dict[str, Any]:
-    torch.manual_seed(cfg.seed)
-    dtype = autocast_dtype(cfg.precision, device)
-    rows = load_rows(data_dir / "train.parquet")
-    batches = batch_order(len(rows), cfg.micro_batch_size, cfg.seed)  # checked before the model loads
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32,
-                                                 use_safetensors=True).to(device)  # never a pickle
-    model.config.use_cache = False
-    model.train()
-    step_fn = torch.compile(model) if cfg.compile else model
-    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.learning_rate,
-                                  betas=(cfg.beta1, cfg.beta2), eps=cfg.eps)
-    tokens_per_step = cfg.micro_batch_size * cfg.grad_accum_steps * rows.shape[1]
-    history: list[float] = []
-    start = time.perf_counter()
-    bar = tqdm(range(cfg.max_steps), desc="train", unit="step")
-    for step in bar:
-        t0 = time.perf_counter()
-        lr = lr_at(step, cfg.learning_rate, cfg.warmup_steps, cfg.max_steps, cfg.schedule, cfg.min_lr_ratio)
-        for group in optimizer.param_groups:
+class Run:
+    """One training run: its data, model, optimizer and the state it resumes from."""
+
+    def __init__(self, cfg: TrainConfig, accelerator: Accelerator, model_dir: Path, data_dir: Path,
+                 checkpoint_dir: Optional[Path]):
+        self.cfg, self.acc, self.model_dir = cfg, accelerator, model_dir
+        self.device = accelerator.device
+        self.main = accelerator.is_main_process
+        self.dtype = autocast_dtype(cfg.precision, self.device)
+        self.rows = load_rows(data_dir / "train.parquet")
+        batch_order(len(self.rows), cfg.micro_batch_size, cfg.seed)  # fails before the model loads
+        val_path = data_dir / "val.parquet"
+        self.val_rows = (load_rows(val_path)[:cfg.eval_batches * cfg.micro_batch_size]
+                         if val_path.exists() else None)
+        self.seq_len = self.rows.shape[1]
+        self.steps = total_steps(cfg, self.seq_len)
+        self.tokens_per_step = cfg.micro_batch_size * cfg.grad_accum_steps * self.seq_len
+        self.checkpoint_dir = checkpoint_dir
+        self.key = checkpoint.run_key(cfg, model_dir, data_dir / "train.parquet")
+        self.resume = self._find_checkpoint()
+        # Measured before seeding: the timing matmuls draw random numbers.
+        self.peak = (cfg.peak_tflops * 1e12 if cfg.peak_tflops
+                     else measured_peak_flops(self.dtype or torch.float32, self.device))
+        torch.manual_seed(cfg.seed)
+        self.model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32,
+                                                          use_safetensors=True)  # never a pickle
+        self.model.config.use_cache = False
+        if cfg.gradient_checkpointing:  # renamed activation_checkpointing_enable in transformers 5
+            getattr(self.model, "activation_checkpointing_enable",
+                    self.model.gradient_checkpointing_enable)()
+        self.model.to(self.device).train()
+        self.optimizer = build_optimizer(self.model, cfg)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
+        self.history: list[float] = []
+        if self.resume:
+            checkpoint.restore(self.resume, self.model, self.optimizer, self.scaler)
+            self.history = list(self.resume.state["history"])
+        self.wrapped = accelerator.prepare_model(self.model)  # DDP when there are several processes
+        self.step_fn = torch.compile(self.wrapped) if cfg.compile else self.wrapped
+
+    def _find_checkpoint(self) -> Optional[checkpoint.Checkpoint]:
+        if self.checkpoint_dir is None:
+            return None
+        found = checkpoint.find(self.checkpoint_dir, self.key) if self.main else None
+        self.acc.wait_for_everyone()  # the main process removed other runs' checkpoints first
+        return found if self.main else checkpoint.find(self.checkpoint_dir, self.key)
+
+    def fit(self, out_dir: Path, log_dir: Path) -> dict[str, Any]:
+        cfg, start = self.cfg, self.resume.step if self.resume else 0
+        if start and self.main:
+            print(f"train: resuming from the checkpoint of step {start} ({self.resume.path})")
+        params = {k: v for k, v in dataclasses.asdict(cfg).items()}
+        reporters = Reporters(cfg.report_to, log_dir, start if self.resume else None, params,
+                              self.key) if self.main else None
+        flops = flops_per_token(self.model.config, self.seq_len) * self.tokens_per_step
+        batches = shard_batches(self.rows, cfg, start * cfg.grad_accum_steps, self.acc.process_index,
+                                self.acc.num_processes, pin=self.device.type == "cuda")
+        bar = tqdm(total=self.steps, initial=start, desc="train", unit="step", disable=not self.main)
+        began, mfus, metrics = time.perf_counter(), [], {}
+        with StopRequest() if self.acc.num_processes == 1 else contextlib.nullcontext() as stop:
+            for step in range(start, self.steps):
+                t0 = time.perf_counter()
+                lr = lr_at(step, cfg.learning_rate, cfg.warmup_steps, self.steps, cfg.schedule,
+                           cfg.min_lr_ratio)
+                loss, norm = self._step(batches, lr, step)
+                seconds = time.perf_counter() - t0
+                metrics = {"train/loss": loss, "train/learning_rate": lr, "train/grad_norm": norm,
+                           "train/tokens_per_second": self.tokens_per_step / seconds,
+                           "train/mfu": flops / seconds / (self.peak * self.acc.num_processes),
+                           "train/memory_gb": memory_bytes(self.device) / 2**30}
+                mfus.append(metrics["train/mfu"])
+                done = step + 1
+                if cfg.eval_every and done % cfg.eval_every == 0 or done == self.steps:
+                    metrics.update(self._validate())
+                if self.main and (done % cfg.log_every == 0 or done == self.steps or "val/loss" in metrics):
+                    reporters.log(done, metrics)
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2e}",
+                                tok_s=f"{metrics['train/tokens_per_second']:,.0f}")
+                stopping = stop is not None and stop.requested
+                if self.checkpoint_dir and cfg.checkpoint_every and done < self.steps and (
+                        done % cfg.checkpoint_every == 0 or stopping):
+                    self._save_checkpoint(done)
+                if stopping:
+                    raise KeyboardInterrupt(f"stopped after step {done}; dvc repro resumes from it")
+        bar.close()
+        elapsed = time.perf_counter() - began
+        self._save(out_dir)
+        if reporters:
+            reporters.close()
+        return self._report(elapsed, start, metrics.get("val/loss"), mfus) if self.main else None
+
+    def _step(self, batches: Iterator[torch.Tensor], lr: float, step: int) -> tuple[float, float]:
+        cfg = self.cfg
+        for group in self.optimizer.param_groups:
             group["lr"] = lr
-        loss_sum = 0.0
-        for _ in range(cfg.grad_accum_steps):
-            ids = torch.from_numpy(rows[next(batches)]).to(device)
-            with autocast(device, dtype):
-                try:
-                    loss = step_fn(input_ids=ids, labels=ids).loss
-                except Exception as exc:  # torch.compile fails on first use without a C++ compiler
-                    if step_fn is model or step > 0:
-                        raise
-                    print(f"warning: torch.compile failed ({type(exc).__name__}); training eagerly")
-                    step_fn = model
-                    loss = step_fn(input_ids=ids, labels=ids).loss
-            (loss / cfg.grad_accum_steps).backward()
-            loss_sum += loss.item()
-        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or float("inf"))
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        loss_value = loss_sum / cfg.grad_accum_steps
+        loss_sum = torch.zeros((), device=self.device)
+        for micro in range(cfg.grad_accum_steps):
+            ids = next(batches).to(self.device, non_blocking=True)
+            last = micro == cfg.grad_accum_steps - 1
+            sync = contextlib.nullcontext() if last or self.acc.num_processes == 1 else self.wrapped.no_sync()
+            with sync:
+                loss = self._forward(ids, step)
+                self.scaler.scale(loss / cfg.grad_accum_steps).backward()
+            loss_sum += loss.detach().float()
+        self.scaler.unscale_(self.optimizer)
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip or float("inf"))
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss_value = self.acc.reduce(loss_sum, reduction="mean").item() / cfg.grad_accum_steps
         if not math.isfinite(loss_value):
             raise DataError(f"train: loss became {loss_value} at step {step + 1}; "
                             "lower train.learning_rate or use train.precision: fp32")
-        history.append(loss_value)
-        tps = tokens_per_step / (time.perf_counter() - t0)
-        bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.2e}", tok_s=f"{tps:,.0f}")
-        if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.max_steps:
-            live.step = step + 1
-            for name, value in (("loss", loss_value), ("learning_rate", lr),
-                                ("grad_norm", float(norm)), ("tokens_per_second", tps)):
-                live.log_metric(f"train/{name}", value)
-    elapsed = time.perf_counter() - start
-    save_trained(model, model_dir, out_dir)
-    tail = history[-10:]
-    return {"steps": cfg.max_steps, "tokens": cfg.max_steps * tokens_per_step,
-            "first_loss": history[0], "final_loss": sum(tail) / len(tail),
-            "train_runtime_s": round(elapsed, 2), "tokens_per_second": round(cfg.max_steps * tokens_per_step / elapsed, 1),
-            "precision": "bf16" if dtype == torch.bfloat16 else "fp32", "device": device.type,
-            "compiled": cfg.compile}
+        self.history.append(loss_value)
+        return loss_value, float(norm)
+
+    def _forward(self, ids: torch.Tensor, step: int) -> torch.Tensor:
+        with autocast(self.device, self.dtype):
+            try:
+                return self.step_fn(input_ids=ids, labels=ids).loss
+            except Exception as exc:  # torch.compile fails on first use without a C++ compiler
+                if self.step_fn is self.wrapped or step > (self.resume.step if self.resume else 0):
+                    raise
+                print(f"warning: torch.compile failed ({type(exc).__name__}); training eagerly")
+                self.step_fn = self.wrapped
+                return self.step_fn(input_ids=ids, labels=ids).loss
+
+    def _validate(self) -> dict[str, float]:
+        if self.val_rows is None or not len(self.val_rows):
+            return {}
+        loss = (validation_loss(self.model, self.val_rows, self.cfg.micro_batch_size, self.device,
+                                self.dtype) if self.main else 0.0)
+        return {"val/loss": loss}
+
+    def _save_checkpoint(self, step: int) -> None:
+        if self.main:
+            path = checkpoint.save(self.checkpoint_dir, self.key, step, self.model, self.optimizer,
+                                   self.scaler, extra={"history": self.history})
+            tqdm.write(f"train: checkpoint {path}")
+        self.acc.wait_for_everyone()
+
+    def _save(self, out_dir: Path) -> None:
+        self.acc.wait_for_everyone()
+        if not self.main:
+            return
+        save_trained(self.model, self.model_dir, out_dir)
+        if self.checkpoint_dir:
+            checkpoint.clear(self.checkpoint_dir)  # the trained model is the artifact now
+
+    def _report(self, elapsed: float, start: int, val_loss: Optional[float],
+                mfus: list[float]) -> dict[str, Any]:
+        tail = self.history[-10:]
+        report = {"steps": self.steps, "tokens": self.steps * self.tokens_per_step,
+                  "first_loss": self.history[0], "final_loss": sum(tail) / len(tail),
+                  "train_runtime_s": round(elapsed, 2),
+                  "tokens_per_second": round((self.steps - start) * self.tokens_per_step / elapsed, 1),
+                  "mfu": round(float(np.median(mfus)), 4) if mfus else None,
+                  "precision": precision_name(self.dtype), "device": self.device.type,
+                  "processes": self.acc.num_processes, "compiled": self.cfg.compile}
+        if val_loss is not None:
+            report["val_loss"] = val_loss
+        return report
 
 
 def save_trained(model: torch.nn.Module, model_dir: Path, out_dir: Path) -> None:

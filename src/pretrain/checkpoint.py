@@ -1,0 +1,145 @@
+"""Training checkpoints that resume bit for bit, keyed to what produced them.
+
+A checkpoint holds the model, the optimizer state, the loss scaler, the RNG states and the
+step (which fixes the data position: batches are recomputed from the seed). Everything is
+safetensors or JSON, never a pickle. Each is a folder ``step-00000100`` renamed into place when
+complete; older ones are deleted after a newer one is in place, so a kill at any moment leaves
+a usable one.
+
+The checkpoint folder survives between runs (a DVC ``persist``-like folder outside the cache),
+so a checkpoint records a key: a hash of the training params that change the result and of the
+initial model and training data. A run resumes only from a checkpoint with its own key; another
+experiment's is ignored and removed (DVC's persist alone leaks checkpoints across ``dvc exp run``
+variants).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from safetensors.torch import load_file, load_model, save_file, save_model
+
+from pretrain.config import TrainConfig
+from pretrain.io import atomic_path
+
+# Params that change how a run is watched or launched, not the model it ends with.
+UNKEYED = {"log_every", "checkpoint_every", "eval_every", "eval_batches", "report_to", "launcher",
+           "num_workers", "peak_tflops"}
+PREFIX = "step-"
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def run_key(cfg: TrainConfig, model_dir: Path, train_file: Path) -> str:
+    """Hash of the result-changing params, the initial model's files and the training rows."""
+    params = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in UNKEYED}
+    parts = [json.dumps(params, sort_keys=True)]
+    files = sorted(p for p in Path(model_dir).rglob("*") if p.is_file()) + [Path(train_file)]
+    parts += [f"{p.name}:{file_digest(p)}" for p in files]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+@dataclasses.dataclass
+class Checkpoint:
+    """A checkpoint found on disk: its folder, optimizer step and saved state."""
+    path: Path
+    step: int
+    state: dict[str, Any]
+
+
+def find(folder: Path, key: str) -> Optional[Checkpoint]:
+    """The newest complete checkpoint with ``key``; checkpoints with another key are removed."""
+    found = []
+    for path in sorted(Path(folder).glob(f"{PREFIX}*")) if Path(folder).is_dir() else []:
+        try:
+            state = json.loads((path / "state.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # not a checkpoint this code wrote; leave it
+        if state.get("key") != key:
+            shutil.rmtree(path, ignore_errors=True)
+            continue
+        found.append(Checkpoint(path, int(state["step"]), state))
+    return max(found, key=lambda c: c.step) if found else None
+
+
+def save(folder: Path, key: str, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+         scaler: Optional[torch.amp.GradScaler], extra: Optional[dict[str, Any]] = None,
+         keep: int = 1) -> Path:
+    """Write the checkpoint of optimizer step ``step`` (with the JSON-able ``extra`` in its
+    state) and keep only the newest ``keep``."""
+    path = Path(folder) / f"{PREFIX}{step:08d}"
+    tensors, groups = _optimizer_tensors(optimizer)
+    with atomic_path(path) as tmp:
+        tmp.mkdir()
+        save_model(model, str(tmp / "model.safetensors"))  # handles tied embeddings
+        save_file(tensors, str(tmp / "optimizer.safetensors"))
+        save_file(_rng_tensors(), str(tmp / "rng.safetensors"))
+        state = {"key": key, "step": step, "param_groups": groups,
+                 "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
+                 **(extra or {})}
+        (tmp / "state.json").write_text(json.dumps(state, indent=1), encoding="utf-8")
+    for old in sorted(Path(folder).glob(f"{PREFIX}*"))[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return path
+
+
+def restore(ckpt: Checkpoint, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+            scaler: Optional[torch.amp.GradScaler]) -> None:
+    """Load ``ckpt`` into the (unwrapped) model, the optimizer, the scaler and the RNGs."""
+    load_model(model, str(ckpt.path / "model.safetensors"), device=str(next(model.parameters()).device))
+    tensors = load_file(str(ckpt.path / "optimizer.safetensors"))
+    optimizer.load_state_dict(_optimizer_state(tensors, ckpt.state["param_groups"]))
+    if scaler is not None and ckpt.state["scaler"]:
+        scaler.load_state_dict(ckpt.state["scaler"])
+    _set_rng(load_file(str(ckpt.path / "rng.safetensors")))
+
+
+def clear(folder: Path) -> None:
+    """Remove every checkpoint in ``folder`` (training finished; the model is the artifact)."""
+    for path in Path(folder).glob(f"{PREFIX}*"):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list]:
+    sd = optimizer.state_dict()
+    tensors = {f"{index}.{name}": value.detach().contiguous().cpu()
+               for index, entry in sd["state"].items() for name, value in entry.items()}
+    return tensors, sd["param_groups"]
+
+
+def _optimizer_state(tensors: dict[str, torch.Tensor], groups: list) -> dict[str, Any]:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = value
+    for group in groups:
+        if "betas" in group:
+            group["betas"] = tuple(group["betas"])
+    return {"state": state, "param_groups": groups}
+
+
+def _rng_tensors() -> dict[str, torch.Tensor]:
+    tensors = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        tensors.update({f"cuda{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
+    return tensors
+
+
+def _set_rng(tensors: dict[str, torch.Tensor]) -> None:
+    torch.set_rng_state(tensors["cpu"])
+    cuda = [tensors[k] for k in sorted(tensors) if k.startswith("cuda")]
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)

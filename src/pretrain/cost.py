@@ -1,0 +1,164 @@
+"""What a run of ``params.yaml`` will cost, before it runs: the report of ``pretrain estimate``.
+
+The accounting (FLOPs, memory, GPU peaks) is pretrain.estimate; this module finds the model the
+params describe, times a few real optimizer steps of it on this machine, and projects the run.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+from transformers import AutoConfig, LlamaConfig, PretrainedConfig
+
+from pretrain.config import TrainConfig
+from pretrain.errors import ConfigError
+from pretrain.estimate import (ASSUMED_GPU_MFU, CHINCHILLA_TOKENS_PER_PARAMETER, REFERENCE_MODELS, Gpu,
+                               attention_shape, flops_per_token, gpu, measured_peak_flops, memory_breakdown,
+                               parameter_counts)
+from pretrain.model import build_model, llama_config
+from pretrain.optim import build_optimizer
+from pretrain.runtime import autocast, autocast_dtype, deterministic_algorithms, pick_device, precision_name
+from pretrain.surgery import default_target
+from pretrain.tokenizer import load_tokenizer, split_gguf
+from pretrain.train import total_steps
+
+
+def run_config(configs: dict[str, Any]) -> PretrainedConfig:
+    """The model config that ``params.yaml`` would train: the preset at the tokenizer's vocabulary
+    size for ``model.init: random``, else the base's config (with the surgery's layer count)."""
+    model_cfg, tok_cfg = configs["model"], configs["tokenizer"]
+    if model_cfg.init == "random":
+        vocab = len(load_tokenizer(tok_cfg.path)) if tok_cfg.path else tok_cfg.vocab_size
+        return llama_config(model_cfg, vocab)
+    folder, gguf_file = split_gguf(model_cfg.base)
+    try:
+        config = AutoConfig.from_pretrained(folder, gguf_file=gguf_file)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"params.yaml: model.base: cannot read a model config from "
+                          f"{model_cfg.base!r} ({str(exc).splitlines()[0]})") from None
+    if model_cfg.init in ("downscale", "upscale"):
+        n = config.num_hidden_layers
+        config.num_hidden_layers = model_cfg.num_layers or default_target(model_cfg.init, n)
+    return config
+
+
+def measure_training(config: PretrainedConfig, cfg: TrainConfig, seq_len: int, steps: int = 3,
+                     warmup: int = 1, compile: bool = False) -> dict[str, Any]:
+    """Tokens/s of real optimizer steps of a freshly built ``config`` model on random tokens,
+    set up as train.py does (device, autocast precision, optimizer, gradient checkpointing,
+    clipping, deterministic CPU kernels). The first ``warmup`` steps, which include any
+    compilation, are not timed. Each micro-batch takes an optimizer step here, so a run with
+    gradient accumulation spends a little less per token on the optimizer."""
+    device = pick_device()
+    dtype = autocast_dtype(cfg.precision, device)
+    model = build_model(config, cfg.seed, device=device.type)
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    model.train()
+    step_fn = torch.compile(model) if compile else model
+    optimizer = build_optimizer(model, cfg)
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    shape = (warmup + steps, cfg.micro_batch_size, seq_len)
+    ids = torch.randint(0, config.vocab_size, shape, generator=torch.Generator().manual_seed(0)).to(device)
+    with deterministic_algorithms(device.type == "cpu"):
+        for i in range(warmup + steps):
+            if i == warmup:
+                _sync(device)
+                start = time.perf_counter()
+            with autocast(device, dtype):
+                loss = step_fn(input_ids=ids[i], labels=ids[i]).loss
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or float("inf"))
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+        _sync(device)
+    elapsed = time.perf_counter() - start
+    return {"tokens_per_second": steps * cfg.micro_batch_size * seq_len / elapsed,
+            "seconds_per_step": elapsed / steps, "steps": steps, "warmup_steps": warmup,
+            "device": device.type, "precision": precision_name(dtype), "compiled": compile}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def estimate(configs: dict[str, Any], gpu_name: str = "h100-sxm", measure_steps: int = 3,
+             measure_compile: bool = False, gpu_mfu: float = ASSUMED_GPU_MFU) -> dict[str, Any]:
+    """Everything ``pretrain estimate`` prints, as a JSON-ready dict."""
+    target = gpu(gpu_name)
+    config = run_config(configs)
+    cfg, seq_len = configs["train"], configs["pack"].seq_len
+    counts = parameter_counts(config)
+    tokens = total_steps(cfg, seq_len) * cfg.micro_batch_size * cfg.grad_accum_steps * seq_len
+    per_token = flops_per_token(config, seq_len)
+    precision = precision_name(autocast_dtype(cfg.precision, pick_device()))
+    memory = {p: {"plain": memory_breakdown(config, seq_len, cfg.micro_batch_size, p, False, cfg.optimizer),
+                  "checkpointed": memory_breakdown(config, seq_len, cfg.micro_batch_size, p, True, cfg.optimizer)}
+              for p in ("fp32", "bf16")}
+    gpu_memory = memory["bf16"]["checkpointed" if cfg.gradient_checkpointing else "plain"]["total"]
+    report = {
+        "model": describe(config), **counts, "seq_len": seq_len, "micro_batch_size": cfg.micro_batch_size,
+        "steps": total_steps(cfg, seq_len), "tokens": tokens, "flops_per_token": per_token,
+        "attention_flops_per_token": per_token - 6.0 * counts["matmul_parameters"],
+        "training_flops": per_token * tokens,
+        "chinchilla_tokens": CHINCHILLA_TOKENS_PER_PARAMETER * counts["parameters"],
+        "precision": precision, "optimizer": cfg.optimizer,
+        "gradient_checkpointing": cfg.gradient_checkpointing, "memory": memory,
+        "this_machine": None,
+        "gpu": project_gpu(target, per_token * tokens, gpu_mfu, gpu_memory),
+        "rule_of_20": rule_of_20(config, seq_len, cfg.micro_batch_size, precision),
+    }
+    if measure_steps:
+        report["this_machine"] = project_here(config, cfg, seq_len, tokens, measure_steps, measure_compile)
+    return report
+
+
+def describe(config: PretrainedConfig) -> dict[str, Any]:
+    """The sizes that matter for cost, under uniform names."""
+    layers, heads, head_dim = attention_shape(config)
+    return {"model_type": config.model_type, "layers": layers, "hidden_size": config.hidden_size,
+            "heads": heads, "kv_heads": getattr(config, "num_key_value_heads", None) or heads,
+            "head_dim": head_dim, "intermediate_size": getattr(config, "intermediate_size", None),
+            "vocab_size": config.vocab_size}
+
+
+def project_gpu(target: Gpu, training_flops: float, mfu: float, memory_bytes: int) -> dict[str, Any]:
+    """Projected time on ``target`` at an assumed MFU, and whether 16-bit training memory fits."""
+    return {"name": target.name, "peak_flops": target.peak_flops, "peak_dtype": target.dtype,
+            "source": target.source, "assumed_mfu": mfu,
+            "seconds": training_flops / (target.peak_flops * mfu),
+            "memory_bytes": memory_bytes, "memory_gb": target.memory_gb,
+            "fits": memory_bytes <= target.memory_gb * 1e9}
+
+
+def project_here(config: PretrainedConfig, cfg: TrainConfig, seq_len: int, tokens: int, steps: int,
+                 compile: bool) -> dict[str, Any]:
+    """A short measured run on this machine, its MFU against the measured matmul peak of its
+    precision, and the time the whole run would take at that speed."""
+    run = measure_training(config, cfg, seq_len, steps=steps, compile=compile)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(run["precision"], torch.float32)
+    peak = measured_peak_flops(dtype, pick_device())
+    achieved = run["tokens_per_second"] * flops_per_token(config, seq_len)
+    return {**run, "peak_flops": peak, "mfu": achieved / peak, "seconds": tokens / run["tokens_per_second"]}
+
+
+def rule_of_20(config: PretrainedConfig, seq_len: int, micro_batch: int,
+               precision: str) -> list[dict[str, Any]]:
+    """Training memory per parameter of this run's model and of the reference models at the
+    same sequence length and micro-batch, without and with gradient checkpointing."""
+    models = {"this run": config, **{name: LlamaConfig(**kwargs) for name, kwargs in REFERENCE_MODELS.items()}}
+    rows = []
+    for name, model_config in models.items():
+        plain = memory_breakdown(model_config, seq_len, micro_batch, precision)
+        ckpt = memory_breakdown(model_config, seq_len, micro_batch, precision, checkpointing=True)
+        rows.append({"model": name, "parameters": plain["parameters"],
+                     "states": plain["weights"] + plain["grads"] + plain["optimizer"],
+                     "activations": plain["activations"], "total": plain["total"],
+                     "per_parameter": plain["per_parameter"],
+                     "per_parameter_checkpointed": ckpt["per_parameter"]})
+    return rows

@@ -1,0 +1,84 @@
+"""Exact duplicates: 16-byte keys of (normalised) texts, and the first occurrence of each key.
+
+The course deduplicates on the whole text (60,009 documents: 52,327 -> 43,598). With
+``normalized`` the comparison ignores Unicode normalisation form (NFC) and runs of whitespace.
+Only the 16-byte blake2b digests are held in memory, not the texts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+
+import numpy as np
+
+# str.isspace() on ASCII; re's \s and str.split() use the same test (Py_UNICODE_ISSPACE).
+ASCII_SPACE = np.zeros(256, dtype=bool)
+ASCII_SPACE[[0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x1C, 0x1D, 0x1E, 0x1F, 0x20]] = True
+OTHER_SPACE = re.compile("[\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")
+"""The other characters for which str.isspace() is true (all of them, checked for Unicode 15)."""
+
+
+def normalize(text: str) -> str:
+    """NFC, whitespace runs collapsed to one space, stripped: re.sub(r"\\s+", " ", text).strip()."""
+    if not text.isascii():  # O(1) in CPython; ASCII text is always NFC
+        text = unicodedata.normalize("NFC", text)
+    return " ".join(text.split())
+
+
+def digest(text: str, normalized: bool) -> bytes:
+    """The key two documents must share to count as exact duplicates."""
+    return hashlib.blake2b((normalize(text) if normalized else text).encode("utf-8"), digest_size=16).digest()
+
+
+def exact_keys(texts: list[str], normalized: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The digest of each text (n x 2 uint64) and its whitespace-separated token count
+    (len(text.split())). Texts whose only whitespace is ASCII (nearly all) are normalised
+    together with numpy on their UTF-8 bytes; the others one by one with str.split."""
+    keys, tokens = [b""] * len(texts), np.zeros(len(texts), dtype=np.int64)
+    nfc = [t if t.isascii() else unicodedata.normalize("NFC", t) for t in texts] if normalized else texts
+    simple = [i for i, t in enumerate(nfc) if t.isascii() or not OTHER_SPACE.search(t)]
+    encoded = [nfc[i].encode("utf-8") for i in simple]
+    pieces, counts = _collapse(encoded)
+    for i, raw, piece, count in zip(simple, encoded, pieces, counts.tolist()):
+        keys[i], tokens[i] = hashlib.blake2b(piece if normalized else raw, digest_size=16).digest(), count
+    for i, text in enumerate(nfc):
+        if not keys[i]:
+            keys[i] = digest(text, normalized)
+            tokens[i] = len(text.split())
+    return np.frombuffer(b"".join(keys), dtype=np.uint64).reshape(-1, 2), tokens
+
+
+def _collapse(texts: list[bytes]) -> tuple[list[bytes], np.ndarray]:
+    """Each UTF-8 text (without non-ASCII whitespace) with whitespace runs collapsed to one
+    space and stripped, and its number of tokens, computed over the whole batch at once. A
+    multi-byte UTF-8 character has no byte below 0x80, so it is never taken for a space."""
+    buf = np.frombuffer(b" ".join(texts) + b" ", dtype=np.uint8)
+    space = ASCII_SPACE[buf]
+    edges = np.flatnonzero(space[1:] != space[:-1]) + 1
+    if not space[0]:
+        edges = np.concatenate(([0], edges))
+    starts = edges[0::2]  # where each token starts
+    text_starts = np.cumsum([0] + [len(t) + 1 for t in texts])
+    owner = np.searchsorted(text_starts, starts, side="right") - 1
+    counts = np.bincount(owner, minlength=len(texts))
+    keep = ~space
+    joins = starts[1:][owner[1:] == owner[:-1]] - 1  # the space before each non-first token
+    keep[joins] = True
+    out = buf.copy()
+    out[joins] = 0x20
+    kept = out[keep].tobytes()
+    ends = np.cumsum(np.add.reduceat(keep, text_starts[:-1], dtype=np.int64)) if texts else np.zeros(0, np.int64)
+    return [kept[lo:hi] for lo, hi in zip(np.concatenate(([0], ends[:-1])).tolist(), ends.tolist())], counts
+
+
+def first_occurrence(keys: np.ndarray) -> np.ndarray:
+    """For each row of ``keys`` (n x 2 uint64), the index of the first row equal to it."""
+    order = np.lexsort((keys[:, 1], keys[:, 0]))  # stable: equal keys stay in input order
+    ordered = keys[order]
+    new = np.ones(len(keys), dtype=bool)
+    new[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
+    first = np.empty(len(keys), dtype=np.int64)
+    first[order] = order[np.flatnonzero(new)][np.cumsum(new) - 1]
+    return first

@@ -1,0 +1,99 @@
+"""LSH buckets from on-disk band files, and union-find clusters over document indices.
+
+Steps 2 and 3 of datatrove's MinHash deduplication (buckets, clusters), done with sorts instead
+of an in-memory index: each band file holds one 64-bit bucket key per document, in input order;
+a band (or, past ``chunk`` entries, one key-range part of it) is sorted and documents sharing a
+key become candidate pairs. Clusters keep their lowest document index as root, so the document
+that survives a cluster is its first in input order.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from pretrain import minhash
+
+
+def bucket_pairs(keys: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (lowest index in the bucket, other member) of documents sharing a bucket key;
+    ``index`` must be ascending so that a stable sort keeps each bucket in input order."""
+    order = np.argsort(keys, kind="stable")
+    keys, index = keys[order], index[order]
+    new = np.ones(len(keys), dtype=bool)
+    new[1:] = keys[1:] != keys[:-1]
+    first = index[new][np.cumsum(new) - 1]
+    return first[~new], index[~new]
+
+
+def band_parts(path: Path, eligible: np.ndarray, chunk: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(bucket keys, ascending document indices) of one band's ``eligible`` documents, in parts
+    of about ``chunk`` entries split by key value (key mod parts), so that equal keys meet in one
+    part and no more than a part is sorted in memory. Parts are spilled next to ``path``."""
+    if not eligible.any():
+        return
+    parts = math.ceil(int(eligible.sum()) / chunk)
+    band = np.memmap(path, dtype=np.uint64, mode="r")
+    if parts == 1:
+        index = np.flatnonzero(eligible)
+        yield np.asarray(band[index]), index
+        return
+    names = [f"{path}.part{p}" for p in range(parts)]
+    with ExitStack() as files:
+        handles = [(files.enter_context(open(f"{n}.key", "wb")), files.enter_context(open(f"{n}.idx", "wb")))
+                   for n in names]
+        for lo in range(0, len(band), chunk):
+            index = lo + np.flatnonzero(eligible[lo : lo + chunk])
+            keys = np.asarray(band[index])
+            part = keys % np.uint64(parts)
+            for p, (key_file, idx_file) in enumerate(handles):
+                keys[part == p].tofile(key_file)
+                index[part == p].astype(np.int64).tofile(idx_file)
+    for name in names:
+        yield np.fromfile(f"{name}.key", dtype=np.uint64), np.fromfile(f"{name}.idx", dtype=np.int64)
+        os.remove(f"{name}.key")
+        os.remove(f"{name}.idx")
+
+
+def find_roots(parent: np.ndarray, nodes: np.ndarray) -> np.ndarray:
+    """Root of each of ``nodes`` (parent[i] <= i; a root is its own parent)."""
+    while True:
+        up = parent[nodes]
+        if (up == nodes).all():
+            return nodes
+        nodes = up
+
+
+def union(parent: np.ndarray, u: np.ndarray, v: np.ndarray) -> None:
+    """Merge the clusters of each pair (u[i], v[i]), hooking the higher root under the lower one,
+    so that every cluster's root is its lowest index. Leaves ``parent`` flat (parent = root)."""
+    while u.size:
+        ru, rv = find_roots(parent, u), find_roots(parent, v)
+        apart = ru != rv
+        u, v = ru[apart], rv[apart]
+        np.minimum.at(parent, np.maximum(u, v), np.minimum(u, v))
+    parent[:] = find_roots(parent, np.arange(len(parent)))
+
+
+def clusters(work: Path, signatures: np.ndarray, eligible: np.ndarray, bands: int,
+             threshold: float | None, chunk: int) -> tuple[np.ndarray, dict[str, int]]:
+    """Root (lowest index) of each document's near-duplicate cluster, from the band files
+    ``work/band{i}.u64``; with a ``threshold``, a candidate pair counts only when its
+    signatures' estimated Jaccard similarity reaches it."""
+    root = np.arange(len(eligible))
+    candidates = verified = 0
+    for band in range(bands):
+        for keys, index in band_parts(work / f"band{band}.u64", eligible, chunk):
+            u, v = bucket_pairs(keys, index)
+            candidates += len(u)
+            if threshold is not None and len(u):
+                similar = minhash.estimated_jaccard(signatures[u], signatures[v]) >= threshold
+                u, v = u[similar], v[similar]
+            verified += len(u)
+            union(root, u, v)
+    return root, {"candidate_pairs": candidates, "verified_pairs": verified}

@@ -1,0 +1,120 @@
+"""Where and how tensors run: device, precision, deterministic kernels, packed rows and their
+order, memory in use. Shared by training and evaluation."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from pretrain.errors import DataError
+from pretrain.io import iter_batches
+
+
+def pick_device() -> torch.device:
+    """This process's CUDA device if there is one (``LOCAL_RANK`` under a launcher), else the CPU."""
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX); else autocast is slower."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as handle:
+            flags = handle.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``precision`` on ``device`` (None: plain fp32). ``auto`` picks bf16
+    where the hardware has it, fp16 on older GPUs (with loss scaling) and fp32 on older CPUs."""
+    chosen = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+    if precision in chosen:
+        return chosen[precision]
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if cpu_has_bf16() else None
+
+
+def precision_name(dtype: torch.dtype | None) -> str:
+    """``fp32``, ``bf16`` or ``fp16``: the name params use for an autocast dtype."""
+    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    """An autocast context, or a no-op one for fp32."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+@contextlib.contextmanager
+def deterministic_algorithms(enabled: bool) -> Iterator[None]:
+    """Use torch's deterministic kernels inside the block (eager and torch.compile alike).
+
+    Inductor's CPU code accumulates the embedding gradient (``index_put`` with accumulate) with
+    atomic adds from parallel threads, so with 2+ threads two compiled runs end with different
+    weights; in deterministic mode it falls back to ATen's ordered kernel
+    (torch/_inductor/lowering.py, ``index_put_impl_``). warn_only: an op without a
+    deterministic kernel warns instead of failing the run.
+    """
+    before = torch.are_deterministic_algorithms_enabled()
+    before_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(enabled, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before, warn_only=before_warn_only)
+
+
+def load_rows(path: Path) -> np.ndarray:
+    """The packed ``input_ids`` rows of a Parquet file as an (rows, seq_len) int64 array."""
+    chunks = []
+    for batch in iter_batches(path, columns=["input_ids"], batch_size=8192):
+        column = batch.column(0)
+        width = len(column[0]) if len(column) else 0
+        chunks.append(column.flatten().to_numpy().reshape(-1, width))
+    if not chunks or chunks[0].size == 0:
+        raise DataError(f"{path}: no packed rows to train on")
+    return np.concatenate(chunks).astype(np.int64)
+
+
+def check_batch(n_rows: int, batch_size: int) -> None:
+    """Fail at once, not at the first batch, when the rows do not fill one batch."""
+    if n_rows < batch_size:
+        raise DataError(f"train: only {n_rows} training rows for a micro-batch of {batch_size}; "
+                        "lower train.micro_batch_size or add data")
+
+
+def batch_order(n_rows: int, batch_size: int, seed: int, start: int = 0) -> Iterator[np.ndarray]:
+    """Row indices of successive batches, from batch number ``start`` on: a fresh seeded
+    permutation per epoch, so any position can be recomputed (resuming needs no saved state)."""
+    check_batch(n_rows, batch_size)
+    return _permuted_batches(n_rows, batch_size, seed, start)
+
+
+def _permuted_batches(n_rows: int, batch_size: int, seed: int, start: int) -> Iterator[np.ndarray]:
+    per_epoch = n_rows // batch_size
+    epoch, offset = divmod(start, per_epoch)
+    while True:
+        order = np.random.default_rng([seed, epoch]).permutation(n_rows)
+        for index in range(offset, per_epoch):
+            yield order[index * batch_size:(index + 1) * batch_size]
+        epoch, offset = epoch + 1, 0
+
+
+def memory_bytes(device: torch.device) -> int:
+    """Peak memory so far: allocated CUDA memory on a GPU, the process's peak RSS on a CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # macOS reports bytes, Linux KiB

@@ -1,0 +1,182 @@
+"""Cost accounting: FLOPs against a hand count, memory against what autograd really saves, the
+machine's peak, and the ``pretrain estimate`` command on the debug profile."""
+
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import GPT2Config, LlamaConfig
+
+from pretrain.cli import main
+from pretrain.config import load_all
+from pretrain.cost import estimate
+from pretrain.errors import ConfigError
+from pretrain.estimate import (GPUS, activation_bytes, flops_per_token, gpu, layer_activation_bytes,
+                               measured_peak_flops, memory_breakdown, parameter_counts)
+from pretrain.model import build_model, count_parameters, llama_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny(**overrides) -> LlamaConfig:
+    sizes = dict(vocab_size=100, hidden_size=16, intermediate_size=40, num_hidden_layers=2,
+                 num_attention_heads=4, num_key_value_heads=2, head_dim=4, tie_word_embeddings=False)
+    return LlamaConfig(**{**sizes, **overrides})
+
+
+def test_flops_per_token_matches_a_hand_count():
+    # per layer: q 16x16 + k 16x8 + v 16x8 + o 16x16 + gate, up, down 3 x 16x40 = 2,688; two
+    # layers and the 100x16 output head: N = 6,976. Attention: 12 * 2 layers * 4 heads * 4 * 32.
+    assert flops_per_token(tiny(), 32) == 6 * 6976 + 12 * 2 * 4 * 4 * 32
+    # tied: the head still multiplies by the (shared) embedding matrix
+    assert flops_per_token(tiny(tie_word_embeddings=True), 32) == 6 * 6976 + 12 * 2 * 4 * 4 * 32
+    # GPT-2 (Conv1D layers, learned positions): per layer c_attn 16x48, attn c_proj 16x16,
+    # c_fc 16x64, mlp c_proj 64x16 = 3,072; tied head 1,600; position embeddings are a lookup
+    gpt2 = GPT2Config(vocab_size=100, n_embd=16, n_layer=2, n_head=4, n_positions=32)
+    assert flops_per_token(gpt2, 32) == 6 * (2 * 3072 + 1600) + 12 * 2 * 4 * 4 * 32
+
+
+def test_flops_of_a_built_model_equal_those_of_its_config():
+    config = tiny()
+    assert flops_per_token(build_model(config, seed=0), 64) == flops_per_token(config, 64)
+
+
+def test_parameter_counts_match_the_built_model():
+    config = tiny(tie_word_embeddings=True)
+    counts = parameter_counts(config)
+    assert counts["parameters"] == count_parameters(build_model(config, seed=0))
+    assert counts["embedding_parameters"] == 1600 and counts["matmul_parameters"] == 6976
+
+
+def test_memory_of_a_known_config():
+    config = tiny()
+    params = count_parameters(build_model(config, seed=0))  # 6,976 + 1,600 embedding + 80 norms
+    assert params == 8656
+    fp32 = memory_breakdown(config, seq_len=32, micro_batch=2, precision="fp32")
+    assert (fp32["weights"], fp32["grads"], fp32["optimizer"]) == (4 * params, 4 * params, 8 * params)
+    bf16 = memory_breakdown(config, seq_len=32, micro_batch=2, precision="bf16", optimizer="lion")
+    assert bf16["weights"] == 4 * params + 2 * 6976  # autocast's bf16 copy of each matmul weight
+    assert bf16["optimizer"] == 4 * params  # Lion keeps one moment
+    assert fp32["activations"] == activation_bytes(config, 64, "fp32")
+    assert fp32["total"] == 16 * params + fp32["activations"]
+    checkpointed = memory_breakdown(config, 32, 2, "fp32", checkpointing=True)
+    assert checkpointed["activations"] < fp32["activations"]
+
+
+def saved_bytes(config: LlamaConfig, batch: int, seq_len: int, precision: str, checkpointing: bool) -> int:
+    """Bytes of the distinct non-parameter tensors autograd saves in one forward pass."""
+    model = build_model(config, seed=0)
+    model.config.use_cache = False
+    if checkpointing:
+        model.gradient_checkpointing_enable()
+    model.train()
+    storages: dict[int, int] = {}
+
+    def pack(t):
+        storages.setdefault(t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())
+        return t
+
+    ids = torch.randint(0, config.vocab_size, (batch, seq_len), generator=torch.Generator().manual_seed(0))
+    cast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), cast:
+        model(input_ids=ids, labels=ids)
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    return sum(n for ptr, n in storages.items() if ptr not in params)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_activation_count_matches_what_autograd_saves(precision, checkpointing):
+    # Head size 8 x 4 heads = 32 != hidden 24, so query width and hidden size are told apart.
+    config = tiny(hidden_size=24, head_dim=8, intermediate_size=56, num_hidden_layers=3)
+    seq_len = 16
+    # one sequence more: the weights' bf16 copies and RoPE tables do not grow with the batch
+    measured = (saved_bytes(config, 2, seq_len, precision, checkpointing)
+                - saved_bytes(config, 1, seq_len, precision, checkpointing))
+    predicted = activation_bytes(config, seq_len, precision, checkpointing)
+    if checkpointing:  # the layer recomputed during the backward pass is not saved in the forward
+        predicted -= seq_len * layer_activation_bytes(config, precision)
+    assert measured == pytest.approx(predicted, rel=0.01)
+
+
+def test_activation_count_is_none_for_layers_it_does_not_describe():
+    assert activation_bytes(GPT2Config(n_embd=16, n_layer=2, n_head=4), 64, "fp32") is None
+
+
+def test_peak_flops_is_measured_without_touching_the_random_state():
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    peak = measured_peak_flops(torch.float32, "cpu", seconds=0.05)
+    assert torch.equal(torch.rand(3), expected)
+    assert 1e9 < peak < 1e15  # a CPU core does at least a GFLOP/s
+
+
+def test_unknown_gpu_is_a_one_line_error_listing_the_known_ones():
+    assert gpu("H100-SXM") is GPUS["h100-sxm"]
+    with pytest.raises(ConfigError, match=r"unknown GPU 'b200' \(known: a10, a100, h100-pcie"):
+        gpu("b200")
+    result = subprocess.run([sys.executable, "-m", "pretrain.cli", "estimate", "--gpu", "b200"],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0 and "known: a10, a100" in result.stderr
+
+
+@pytest.fixture
+def debug_profile(monkeypatch) -> Path:
+    monkeypatch.chdir(ROOT)  # params name paths relative to the repository
+    return ROOT / "profiles" / "debug.yaml"
+
+
+def expected_debug_figures(path: Path) -> dict:
+    configs = load_all(path)
+    model, train, seq_len = configs["model"], configs["train"], configs["pack"].seq_len
+    parameters = count_parameters(build_model(llama_config(model, configs["tokenizer"].vocab_size), seed=0))
+    return {"parameters": parameters,
+            "tokens": train.max_steps * train.micro_batch_size * train.grad_accum_steps * seq_len,
+            "chinchilla": 20 * parameters}
+
+
+def test_cli_prints_parameters_tokens_flops_and_chinchilla_tokens(debug_profile, capsys):
+    main(["estimate", "--params", str(debug_profile), "--measure-steps", "1", "--gpu", "a100"])
+    out = capsys.readouterr().out
+    expected = expected_debug_figures(debug_profile)
+    assert f"parameters          {expected['parameters']:,} (" in out
+    assert f"tokens              {expected['tokens']:,} = " in out
+    assert "FLOPs per token" in out and "training FLOPs" in out
+    assert f"Chinchilla tokens   {expected['chinchilla']:,} (20 per parameter)" in out
+    assert "NVIDIA A100" in out and "tokens/s" in out and "MFU" in out
+
+
+def test_cli_json_has_every_figure(debug_profile, capsys):
+    main(["estimate", "--params", str(debug_profile), "--measure-steps", "0", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert {"parameters", "matmul_parameters", "tokens", "flops_per_token", "training_flops",
+            "chinchilla_tokens", "memory", "this_machine", "gpu", "rule_of_20"} <= set(report)
+    assert report["this_machine"] is None  # --measure-steps 0
+    assert report["parameters"] == expected_debug_figures(debug_profile)["parameters"]
+    assert report["training_flops"] == report["flops_per_token"] * report["tokens"]
+    assert {"weights", "grads", "optimizer", "activations", "total"} <= set(report["memory"]["bf16"]["plain"])
+    assert report["gpu"]["name"] == "NVIDIA H100 SXM" and report["gpu"]["seconds"] > 0
+
+
+def test_measured_run_and_token_budget(debug_profile):
+    configs = load_all(debug_profile)
+    budget = dict(configs, train=dataclasses.replace(configs["train"], max_steps=None, max_tokens=10_000))
+    report = estimate(budget, measure_steps=1)
+    row = configs["train"].micro_batch_size * configs["pack"].seq_len
+    assert report["tokens"] == -(-10_000 // row) * row  # whole steps reaching the budget
+    here = report["this_machine"]
+    assert here["tokens_per_second"] > 0 and 0 < here["mfu"] < 1
+    assert here["seconds"] == pytest.approx(report["tokens"] / here["tokens_per_second"])
+
+
+def test_the_20x_rule_understates_small_models_and_fits_a_1b_one(debug_profile):
+    rows = {r["model"]: r for r in estimate(load_all(debug_profile), measure_steps=0)["rule_of_20"]}
+    assert rows["this run"]["per_parameter"] > 30  # activations dwarf a 0.2M-parameter model
+    assert 16 < rows["tinyllama-1.1b"]["per_parameter"] < 24
+    assert rows["tinyllama-1.1b"]["per_parameter_checkpointed"] < rows["tinyllama-1.1b"]["per_parameter"]
