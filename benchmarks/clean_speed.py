@@ -10,7 +10,9 @@ cache is cleared before each pass, and the best of ``--repeats`` passes counts (
 shared: other processes slow both sides alike, so read the ratio, not the absolute numbers).
 
 Printed: documents/s and MB/s (UTF-8) of each, the speed ratio, the fraction of identical
-keep/drop decisions, and the documents they disagree on, with both reasons.
+keep/drop decisions, and the documents they disagree on, with both reasons. Then the whole clean
+stage (pretrain.clean.clean with the default params: every rule, Parquet in and out) with one
+worker process and with one per core, to show what the parallel workers gain.
 
 Environment (datatrove and spaCy are benchmark-only):
     python3 -m venv /tmp/venvs/bench-clean
@@ -22,13 +24,16 @@ Environment (datatrove and spaCy are benchmark-only):
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable
 
-from pretrain.config import DownloadConfig, GopherQualityConfig, GopherRepetitionConfig
+from pretrain.clean import clean
+from pretrain.config import CleanConfig, DownloadConfig, GopherQualityConfig, GopherRepetitionConfig
 from pretrain.gopher import GopherQualityFilter, GopherRepetitionFilter
-from pretrain.io import iter_documents as read_table
+from pretrain.io import DocumentWriter, iter_documents as read_table
 from pretrain.records import Skipped
 from pretrain.sources import iter_documents as builtin_documents
 from pretrain.words import split_words
@@ -72,6 +77,13 @@ def datatrove_runner(texts: list[str]) -> Callable[[], list]:
     return run
 
 
+def same_words(texts: list[str]) -> int:
+    """Documents whose words pretrain.words splits exactly as datatrove's spaCy tokenizer does."""
+    from datatrove.utils.text import split_into_words
+
+    return sum(split_into_words(text) == split_words(text) for text in texts)
+
+
 def best_time(run: Callable[[], list], repeats: int) -> tuple[float, list]:
     times, result = [], None
     for _ in range(repeats):
@@ -81,11 +93,30 @@ def best_time(run: Callable[[], list], repeats: int) -> tuple[float, list]:
     return min(times), result
 
 
+def stage_times(docs: list[dict], megabytes: float) -> None:
+    """The whole clean stage on ``docs``, with 1 worker and with one per core."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "raw.parquet"
+        with DocumentWriter(src) as writer:
+            for doc in docs:
+                writer.write({"source": "files", "provenance": "", **doc})
+        times = {}
+        for workers in sorted({1, os.cpu_count() or 1}):
+            start = time.perf_counter()
+            clean(CleanConfig(workers=workers), src, Path(tmp) / f"clean{workers}")
+            times[workers] = time.perf_counter() - start
+            print(f"clean stage, {workers:2d} worker(s): {times[workers]:6.2f} s  "
+                  f"{len(docs) / times[workers]:7.1f} docs/s  {megabytes / times[workers]:5.2f} MB/s")
+        if len(times) > 1:
+            print(f"speed-up with {max(times)} workers: {times[1] / times[max(times)]:.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input", type=Path, help="a documents.parquet (default: the built-in corpus)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--show", type=int, default=10, help="disagreements to list")
+    parser.add_argument("--no-stage", action="store_true", help="skip the clean-stage timing")
     args = parser.parse_args()
     docs = load(args.input)
     texts = [doc["text"] for doc in docs]
@@ -102,9 +133,12 @@ def main() -> None:
     print(f"speed ratio pretrain / datatrove: {dt_time / our_time:.1f}x")
     print(f"identical keep/drop decisions: {sum(agree)} of {len(agree)} "
           f"({100 * sum(agree) / len(agree):.2f}%)")
+    print(f"identical word lists (pretrain.words vs spaCy): {same_words(texts)} of {len(texts)}")
     shown = [i for i, same in enumerate(agree) if not same][:args.show]
     for i in shown:
         print(f"  {docs[i]['id']}: datatrove {dt_result[i][1] or 'keep'}, pretrain {our_result[i][1] or 'keep'}")
+    if not args.no_stage:
+        stage_times(docs, megabytes)
 
 
 if __name__ == "__main__":

@@ -290,7 +290,7 @@ def test_train_stage_with_fewer_rows_than_a_micro_batch_fails_before_training(tm
     rows = pq.read_metadata(packed_dir / "train.parquet").num_rows
     result = run("train.py", tmp_path, f"train:\n  micro_batch_size: {rows + 1}\n",
                  "--model", str(init_dir), "--data", str(packed_dir), "--out", "trained",
-                 "--live", "live", "--metrics", "train.json")
+                 "--live", "live", "--checkpoints", "ckpt", "--metrics", "train.json")
     assert error_line(result) == (f"train: only {rows} training rows for a micro-batch of {rows + 1}; "
                                   "lower train.micro_batch_size or add data")
     assert not (tmp_path / "trained").exists()

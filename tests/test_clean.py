@@ -273,3 +273,18 @@ def test_clean_stage_depends_on_every_rule_module_and_what_it_imports():
         assert f"src/pretrain/{path.name}" in deps, module
         assert closure(path) <= deps, module
     assert "metrics/clean_scores.json" in {next(iter(p)) for p in STAGES["clean"]["plots"]}
+
+
+def test_the_stage_rejects_an_unknown_code_filter_before_any_work(tmp_path):
+    """pretrain.stage checks both lists, so every stage fails at once on a misspelled rule."""
+    import subprocess
+
+    (tmp_path / "params.yaml").write_text("clean:\n  code_filters: [paragraph_length, cod]\n")
+    result = subprocess.run(
+        [sys.executable, str(PACKAGE.parents[1] / "stages" / "clean.py"), "--params", "params.yaml",
+         "--input", "raw", "--out", "clean", "--metrics", "clean.json"],
+        capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "error: params.yaml: clean.code_filters: unknown filter 'cod' (expected one of [")
+    assert not (tmp_path / "clean").exists()

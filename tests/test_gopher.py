@@ -128,8 +128,14 @@ def test_duplicated_paragraphs_by_characters():
 def test_duplicated_lines_by_count_and_characters():
     assert repetition(paragraphs(*unique(6), *["d"] * 4, sep="\n")) == KEEP
     assert repetition(paragraphs(*unique(8), *["d"] * 5, sep="\n")) == (False, "dup_line_frac")
-    text = paragraphs("a" * 20, "b" * 27, "c" * 26, "a" * 20, sep="\n")
-    assert repetition(text, max_dup_para_char_frac=None) == (False, "dup_line_char_frac")
+    text = paragraphs("a" * 20, "b" * 28, "c" * 29, "a" * 20, sep="\n")      # 20 / 100
+    assert repetition(text, max_dup_para_char_frac=None, **NO_NGRAMS) == KEEP
+    text = paragraphs("a" * 20, "b" * 28, "c" * 28, "a" * 20, sep="\n")      # 20 / 99
+    assert repetition(text, max_dup_para_char_frac=None, **NO_NGRAMS) == (False, "dup_line_char_frac")
+
+
+def test_empty_text_is_dropped():
+    assert repetition("") == (False, "empty")
 
 
 def test_top_ngram_character_fraction():

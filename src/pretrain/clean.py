@@ -124,7 +124,8 @@ def batched(items: Iterable, size: int) -> Iterator[list]:
 
 
 def clean_documents(cfg: CleanConfig, docs: Iterable[dict], workers: int) -> Iterator[Outcome]:
-    """The outcome of every document, in input order, computed by ``workers`` processes."""
+    """The outcome of every document, in input order, computed by ``workers`` processes (started
+    with spawn: a script that calls this needs the ``if __name__ == "__main__":`` guard)."""
     if workers <= 1:
         yield from map(Cleaner(cfg), docs)
         return

@@ -1,6 +1,6 @@
 """The ``pretrain`` command: ``pretrain estimate`` prints what a run of params.yaml will cost.
 
-    pretrain estimate [--params params.yaml] [--gpu h100-sxm] [--measure-steps 3] [--json]
+    pretrain estimate [--params params.yaml] [--gpu h100-sxm] [--measure-steps 5] [--json]
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def add_estimate(parser: argparse.ArgumentParser) -> None:
                         help=f"project the time on this GPU (one of: {', '.join(sorted(GPUS))})")
     parser.add_argument("--gpu-mfu", type=float, default=ASSUMED_GPU_MFU,
                         help="model FLOPs utilisation assumed on the GPU (default: %(default)s)")
-    parser.add_argument("--measure-steps", type=int, default=3,
+    parser.add_argument("--measure-steps", type=int, default=5,
                         help="timed optimizer steps on this machine, after one warm-up (0: skip)")
     parser.add_argument("--measure-compile", action="store_true",
                         help="measure with torch.compile when params set it (compilation is not "
@@ -109,7 +109,7 @@ def time_lines(r: dict[str, Any]) -> list[str]:
     if here:
         how = "compiled" if here["compiled"] else "eager; torch.compile not measured"
         lines.append(row("this machine", f"{duration(here['seconds'])} at {here['tokens_per_second']:,.0f} "
-                         f"tokens/s ({here['steps']} {here['precision']} steps on {here['device']}, {how}); "
+                         f"tokens/s (median of {here['steps']} {here['precision']} steps on {here['device']}, {how}); "
                          f"MFU {here['mfu']:.1%} of the measured {here['precision']} matmul peak "
                          f"{si(here['peak_flops'])}FLOP/s"))
     else:

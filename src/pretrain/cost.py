@@ -6,6 +6,7 @@ params describe, times a few real optimizer steps of it on this machine, and pro
 
 from __future__ import annotations
 
+import statistics
 import time
 from typing import Any
 
@@ -44,11 +45,12 @@ def run_config(configs: dict[str, Any]) -> PretrainedConfig:
     return config
 
 
-def measure_training(config: PretrainedConfig, cfg: TrainConfig, seq_len: int, steps: int = 3,
+def measure_training(config: PretrainedConfig, cfg: TrainConfig, seq_len: int, steps: int = 5,
                      warmup: int = 1, compile: bool = False) -> dict[str, Any]:
     """Tokens/s of real optimizer steps of a freshly built ``config`` model on random tokens,
     set up as train.py does (device, autocast precision, optimizer, gradient checkpointing,
-    clipping, deterministic CPU kernels). The first ``warmup`` steps, which include any
+    clipping, deterministic CPU kernels), from the median step time: a step that another
+    process slowed down does not skew it. The first ``warmup`` steps, which include any
     compilation, are not timed. Each micro-batch takes an optimizer step here, so a run with
     gradient accumulation spends a little less per token on the optimizer."""
     device = pick_device()
@@ -62,11 +64,10 @@ def measure_training(config: PretrainedConfig, cfg: TrainConfig, seq_len: int, s
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     shape = (warmup + steps, cfg.micro_batch_size, seq_len)
     ids = torch.randint(0, config.vocab_size, shape, generator=torch.Generator().manual_seed(0)).to(device)
+    seconds = []
     with deterministic_algorithms(device.type == "cpu"):
         for i in range(warmup + steps):
-            if i == warmup:
-                _sync(device)
-                start = time.perf_counter()
+            start = time.perf_counter()
             with autocast(device, dtype):
                 loss = step_fn(input_ids=ids[i], labels=ids[i]).loss
             scaler.scale(loss).backward()
@@ -75,11 +76,12 @@ def measure_training(config: PretrainedConfig, cfg: TrainConfig, seq_len: int, s
             scaler.step(optimizer)
             scaler.update()
             optimizer.zero_grad(set_to_none=True)
-        _sync(device)
-    elapsed = time.perf_counter() - start
-    return {"tokens_per_second": steps * cfg.micro_batch_size * seq_len / elapsed,
-            "seconds_per_step": elapsed / steps, "steps": steps, "warmup_steps": warmup,
-            "device": device.type, "precision": precision_name(dtype), "compiled": compile}
+            _sync(device)
+            seconds.append(time.perf_counter() - start)
+    step = statistics.median(seconds[warmup:])
+    return {"tokens_per_second": cfg.micro_batch_size * seq_len / step, "step_seconds": seconds[warmup:],
+            "steps": steps, "warmup_steps": warmup, "device": device.type,
+            "precision": precision_name(dtype), "compiled": compile}
 
 
 def _sync(device: torch.device) -> None:
@@ -87,7 +89,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def estimate(configs: dict[str, Any], gpu_name: str = "h100-sxm", measure_steps: int = 3,
+def estimate(configs: dict[str, Any], gpu_name: str = "h100-sxm", measure_steps: int = 5,
              measure_compile: bool = False, gpu_mfu: float = ASSUMED_GPU_MFU) -> dict[str, Any]:
     """Everything ``pretrain estimate`` prints, as a JSON-ready dict."""
     target = gpu(gpu_name)
