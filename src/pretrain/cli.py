@@ -1,4 +1,4 @@
-"""The ``pretrain`` command: ``pretrain estimate`` prints what a run of params.yaml will cost.
+"""The pretrain command: `pretrain estimate` prints what a run of params.yaml will cost.
 
     pretrain estimate [--params params.yaml] [--gpu h100-sxm] [--measure-steps 5] [--json]
 """
@@ -71,9 +71,9 @@ def main(argv: list[str] | None = None) -> None:
 
 def render(r: dict[str, Any], configs: dict[str, Any], params: Path) -> str:
     """The estimate as aligned ``label  value`` lines, in sections."""
-    m, t = r["model"], configs["train"]
-    lines = [f"pretrain estimate: {params} (model.init {configs['model'].init}, "
-             f"preset {configs['model'].preset})",
+    m, t, model = r["model"], configs["train"], configs["model"]
+    source = f"preset {model.preset}" if model.init == "random" else f"base {model.base}"
+    lines = [f"pretrain estimate: {params} (model.init {model.init}, {source})",
              row("model", f"{m['model_type']}: {m['layers']} layers, hidden {m['hidden_size']}, "
                  f"{m['heads']} heads ({m['kv_heads']} key/value), FFN {m['intermediate_size']}, "
                  f"vocab {m['vocab_size']:,}"),
@@ -85,7 +85,7 @@ def render(r: dict[str, Any], configs: dict[str, Any], params: Path) -> str:
                  f" + attention 12*L*H*Q*T {si(r['attention_flops_per_token'])} (PaLM, appendix B)"),
              row("training FLOPs", f"{r['training_flops']:.3g}"),
              row("Chinchilla tokens", f"{r['chinchilla_tokens']:,} ({CHINCHILLA_TOKENS_PER_PARAMETER} "
-                 f"per parameter); this run trains {r['tokens'] / r['chinchilla_tokens']:.1%} of that")]
+                 f"per parameter); this run trains {r['tokens'] / r['chinchilla_tokens']:.2%} of that")]
     return "\n".join(lines + memory_lines(r) + time_lines(r) + rule_lines(r))
 
 
@@ -112,6 +112,10 @@ def time_lines(r: dict[str, Any]) -> list[str]:
                          f"tokens/s (median of {here['steps']} {here['precision']} steps on {here['device']}, {how}); "
                          f"MFU {here['mfu']:.1%} of the measured {here['precision']} matmul peak "
                          f"{si(here['peak_flops'])}FLOP/s"))
+        spread = max(here["step_seconds"]) / min(here["step_seconds"])
+        if spread > 1.5:
+            lines.append(row("", f"warning: step times varied {spread:.1f}x: other processes are using "
+                             "this machine, so the projection reflects them"))
     else:
         lines.append(row("this machine", "not measured (--measure-steps 0)"))
     g = r["gpu"]
@@ -160,7 +164,8 @@ def duration(seconds: float) -> str:
     for unit, length in (("days", 86400), ("h", 3600), ("min", 60), ("s", 1)):
         if seconds >= length:
             return f"{seconds / length:.1f} {unit}"
-    return f"{seconds * 1000:.0f} ms"
+    milliseconds = seconds * 1000
+    return f"{milliseconds:.0f} ms" if milliseconds >= 10 else f"{milliseconds:.2g} ms"
 
 
 if __name__ == "__main__":
