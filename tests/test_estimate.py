@@ -72,7 +72,7 @@ def saved_bytes(config: LlamaConfig, batch: int, seq_len: int, precision: str, c
     model = build_model(config, seed=0)
     model.config.use_cache = False
     if checkpointing:
-        model.gradient_checkpointing_enable()
+        getattr(model, "activation_checkpointing_enable", model.gradient_checkpointing_enable)()  # renamed in transformers 5
     model.train()
     storages: dict[int, int] = {}
 

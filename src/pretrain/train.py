@@ -208,9 +208,9 @@ class Run:
                     metrics.update(self._validate())
                 if self.main and (done % cfg.log_every == 0 or done == self.steps or "val/loss" in metrics):
                     reporters.log(done, metrics)
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2e}",
+                bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2e}", refresh=False,
                                 tok_s=f"{metrics['train/tokens_per_second']:,.0f}")
+                bar.update(1)  # one redraw per step, with the new figures
                 stopping = stop is not None and stop.requested
                 if self.checkpoint_dir and cfg.checkpoint_every and done < self.steps and (
                         done % cfg.checkpoint_every == 0 or stopping):
