@@ -72,7 +72,9 @@ def saved_bytes(config: LlamaConfig, batch: int, seq_len: int, precision: str, c
     model = build_model(config, seed=0)
     model.config.use_cache = False
     if checkpointing:
-        getattr(model, "activation_checkpointing_enable", model.gradient_checkpointing_enable)()  # renamed in transformers 5
+        # activation_checkpointing_enable: the transformers 5 name
+        getattr(model, "activation_checkpointing_enable",
+                model.gradient_checkpointing_enable)()
     model.train()
     storages: dict[int, int] = {}
 

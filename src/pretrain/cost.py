@@ -57,7 +57,9 @@ def measure_training(config: PretrainedConfig, cfg: TrainConfig, seq_len: int, s
     dtype = autocast_dtype(cfg.precision, device)
     model = build_model(config, cfg.seed, device=device.type)
     if cfg.gradient_checkpointing:
-        getattr(model, "activation_checkpointing_enable", model.gradient_checkpointing_enable)()  # renamed in transformers 5
+        # activation_checkpointing_enable: the transformers 5 name
+        getattr(model, "activation_checkpointing_enable",
+                model.gradient_checkpointing_enable)()
     model.train()
     step_fn = torch.compile(model) if compile else model
     optimizer = build_optimizer(model, cfg)
