@@ -38,7 +38,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from pretrain.config import DedupConfig, DownloadConfig
-from pretrain.dedup import dedup, worker_count
+from pretrain.dedup import dedup
+from pretrain.io import worker_count
 from pretrain.exact import normalize
 from pretrain.io import DocumentWriter, iter_documents
 from pretrain.sources import download

@@ -18,6 +18,7 @@ from pretrain.errors import ConfigError
 from pretrain.estimate import (GPUS, activation_bytes, flops_per_token, gpu, layer_activation_bytes,
                                measured_peak_flops, memory_breakdown, parameter_counts)
 from pretrain.model import build_model, count_parameters, llama_config
+from pretrain.runtime import enable_activation_checkpointing
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,9 +73,7 @@ def saved_bytes(config: LlamaConfig, batch: int, seq_len: int, precision: str, c
     model = build_model(config, seed=0)
     model.config.use_cache = False
     if checkpointing:
-        # activation_checkpointing_enable: the transformers 5 name
-        getattr(model, "activation_checkpointing_enable",
-                model.gradient_checkpointing_enable)()
+        enable_activation_checkpointing(model)
     model.train()
     storages: dict[int, int] = {}
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
-import os
 from collections import deque
 from pathlib import Path
 from typing import Any, Iterable, Iterator, NamedTuple, Optional
@@ -27,7 +26,7 @@ from pretrain.config import CleanConfig
 from pretrain.course_filters import LanguageFilter
 from pretrain.errors import DataError
 from pretrain.filters import FILTERS, Rule, check_names
-from pretrain.io import DocumentWriter, atomic_path, count_rows, iter_documents, write_json
+from pretrain.io import DocumentWriter, atomic_path, count_rows, iter_documents, worker_count, write_json
 
 BATCH_DOCUMENTS = 64
 # Builtin parts whose ids name the .py file their text was extracted from: prose, not code.
@@ -146,7 +145,7 @@ def clean(cfg: CleanConfig, src: Path, out_dir: Path,
     scores to ``scores_path``); return the report."""
     check_names(cfg.filters)
     check_names(cfg.code_filters, key="code_filters")
-    workers = cfg.workers or os.cpu_count() or 1
+    workers = worker_count(cfg.workers)
     tally = Tally(cfg.samples_per_reason)
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()

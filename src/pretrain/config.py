@@ -20,15 +20,25 @@ from typing import Any, TypeVar, Union
 
 import yaml
 
-from pretrain.config_clean import (  # noqa: F401  (re-exported: pretrain.config names every section)
+from pretrain.config_clean import (
     C4Config, CleanConfig, CodeConfig, DedupConfig, FineWebConfig, GopherQualityConfig,
     GopherRepetitionConfig, HtmlConfig, LanguageConfig, ParagraphLengthConfig,
     ParagraphRepetitionConfig, PiiConfig, WhitespaceConfig)
-from pretrain.config_model import (  # noqa: F401
+from pretrain.config_model import (
     EvaluateConfig, ModelConfig, PackConfig, TokenizerConfig, TrainConfig)
-from pretrain.config_sources import (  # noqa: F401
+from pretrain.config_sources import (
     DownloadConfig, FetchConfig, MixSourceConfig, SourceConfig)
 from pretrain.errors import ConfigError
+
+# Every section's classes are importable from here, whichever module defines them.
+__all__ = [
+    "C4Config", "CleanConfig", "CodeConfig", "DedupConfig", "DownloadConfig", "EvaluateConfig",
+    "FetchConfig", "FineWebConfig", "GopherQualityConfig", "GopherRepetitionConfig", "HtmlConfig",
+    "LanguageConfig", "MixSourceConfig", "ModelConfig", "PackConfig", "ParagraphLengthConfig",
+    "ParagraphRepetitionConfig", "PiiConfig", "SECTIONS", "SourceConfig", "TokenizerConfig",
+    "TrainConfig", "WhitespaceConfig", "build", "check_paths", "is_local_path", "load_all",
+    "load_section", "read_params",
+]
 
 T = TypeVar("T")
 

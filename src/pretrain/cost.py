@@ -20,7 +20,9 @@ from pretrain.estimate import (ASSUMED_GPU_MFU, CHINCHILLA_TOKENS_PER_PARAMETER,
                                parameter_counts)
 from pretrain.model import build_model, llama_config
 from pretrain.optim import build_optimizer
-from pretrain.runtime import autocast, autocast_dtype, deterministic_algorithms, pick_device, precision_name
+from pretrain.runtime import (autocast, autocast_dtype, deterministic_algorithms,
+                              enable_activation_checkpointing, pick_device, precision_name,
+                              synchronize)
 from pretrain.surgery import default_target
 from pretrain.tokenizer import load_tokenizer, split_gguf
 from pretrain.train import total_steps
@@ -57,9 +59,7 @@ def measure_training(config: PretrainedConfig, cfg: TrainConfig, seq_len: int, s
     dtype = autocast_dtype(cfg.precision, device)
     model = build_model(config, cfg.seed, device=device.type)
     if cfg.gradient_checkpointing:
-        # activation_checkpointing_enable: the transformers 5 name
-        getattr(model, "activation_checkpointing_enable",
-                model.gradient_checkpointing_enable)()
+        enable_activation_checkpointing(model)
     model.train()
     step_fn = torch.compile(model) if compile else model
     optimizer = build_optimizer(model, cfg)
@@ -78,17 +78,12 @@ def measure_training(config: PretrainedConfig, cfg: TrainConfig, seq_len: int, s
             scaler.step(optimizer)
             scaler.update()
             optimizer.zero_grad(set_to_none=True)
-            _sync(device)
+            synchronize(device)
             seconds.append(time.perf_counter() - start)
     step = statistics.median(seconds[warmup:])
     return {"tokens_per_second": cfg.micro_batch_size * seq_len / step, "step_seconds": seconds[warmup:],
             "steps": steps, "warmup_steps": warmup, "device": device.type,
             "precision": precision_name(dtype), "compiled": compile}
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def estimate(configs: dict[str, Any], gpu_name: str = "h100-sxm", measure_steps: int = 5,

@@ -28,7 +28,6 @@ way whichever process computes it, and the main process consumes batches in inpu
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 import unicodedata
@@ -47,7 +46,7 @@ from tqdm import tqdm
 from pretrain import lsh, minhash
 from pretrain.config import DedupConfig
 from pretrain.exact import exact_keys, first_occurrence
-from pretrain.io import atomic_path, count_rows, iter_batches
+from pretrain.io import atomic_path, count_rows, iter_batches, worker_count
 
 REASONS = ("exact", "near")
 SAMPLE_CHARS = 300
@@ -84,13 +83,6 @@ def _init_worker(cfg: DedupConfig) -> None:
 
 
 _WORKER_CFG: DedupConfig | None = None
-
-
-def worker_count(workers: int) -> int:
-    """``workers``, or every core this process may run on when it is 0."""
-    if workers:
-        return workers
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def scan_batches(cfg: DedupConfig, batches: Iterable[pa.RecordBatch]) -> Iterator[dict[str, np.ndarray]]:

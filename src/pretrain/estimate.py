@@ -28,6 +28,7 @@ import torch
 from transformers import AutoModelForCausalLM, PretrainedConfig
 
 from pretrain.errors import ConfigError
+from pretrain.runtime import synchronize
 
 
 @dataclasses.dataclass(frozen=True)
@@ -267,16 +268,10 @@ def _best_matmul_rate(dtype: torch.dtype, device: torch.device, size: int, secon
     torch.matmul(a, b)  # warm-up: thread pools, kernels, clocks
     best, deadline = 0.0, time.perf_counter() + seconds
     while True:
-        _sync(device)
+        synchronize(device)
         start = time.perf_counter()
         torch.matmul(a, b)
-        _sync(device)
+        synchronize(device)
         best = max(best, 2.0 * size ** 3 / (time.perf_counter() - start))
         if time.perf_counter() > deadline:
             return best
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from pretrain.errors import ConfigError
 from pretrain.heldout import overlap, read_texts, text_rows, token_byte_lengths, training_ngrams
 from pretrain.model import load_base
 from pretrain.tokenizer import load_tokenizer
-from pretrain.runtime import autocast, autocast_dtype, load_rows, pick_device
+from pretrain.runtime import autocast_dtype, load_rows, pick_device, validation_loss
 
 TASK_DIR = Path(__file__).parent / "lm_eval_tasks"
 
@@ -30,31 +29,6 @@ def load_model(path: Path, device: torch.device):
     model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32, use_safetensors=True)
     model = model.to(device).eval()
     return model, AutoTokenizer.from_pretrained(str(path))
-
-
-@torch.no_grad()
-def validation_loss(model, rows, batch_size: int, max_batches: int | None, device: torch.device,
-                    dtype: torch.dtype | None, byte_lengths=None) -> dict[str, float]:
-    """Mean next-token cross-entropy over packed rows, its exponential (perplexity) and, given
-    the bytes each token id stands for, bits per byte (comparable across tokenizers)."""
-    n = len(rows) if max_batches is None else min(len(rows), max_batches * batch_size)
-    total, count, nbytes = 0.0, 0, 0
-    for start in range(0, n, batch_size):
-        ids = torch.from_numpy(rows[start:min(start + batch_size, n)]).to(device)
-        with autocast(device, dtype):
-            logits = model(input_ids=ids).logits
-        loss = torch.nn.functional.cross_entropy(
-            logits[:, :-1].float().reshape(-1, logits.size(-1)), ids[:, 1:].reshape(-1), reduction="sum")
-        total += loss.item()
-        count += ids[:, 1:].numel()
-        if byte_lengths is not None:
-            nbytes += int(byte_lengths[rows[start:min(start + batch_size, n), 1:]].sum())
-    mean = total / count
-    result = {"loss": mean, "perplexity": math.exp(mean), "tokens": count}
-    if byte_lengths is not None and nbytes:
-        # Document-boundary tokens stand for no bytes; their loss still counts, as in lm-eval.
-        result["bits_per_byte"] = total / math.log(2) / nbytes
-    return result
 
 
 def contamination(data_dir: Path, tokenizer, general: list[str] | None = None) -> dict[str, Any]:
@@ -165,12 +139,13 @@ def evaluate(cfg: EvaluateConfig, init_dir: Path, trained_dir: Path, data_dir: P
         generations[f"base ({lineage['base']})"] = generate(model, tokenizer, cfg.prompts, cfg.max_new_tokens)
     for name, path in (("init", init_dir), ("trained", trained_dir)):
         model, tokenizer = load_model(path, device)
+        byte_lengths = token_byte_lengths(tokenizer)
         report["val"][name] = validation_loss(model, rows, cfg.batch_size, cfg.max_batches, device,
-                                              dtype, token_byte_lengths(tokenizer))
+                                              dtype, byte_lengths)
         if general:  # the init model is the base in continued pretraining: forgetting shows here
             report["general"][name] = validation_loss(
                 model, text_rows(general, tokenizer, rows.shape[1]), cfg.batch_size, cfg.max_batches,
-                device, dtype, token_byte_lengths(tokenizer))
+                device, dtype, byte_lengths)
         label = f"init ({lineage.get('init', 'random')})" if name == "init" else name
         generations[label] = generate(model, tokenizer, cfg.prompts, cfg.max_new_tokens)
     report["val"]["perplexity_ratio"] = report["val"]["init"]["perplexity"] / report["val"]["trained"]["perplexity"]

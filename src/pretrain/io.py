@@ -132,3 +132,10 @@ def count_rows(path: str | Path) -> int:
         return pq.ParquetFile(path).metadata.num_rows
     except (OSError, pa.ArrowInvalid) as exc:
         raise DataError(f"{path}: cannot read Parquet ({exc})") from None
+
+
+def worker_count(workers: int) -> int:
+    """``workers``, or every core this process may run on when it is 0."""
+    if workers:
+        return workers
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

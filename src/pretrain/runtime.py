@@ -4,6 +4,7 @@ order, memory in use. Shared by training and evaluation."""
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import resource
 import sys
@@ -110,6 +111,44 @@ def _permuted_batches(n_rows: int, batch_size: int, seed: int, start: int) -> It
         for index in range(offset, per_epoch):
             yield order[index * batch_size:(index + 1) * batch_size]
         epoch, offset = epoch + 1, 0
+
+
+@torch.no_grad()
+def validation_loss(model: torch.nn.Module, rows: np.ndarray, batch_size: int,
+                    max_batches: int | None, device: torch.device, dtype: torch.dtype | None,
+                    byte_lengths: np.ndarray | None = None) -> dict[str, float]:
+    """Mean next-token cross-entropy over packed rows, its exponential (perplexity) and, given
+    the bytes each token id stands for, bits per byte (comparable across tokenizers)."""
+    n = len(rows) if max_batches is None else min(len(rows), max_batches * batch_size)
+    total, count, nbytes = 0.0, 0, 0
+    for start in range(0, n, batch_size):
+        ids = torch.from_numpy(rows[start:min(start + batch_size, n)]).to(device)
+        with autocast(device, dtype):
+            logits = model(input_ids=ids).logits
+        loss = torch.nn.functional.cross_entropy(
+            logits[:, :-1].float().reshape(-1, logits.size(-1)), ids[:, 1:].reshape(-1), reduction="sum")
+        total += loss.item()
+        count += ids[:, 1:].numel()
+        if byte_lengths is not None:
+            nbytes += int(byte_lengths[rows[start:min(start + batch_size, n), 1:]].sum())
+    mean = total / count
+    result = {"loss": mean, "perplexity": math.exp(mean), "tokens": count}
+    if byte_lengths is not None and nbytes:
+        # Document-boundary tokens stand for no bytes; their loss still counts, as in lm-eval.
+        result["bits_per_byte"] = total / math.log(2) / nbytes
+    return result
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work, so that a timer around it measures the work."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def enable_activation_checkpointing(model: torch.nn.Module) -> None:
+    """Recompute each layer's activations in the backward pass (transformers 5 renamed
+    ``gradient_checkpointing_enable`` to ``activation_checkpointing_enable``)."""
+    getattr(model, "activation_checkpointing_enable", model.gradient_checkpointing_enable)()
 
 
 def memory_bytes(device: torch.device) -> int:

@@ -34,8 +34,9 @@ from pretrain.estimate import flops_per_token, measured_peak_flops
 from pretrain.io import atomic_path
 from pretrain.optim import build_optimizer, lr_at
 from pretrain.reporters import Reporters
-from pretrain.runtime import (autocast, autocast_dtype, batch_order, deterministic_algorithms,
-                              load_rows, memory_bytes, precision_name)
+from pretrain.runtime import (autocast, autocast_dtype, batch_order, check_batch,
+                              deterministic_algorithms, enable_activation_checkpointing, load_rows,
+                              memory_bytes, precision_name, validation_loss)
 
 
 def total_steps(cfg: TrainConfig, seq_len: int) -> int:
@@ -99,21 +100,6 @@ class StopRequest:
             signal.signal(sig, handler)
 
 
-@torch.no_grad()
-def validation_loss(model: torch.nn.Module, rows: np.ndarray, batch_size: int,
-                    device: torch.device, dtype: Optional[torch.dtype]) -> float:
-    """Mean next-token loss over ``rows`` (all rows weigh the same: every row is full)."""
-    was_training = model.training
-    model.eval()
-    losses = []
-    for start in range(0, len(rows), batch_size):
-        ids = torch.from_numpy(rows[start:start + batch_size]).to(device)
-        with autocast(device, dtype):
-            losses.append(model(input_ids=ids, labels=ids).loss.float().item() * len(ids))
-    model.train(was_training)
-    return sum(losses) / len(rows)
-
-
 def train(cfg: TrainConfig, model_dir: Path, data_dir: Path, out_dir: Path, log_dir: Path,
           checkpoint_dir: Optional[Path] = None) -> Optional[dict[str, Any]]:
     """Train the model in ``model_dir`` on ``data_dir/train.parquet``; save it to ``out_dir``.
@@ -142,7 +128,7 @@ class Run:
         self.main = accelerator.is_main_process
         self.dtype = autocast_dtype(cfg.precision, self.device)
         self.rows = load_rows(data_dir / "train.parquet")
-        batch_order(len(self.rows), cfg.micro_batch_size, cfg.seed)  # fails before the model loads
+        check_batch(len(self.rows), cfg.micro_batch_size)  # fails before the model loads
         val_path = data_dir / "val.parquet"
         self.val_rows = (load_rows(val_path)[:cfg.eval_batches * cfg.micro_batch_size]
                          if val_path.exists() else None)
@@ -159,9 +145,8 @@ class Run:
         self.model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32,
                                                           use_safetensors=True)  # never a pickle
         self.model.config.use_cache = False
-        if cfg.gradient_checkpointing:  # renamed activation_checkpointing_enable in transformers 5
-            getattr(self.model, "activation_checkpointing_enable",
-                    self.model.gradient_checkpointing_enable)()
+        if cfg.gradient_checkpointing:
+            enable_activation_checkpointing(self.model)
         self.model.to(self.device).train()
         self.optimizer = build_optimizer(self.model, cfg)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
@@ -183,9 +168,8 @@ class Run:
         cfg, start = self.cfg, self.resume.step if self.resume else 0
         if start and self.main:
             print(f"train: resuming from the checkpoint of step {start} ({self.resume.path})")
-        params = {k: v for k, v in dataclasses.asdict(cfg).items()}
-        reporters = Reporters(cfg.report_to, log_dir, start if self.resume else None, params,
-                              self.key) if self.main else None
+        reporters = Reporters(cfg.report_to, log_dir, start if self.resume else None,
+                              dataclasses.asdict(cfg), self.key) if self.main else None
         flops = flops_per_token(self.model.config, self.seq_len) * self.tokens_per_step
         batches = shard_batches(self.rows, cfg, start * cfg.grad_accum_steps, self.acc.process_index,
                                 self.acc.num_processes, pin=self.device.type == "cuda")
@@ -263,8 +247,12 @@ class Run:
     def _validate(self) -> dict[str, float]:
         if self.val_rows is None or not len(self.val_rows):
             return {}
-        loss = (validation_loss(self.model, self.val_rows, self.cfg.micro_batch_size, self.device,
-                                self.dtype) if self.main else 0.0)
+        if not self.main:
+            return {"val/loss": 0.0}
+        self.model.eval()
+        loss = validation_loss(self.model, self.val_rows, self.cfg.micro_batch_size, None,
+                               self.device, self.dtype)["loss"]
+        self.model.train()
         return {"val/loss": loss}
 
     def _save_checkpoint(self, step: int) -> None:
