@@ -1,5 +1,6 @@
-"""`accelerate launch` with 2 CPU processes (DDP over gloo) follows the loss curve of 1 process at
-the same global batch: each process takes half of every micro-batch."""
+"""`accelerate launch` with 2 CPU processes (DDP or FSDP over gloo) follows the loss curve of 1
+process at the same global batch: each process takes half of every micro-batch. FSDP saves the
+whole model and resumes from its checkpoints."""
 
 import json
 import os
@@ -8,25 +9,39 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+from transformers import AutoModelForCausalLM
 
 DRIVER = """
 import json, sys
 from pathlib import Path
+import pretrain.train
 from pretrain.config import TrainConfig
 from pretrain.train import train
 cfg, init, packed, out = json.loads(sys.argv[1]), *map(Path, sys.argv[2:5])
+die_at = cfg.pop("die_at", None)
+if die_at is not None:  # every process stops dead when this step begins, as after a kill -9
+    real = pretrain.train.lr_at
+    def lr_at(step, *args):
+        if step == die_at:
+            raise SystemExit("killed")
+        return real(step, *args)
+    pretrain.train.lr_at = lr_at
 report = train(TrainConfig(**cfg), init, packed, out / "model", out / "live", out / "ckpt")
 if report is not None:
     (out / "report.json").write_text(json.dumps(report))
 """
 
 CFG = {"max_steps": 6, "warmup_steps": 1, "learning_rate": 1e-2, "micro_batch_size": 4,
-       "grad_accum_steps": 2, "precision": "fp32", "log_every": 1, "checkpoint_every": 3}
+       "grad_accum_steps": 2, "precision": "fp32", "log_every": 1, "eval_every": 3,
+       "checkpoint_every": 3}
 
 
-def launch(tmp_path: Path, name: str, processes: int, init_dir, packed_dir) -> tuple[dict, list]:
+def launch(tmp_path: Path, name: str, processes: int, init_dir, packed_dir, fails: str = "",
+           **options) -> tuple[dict, list]:
+    """Run the driver in ``processes`` processes; ``fails``: the run must fail with this message."""
     out = tmp_path / name
-    out.mkdir()
+    out.mkdir(exist_ok=True)
     driver = tmp_path / "driver.py"
     driver.write_text(DRIVER)
     bin_dir = Path(sys.executable).parent
@@ -34,18 +49,77 @@ def launch(tmp_path: Path, name: str, processes: int, init_dir, packed_dir) -> t
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
                "--main_process_port", "0"] if processes > 1 else [sys.executable])
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([*prefix, str(driver), json.dumps(CFG), str(init_dir), str(packed_dir),
-                             str(out)], env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run([*prefix, str(driver), json.dumps({**CFG, **options}), str(init_dir),
+                             str(packed_dir), str(out)], env=env, capture_output=True, text=True,
+                            timeout=600)
+    (out / "stderr.txt").write_text(result.stderr)  # the whole log of a failed launch
+    if fails:
+        assert result.returncode != 0 and fails in result.stderr, result.stderr[-3000:]
+        return {}, []
     assert result.returncode == 0, result.stderr[-3000:]
     rows = (out / "live/plots/metrics/train/loss.tsv").read_text().splitlines()[1:]
-    return json.loads((out / "report.json").read_text()), [float(r.split("\t")[-1]) for r in rows]
+    report = json.loads((out / "report.json").read_text())
+    return {**report, "stdout": result.stdout}, [float(r.split("\t")[-1]) for r in rows]
 
 
-def test_two_processes_follow_the_one_process_loss_curve(tmp_path, init_dir, packed_dir):
-    one, curve_one = launch(tmp_path, "one", 1, init_dir, packed_dir)
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory, init_dir, packed_dir):
+    tmp_path = tmp_path_factory.mktemp("one")
+    return (*launch(tmp_path, "one", 1, init_dir, packed_dir), tmp_path / "one/model")
+
+
+def weights(path):
+    return AutoModelForCausalLM.from_pretrained(path).state_dict()
+
+
+def test_two_processes_follow_the_one_process_loss_curve(tmp_path, init_dir, packed_dir, one_process):
+    one, curve_one, _ = one_process
     two, curve_two = launch(tmp_path, "two", 2, init_dir, packed_dir)
     assert two["processes"] == 2 and one["processes"] == 1
     assert len(curve_two) == len(curve_one) == 6
     assert curve_two == pytest.approx(curve_one, rel=1e-4)
     assert curve_one[-1] < curve_one[0]
     assert two["tokens"] == one["tokens"]  # the same global batch
+
+
+@pytest.mark.parametrize("sharding, checkpointing", [("full_shard", False), ("shard_grad_op", True)])
+def test_fsdp_follows_the_one_process_curve_and_saves_the_whole_model(
+        tmp_path, init_dir, packed_dir, one_process, sharding, checkpointing):
+    one, curve_one, one_model = one_process
+    two, curve_two = launch(tmp_path, "fsdp", 2, init_dir, packed_dir, sharding=sharding,
+                            gradient_checkpointing=checkpointing)
+    assert two["sharding"] == sharding and two["processes"] == 2
+    assert curve_two == pytest.approx(curve_one, rel=1e-4)
+    assert two["val_loss"] == pytest.approx(one["val_loss"], rel=1e-4)  # every process validates
+    a, b = weights(one_model), weights(tmp_path / "fsdp/model")  # whole, not one shard
+    assert a.keys() == b.keys()
+    assert all(torch.allclose(a[k], b[k], atol=2e-3) for k in a)  # Adam: lr-sized noise
+    assert not list((tmp_path / "fsdp/ckpt").iterdir())
+
+
+@pytest.mark.parametrize("sharding", ["none", "full_shard"])
+def test_a_killed_multi_process_run_resumes_from_its_checkpoint(tmp_path, init_dir, packed_dir,
+                                                                 one_process, sharding):
+    launch(tmp_path, "run", 2, init_dir, packed_dir, fails="killed", sharding=sharding,
+           die_at=4)
+    assert [p.name for p in (tmp_path / "run/ckpt").iterdir()] == ["step-00000003"]
+    resumed, curve = launch(tmp_path, "run", 2, init_dir, packed_dir, sharding=sharding)
+    assert "resuming from the checkpoint of step 3" in resumed["stdout"]
+    assert len(curve) == 6  # steps 1-6 once each: the killed run's step 4 was dropped
+    assert curve == pytest.approx(one_process[1], rel=1e-4)
+    a, b = weights(one_process[2]), weights(tmp_path / "run/model")
+    assert all(torch.allclose(a[k], b[k], atol=2e-3) for k in a)  # Adam: lr-sized noise
+
+
+@pytest.mark.parametrize("sharding", ["none", "full_shard"])
+def test_compiled_multi_process_training_follows_the_eager_one_process_curve(
+        tmp_path, init_dir, packed_dir, one_process, sharding):
+    report, curve = launch(tmp_path, "compiled", 2, init_dir, packed_dir, sharding=sharding,
+                           compile=True)
+    assert report["compiled"] and "torch.compile failed" not in report["stdout"]
+    assert curve == pytest.approx(one_process[1], rel=1e-4)
+
+
+def test_fp16_with_sharding_is_a_clear_error(tmp_path, init_dir, packed_dir):
+    launch(tmp_path, "fp16", 2, init_dir, packed_dir, fails="fp16 loss scaling is not supported",
+           sharding="full_shard", precision="fp16")

@@ -181,3 +181,22 @@ def test_the_20x_rule_understates_small_models_and_fits_a_1b_one(debug_profile):
     assert rows["this run"]["per_parameter"] > 30  # activations dwarf a 0.2M-parameter model
     assert 16 < rows["tinyllama-1.1b"]["per_parameter"] < 24
     assert rows["tinyllama-1.1b"]["per_parameter_checkpointed"] < rows["tinyllama-1.1b"]["per_parameter"]
+
+
+def test_gpu_projection_splits_time_and_sharded_memory_among_gpus(debug_profile):
+    configs = load_all(debug_profile)
+    one = estimate(configs, measure_steps=0, gpus=1)["gpu"]
+    ddp = estimate(configs, measure_steps=0, gpus=2)["gpu"]
+    sharded = dict(configs, train=dataclasses.replace(configs["train"], sharding="full_shard"))
+    fsdp = estimate(sharded, measure_steps=0, gpus=2)["gpu"]
+    assert ddp["seconds"] == pytest.approx(one["seconds"] / 2)
+    assert fsdp["memory_bytes"] < ddp["memory_bytes"] < one["memory_bytes"]  # half the activations
+    launched = dict(sharded, train=dataclasses.replace(
+        sharded["train"], launcher="accelerate launch --multi_gpu --num_processes 4"))
+    assert estimate(launched, measure_steps=0)["gpu"]["gpus"] == 4
+
+
+def test_cli_shows_the_per_gpu_projection(debug_profile, capsys):
+    main(["estimate", "--params", str(debug_profile), "--measure-steps", "0", "--gpus", "8"])
+    out = capsys.readouterr().out
+    assert "8 x NVIDIA H100 SXM" in out and "per GPU" in out and "DDP" in out

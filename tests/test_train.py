@@ -149,3 +149,24 @@ def test_uneven_split_among_processes_is_a_clear_error(tmp_path, init_dir, packe
     with pytest.raises(ConfigError, match="split evenly among 2"):
         shard_batches(load_rows(packed_dir / "train.parquet"), TrainConfig(micro_batch_size=3),
                       0, 0, 2, pin=False)
+
+
+def test_accelerate_fsdp_or_deepspeed_plugin_is_a_clear_error(init_dir, packed_dir):
+    from types import SimpleNamespace
+
+    from accelerate.utils import DistributedType
+
+    from pretrain.train import Run
+    for kind in (DistributedType.FSDP, DistributedType.DEEPSPEED):
+        launched = SimpleNamespace(device=torch.device("cpu"), is_main_process=True,
+                                   num_processes=2, distributed_type=kind)
+        with pytest.raises(ConfigError, match="train.sharding: full_shard"):
+            Run(TrainConfig(), launched, init_dir, packed_dir, None)
+
+
+def test_sharding_in_one_process_warns_and_trains_plainly(tmp_path, init_dir, packed_dir, capsys):
+    cfg = TrainConfig(max_steps=2, warmup_steps=1, micro_batch_size=4, precision="fp32",
+                      sharding="full_shard")
+    report = train(cfg, init_dir, packed_dir, tmp_path / "model", tmp_path / "live")
+    assert "has no effect in one process" in capsys.readouterr().out
+    assert report["sharding"] == "none" and report["processes"] == 1

@@ -4,7 +4,8 @@ A checkpoint holds the model, the optimizer state, the loss scaler, the RNG stat
 step (which fixes the data position: batches are recomputed from the seed). Everything is
 safetensors or JSON, never a pickle. Each is a folder ``step-00000100`` renamed into place when
 complete; older ones are deleted after a newer one is in place, so a kill at any moment leaves
-a usable one.
+a usable one. The state is gathered whole from all processes, FSDP-sharded or not, and
+written by the first, so a run can resume on another number of processes or sharding.
 
 The checkpoint folder survives between runs (a DVC ``persist``-like folder outside the cache),
 so a checkpoint records a key: a hash of the training params that change the result and of the
@@ -23,15 +24,18 @@ from pathlib import Path
 from typing import Any, Optional
 
 import torch
-from safetensors.torch import load_file, load_model, save_file, save_model
+from safetensors.torch import load_file, save_file
+from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_state_dict,
+                                                     set_model_state_dict, set_optimizer_state_dict)
 
 from pretrain.config import TrainConfig
 from pretrain.io import atomic_path
 
 # Params that change how a run is watched or launched, not the model it ends with.
 UNKEYED = {"log_every", "checkpoint_every", "eval_every", "eval_batches", "report_to", "launcher",
-           "num_workers", "peak_tflops"}
+           "sharding", "num_workers", "peak_tflops"}
 PREFIX = "step-"
+FORMAT = 2  # tensors named by parameter, not by index (checkpoints of other formats are removed)
 
 
 def file_digest(path: Path) -> str:
@@ -68,7 +72,7 @@ def find(folder: Path, key: str) -> Optional[Checkpoint]:
             state = json.loads((path / "state.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue  # not a checkpoint this code wrote; leave it
-        if state.get("key") != key:
+        if state.get("key") != key or state.get("format") != FORMAT:
             shutil.rmtree(path, ignore_errors=True)
             continue
         found.append(Checkpoint(path, int(state["step"]), state))
@@ -77,17 +81,25 @@ def find(folder: Path, key: str) -> Optional[Checkpoint]:
 
 def save(folder: Path, key: str, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
          scaler: Optional[torch.amp.GradScaler], extra: Optional[dict[str, Any]] = None,
-         keep: int = 1) -> Path:
+         keep: int = 1, write: bool = True) -> Path:
     """Write the checkpoint of optimizer step ``step`` (with the JSON-able ``extra`` in its
-    state) and keep only the newest ``keep``."""
+    state) and keep only the newest ``keep``.
+
+    Every process of a run calls it: the whole model and optimizer state is gathered from them
+    (sharded by FSDP or not) and the process with ``write`` writes it.
+    """
     path = Path(folder) / f"{PREFIX}{step:08d}"
-    tensors, groups = _optimizer_tensors(optimizer)
+    weights, optim = get_state_dict(model, optimizer, options=StateDictOptions(
+        full_state_dict=True, cpu_offload=True))
+    if not write:
+        return path
+    tensors, groups = _optimizer_tensors(optim)
     with atomic_path(path) as tmp:
         tmp.mkdir()
-        save_model(model, str(tmp / "model.safetensors"))  # handles tied embeddings
+        save_file(_unshared(weights), str(tmp / "model.safetensors"))
         save_file(tensors, str(tmp / "optimizer.safetensors"))
         save_file(_rng_tensors(), str(tmp / "rng.safetensors"))
-        state = {"key": key, "step": step, "param_groups": groups,
+        state = {"key": key, "step": step, "format": FORMAT, "param_groups": groups,
                  "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
                  **(extra or {})}
         (tmp / "state.json").write_text(json.dumps(state, indent=1), encoding="utf-8")
@@ -97,14 +109,31 @@ def save(folder: Path, key: str, step: int, model: torch.nn.Module, optimizer: t
 
 
 def restore(ckpt: Checkpoint, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-            scaler: Optional[torch.amp.GradScaler]) -> None:
-    """Load ``ckpt`` into the (unwrapped) model, the optimizer, the scaler and the RNGs."""
-    load_model(model, str(ckpt.path / "model.safetensors"), device=str(next(model.parameters()).device))
-    tensors = load_file(str(ckpt.path / "optimizer.safetensors"))
-    optimizer.load_state_dict(_optimizer_state(tensors, ckpt.state["param_groups"]))
+            scaler: Optional[torch.amp.GradScaler], read: bool = True,
+            broadcast: bool = False) -> None:
+    """Load ``ckpt`` into the (unwrapped, possibly FSDP-sharded) model, the optimizer, the
+    scaler and the RNGs. With ``broadcast`` every process of the group calls it and only the
+    one with ``read`` (the first) reads the files, so other machines need not see them."""
+    weights: dict[str, torch.Tensor] = {}
+    optim: dict[str, Any] = {}
+    rng = None
+    if read:
+        weights = load_file(str(ckpt.path / "model.safetensors"))
+        optim = _optimizer_state(load_file(str(ckpt.path / "optimizer.safetensors")),
+                                 ckpt.state["param_groups"])
+        rng = load_file(str(ckpt.path / "rng.safetensors"))
+    # Two calls: set_state_dict skips the model on a process given no weights, which then misses
+    # the broadcast of the first.
+    options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=broadcast)
+    set_model_state_dict(model, weights, options=options)
+    set_optimizer_state_dict(model, optimizer, optim, options=options)
     if scaler is not None and ckpt.state["scaler"]:
         scaler.load_state_dict(ckpt.state["scaler"])
-    _set_rng(load_file(str(ckpt.path / "rng.safetensors")))
+    if broadcast:
+        box = [rng]
+        torch.distributed.broadcast_object_list(box, src=0)
+        rng = box[0]
+    _set_rng(rng)
 
 
 def clear(folder: Path) -> None:
@@ -113,18 +142,32 @@ def clear(folder: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list]:
-    sd = optimizer.state_dict()
-    tensors = {f"{index}.{name}": value.detach().contiguous().cpu()
-               for index, entry in sd["state"].items() for name, value in entry.items()}
-    return tensors, sd["param_groups"]
+def _unshared(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The tensors with shared memory (tied embeddings) copied apart: safetensors refuses
+    shared tensors."""
+    seen, result = set(), {}
+    for name, value in tensors.items():
+        value = value.detach().contiguous()
+        if value.untyped_storage().data_ptr() in seen:
+            value = value.clone()
+        seen.add(value.untyped_storage().data_ptr())
+        result[name] = value
+    return result
+
+
+def _optimizer_tensors(sd: dict[str, Any]) -> tuple[dict[str, torch.Tensor], list]:
+    """A full optimizer state dict (keyed by parameter name) as tensors named
+    ``<parameter>.<state>`` and JSON-able parameter groups."""
+    tensors = {f"{param}.{name}": value for param, entry in sd["state"].items()
+               for name, value in entry.items()}
+    return _unshared(tensors), sd["param_groups"]
 
 
 def _optimizer_state(tensors: dict[str, torch.Tensor], groups: list) -> dict[str, Any]:
-    state: dict[int, dict[str, torch.Tensor]] = {}
+    state: dict[str, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
-        index, name = key.split(".", 1)
-        state.setdefault(int(index), {})[name] = value
+        param, name = key.rsplit(".", 1)
+        state.setdefault(param, {})[name] = value
     for group in groups:
         if "betas" in group:
             group["betas"] = tuple(group["betas"])

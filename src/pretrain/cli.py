@@ -1,6 +1,6 @@
 """The pretrain command: `pretrain estimate` prints what a run of params.yaml will cost.
 
-    pretrain estimate [--params params.yaml] [--gpu h100-sxm] [--measure-steps 5] [--json]
+    pretrain estimate [--params params.yaml] [--gpu h100-sxm] [--gpus N] [--measure-steps 5] [--json]
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ def add_estimate(parser: argparse.ArgumentParser) -> None:
                         help="the params file (default: params.yaml in the working directory)")
     parser.add_argument("--gpu", default="h100-sxm",
                         help=f"project the time on this GPU (one of: {', '.join(sorted(GPUS))})")
+    parser.add_argument("--gpus", type=int, default=None,
+                        help="project the time and memory per GPU on this many GPUs (default: "
+                             "--num_processes of train.launcher, else 1)")
     parser.add_argument("--gpu-mfu", type=float, default=ASSUMED_GPU_MFU,
                         help="model FLOPs utilisation assumed on the GPU (default: %(default)s)")
     parser.add_argument("--measure-steps", type=int, default=5,
@@ -34,11 +37,11 @@ def add_estimate(parser: argparse.ArgumentParser) -> None:
 
 def run_estimate(args: argparse.Namespace) -> None:
     gpu(args.gpu)  # an unknown name fails before any work
-    if args.measure_steps < 0 or not 0 < args.gpu_mfu <= 1:
-        raise PretrainError("--measure-steps must be >= 0 and --gpu-mfu in (0, 1]")
+    if args.measure_steps < 0 or not 0 < args.gpu_mfu <= 1 or (args.gpus is not None and args.gpus < 1):
+        raise PretrainError("--measure-steps must be >= 0, --gpus >= 1 and --gpu-mfu in (0, 1]")
     configs = load_all(args.params)
     compile = args.measure_compile and configs["train"].compile
-    report = estimate(configs, args.gpu, args.measure_steps, compile, args.gpu_mfu)
+    report = estimate(configs, args.gpu, args.measure_steps, compile, args.gpu_mfu, args.gpus)
     print(json.dumps(report, indent=2) if args.json else render(report, configs, args.params))
 
 
@@ -120,9 +123,16 @@ def time_lines(r: dict[str, Any]) -> list[str]:
         lines.append(row("this machine", "not measured (--measure-steps 0)"))
     g = r["gpu"]
     fits = "fits" if g["fits"] else "does NOT fit"
-    lines.append(row(g["name"], f"{duration(g['seconds'])} at an assumed {g['assumed_mfu']:.0%} MFU of "
-                     f"{si(g['peak_flops'])}FLOP/s dense {g['peak_dtype']}; "
-                     f"{size(g['memory_bytes'])} {fits} in {g['memory_gb']:g} GB"))
+    several = g["gpus"] > 1
+    name = f"{g['gpus']} x {g['name']}" if several else g["name"]
+    lines.append(row(name, f"{duration(g['seconds'])} at an assumed {g['assumed_mfu']:.0%} MFU of "
+                     f"{si(g['peak_flops'])}FLOP/s dense {g['peak_dtype']}"
+                     f"{' per GPU' if several else ''}; {size(g['memory_bytes'])}"
+                     f"{' per GPU' if several else ''} {fits} in {g['memory_gb']:g} GB"))
+    if several:
+        how = ("train.sharding " + g["sharding"] + ": weights, gradients and optimizer state split"
+               if g["sharding"] != "none" else "DDP: every GPU holds the whole training state")
+        lines.append(row("", f"{how}; time assumes perfect scaling"))
     return lines
 
 

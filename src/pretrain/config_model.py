@@ -150,6 +150,10 @@ class TrainConfig:
     """Peak TFLOP/s that MFU is relative to (None: a bf16/fp32 matmul measured at start-up)."""
     launcher: str = "python"
     """Command that runs stages/train.py, e.g. "accelerate launch --multi_gpu --num_processes 8"."""
+    sharding: str = "none"
+    """With several processes: none (DDP, each holds the whole model and optimizer state),
+    full_shard (FSDP: parameters, gradients and optimizer state split among them, ZeRO-3) or
+    shard_grad_op (gathered parameters kept from forward to backward, ZeRO-2)."""
     seed: int = 0
     """Seed of data order and dropout."""
 
@@ -173,6 +177,7 @@ class TrainConfig:
         positive("eps", self.eps)
         positive("grad_clip", self.grad_clip, zero=True)
         one_of("precision", self.precision, ("auto", "fp32", "bf16", "fp16"))
+        one_of("sharding", self.sharding, ("none", "full_shard", "shard_grad_op"))
         for name in self.report_to:
             one_of("report_to", name, ("tensorboard", "wandb"))
         positive("peak_tflops", self.peak_tflops, allow_none=True)

@@ -6,6 +6,8 @@ params describe, times a few real optimizer steps of it on this machine, and pro
 
 from __future__ import annotations
 
+import math
+import re
 import statistics
 import time
 from typing import Any
@@ -86,9 +88,17 @@ def measure_training(config: PretrainedConfig, cfg: TrainConfig, seq_len: int, s
             "precision": precision_name(dtype), "compiled": compile}
 
 
+def launched_processes(launcher: str) -> int:
+    """The process count in ``train.launcher`` (``--num_processes N``), else 1."""
+    found = re.search(r"--num_processes[= ](\d+)", launcher)
+    return int(found.group(1)) if found else 1
+
+
 def estimate(configs: dict[str, Any], gpu_name: str = "h100-sxm", measure_steps: int = 5,
-             measure_compile: bool = False, gpu_mfu: float = ASSUMED_GPU_MFU) -> dict[str, Any]:
-    """Everything ``pretrain estimate`` prints, as a JSON-ready dict."""
+             measure_compile: bool = False, gpu_mfu: float = ASSUMED_GPU_MFU,
+             gpus: int | None = None) -> dict[str, Any]:
+    """Everything ``pretrain estimate`` prints, as a JSON-ready dict; the GPU projection is for
+    ``gpus`` GPUs (default: the processes of ``train.launcher``)."""
     target = gpu(gpu_name)
     config = run_config(configs)
     cfg, seq_len = configs["train"], configs["pack"].seq_len
@@ -99,7 +109,8 @@ def estimate(configs: dict[str, Any], gpu_name: str = "h100-sxm", measure_steps:
     memory = {p: {"plain": memory_breakdown(config, seq_len, cfg.micro_batch_size, p, False, cfg.optimizer),
                   "checkpointed": memory_breakdown(config, seq_len, cfg.micro_batch_size, p, True, cfg.optimizer)}
               for p in ("fp32", "bf16")}
-    gpu_memory = memory["bf16"]["checkpointed" if cfg.gradient_checkpointing else "plain"]["total"]
+    gpus = gpus or launched_processes(cfg.launcher)
+    gpu_memory = device_memory(config, cfg, seq_len, "bf16", gpus)
     report = {
         "model": describe(config), **counts, "seq_len": seq_len, "micro_batch_size": cfg.micro_batch_size,
         "steps": total_steps(cfg, seq_len), "tokens": tokens, "flops_per_token": per_token,
@@ -109,7 +120,8 @@ def estimate(configs: dict[str, Any], gpu_name: str = "h100-sxm", measure_steps:
         "precision": precision, "optimizer": cfg.optimizer,
         "gradient_checkpointing": cfg.gradient_checkpointing, "memory": memory,
         "this_machine": None,
-        "gpu": project_gpu(target, per_token * tokens, gpu_mfu, gpu_memory),
+        "gpu": {**project_gpu(target, per_token * tokens / gpus, gpu_mfu, gpu_memory),
+                "gpus": gpus, "sharding": cfg.sharding if gpus > 1 else "none"},
         "rule_of_20": rule_of_20(config, seq_len, cfg.micro_batch_size, precision),
     }
     if measure_steps:
@@ -124,6 +136,19 @@ def describe(config: PretrainedConfig) -> dict[str, Any]:
             "heads": heads, "kv_heads": getattr(config, "num_key_value_heads", None) or heads,
             "head_dim": head_dim, "intermediate_size": getattr(config, "intermediate_size", None),
             "vocab_size": config.vocab_size}
+
+
+def device_memory(config: PretrainedConfig, cfg: TrainConfig, seq_len: int, precision: str,
+                  processes: int) -> int:
+    """Training memory of one of ``processes`` devices: its share of each micro-batch's
+    activations, and the whole weights, gradients and optimizer state (DDP) or 1/N of them
+    (``train.sharding``; FSDP's gathered copy of one block at a time comes on top)."""
+    rows = math.ceil(cfg.micro_batch_size / processes)
+    b = memory_breakdown(config, seq_len, rows, precision, cfg.gradient_checkpointing, cfg.optimizer)
+    states = b["weights"] + b["grads"] + b["optimizer"]
+    if cfg.sharding != "none":
+        states = math.ceil(states / processes)
+    return states + (b["activations"] or 0)
 
 
 def project_gpu(target: Gpu, training_flops: float, mfu: float, memory_bytes: int) -> dict[str, Any]:

@@ -8,7 +8,9 @@ small models (benchmarks/train_speed.py).
 
 Batches do not depend on the number of processes: ``micro_batch_size`` rows are drawn for the
 whole job and each of N processes takes 1/N of them, so 1 and N processes see the same rows in
-the same optimizer steps and follow the same loss curve up to floating-point noise.
+the same optimizer steps and follow the same loss curve up to floating-point noise. With
+``sharding`` the processes split the model and optimizer state among them (FSDP, sharding.py)
+instead of each holding a copy (DDP).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from typing import Any, Iterator, Optional
 import numpy as np
 import torch
 from accelerate import Accelerator
+from accelerate.utils import DistributedType, broadcast_object_list
+from torch.distributed.tensor import DTensor
 from tqdm import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -37,6 +41,7 @@ from pretrain.reporters import Reporters
 from pretrain.runtime import (autocast, autocast_dtype, batch_order, check_batch,
                               deterministic_algorithms, enable_activation_checkpointing, load_rows,
                               memory_bytes, precision_name, validation_loss)
+from pretrain.sharding import full_weights, shard_model
 
 
 def total_steps(cfg: TrainConfig, seq_len: int) -> int:
@@ -126,7 +131,20 @@ class Run:
         self.cfg, self.acc, self.model_dir = cfg, accelerator, model_dir
         self.device = accelerator.device
         self.main = accelerator.is_main_process
+        self.world = accelerator.num_processes
+        if accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED,
+                                            DistributedType.MEGATRON_LM):
+            raise ConfigError(f"train.launcher: accelerate's {accelerator.distributed_type.value} "
+                              "plugin is not used by this loop; launch with --multi_gpu and set "
+                              "train.sharding: full_shard (FSDP) instead")
+        self.sharded = cfg.sharding != "none" and self.world > 1
+        if cfg.sharding != "none" and self.world == 1 and self.main:
+            print(f"warning: train.sharding: {cfg.sharding} has no effect in one process; launch "
+                  "several with train.launcher (accelerate launch --multi_gpu ...)")
         self.dtype = autocast_dtype(cfg.precision, self.device)
+        if self.sharded and self.dtype == torch.float16:
+            raise ConfigError("train.precision: fp16 loss scaling is not supported with "
+                              "train.sharding; use bf16 or fp32")
         self.rows = load_rows(data_dir / "train.parquet")
         check_batch(len(self.rows), cfg.micro_batch_size)  # fails before the model loads
         val_path = data_dir / "val.parquet"
@@ -147,22 +165,29 @@ class Run:
         self.model.config.use_cache = False
         if cfg.gradient_checkpointing:
             enable_activation_checkpointing(self.model)
-        self.model.to(self.device).train()
+        if self.sharded:
+            shard_model(self.model, self.device, cfg.sharding)  # moves each shard to the device
+        else:
+            self.model.to(self.device)
+        self.model.train()
         self.optimizer = build_optimizer(self.model, cfg)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
         self.history: list[float] = []
         if self.resume:
-            checkpoint.restore(self.resume, self.model, self.optimizer, self.scaler)
+            checkpoint.restore(self.resume, self.model, self.optimizer, self.scaler,
+                               read=self.main, broadcast=self.world > 1)
             self.history = list(self.resume.state["history"])
-        self.wrapped = accelerator.prepare_model(self.model)  # DDP when there are several processes
+        # DDP when there are several processes and no sharding; FSDP syncs gradients itself.
+        self.wrapped = self.model if self.sharded else accelerator.prepare_model(self.model)
         self.step_fn = torch.compile(self.wrapped) if cfg.compile else self.wrapped
 
     def _find_checkpoint(self) -> Optional[checkpoint.Checkpoint]:
         if self.checkpoint_dir is None:
             return None
-        found = checkpoint.find(self.checkpoint_dir, self.key) if self.main else None
-        self.acc.wait_for_everyone()  # the main process removed other runs' checkpoints first
-        return found if self.main else checkpoint.find(self.checkpoint_dir, self.key)
+        # Only the main process looks (and removes other runs' checkpoints); the others learn
+        # what it found, so the folder need not be shared between machines.
+        box = [checkpoint.find(self.checkpoint_dir, self.key) if self.main else None]
+        return broadcast_object_list(box)[0] if self.world > 1 else box[0]
 
     def fit(self, out_dir: Path, log_dir: Path) -> dict[str, Any]:
         cfg, start = self.cfg, self.resume.step if self.resume else 0
@@ -172,10 +197,10 @@ class Run:
                               dataclasses.asdict(cfg), self.key) if self.main else None
         flops = flops_per_token(self.model.config, self.seq_len) * self.tokens_per_step
         batches = shard_batches(self.rows, cfg, start * cfg.grad_accum_steps, self.acc.process_index,
-                                self.acc.num_processes, pin=self.device.type == "cuda")
+                                self.world, pin=self.device.type == "cuda")
         bar = tqdm(total=self.steps, initial=start, desc="train", unit="step", disable=not self.main)
         began, mfus, metrics = time.perf_counter(), [], {}
-        with StopRequest() if self.acc.num_processes == 1 else contextlib.nullcontext() as stop:
+        with StopRequest() if self.world == 1 else contextlib.nullcontext() as stop:
             for step in range(start, self.steps):
                 t0 = time.perf_counter()
                 lr = lr_at(step, cfg.learning_rate, cfg.warmup_steps, self.steps, cfg.schedule,
@@ -184,7 +209,7 @@ class Run:
                 seconds = time.perf_counter() - t0
                 metrics = {"train/loss": loss, "train/learning_rate": lr, "train/grad_norm": norm,
                            "train/tokens_per_second": self.tokens_per_step / seconds,
-                           "train/mfu": flops / seconds / (self.peak * self.acc.num_processes),
+                           "train/mfu": flops / seconds / (self.peak * self.world),
                            "train/memory_gb": memory_bytes(self.device) / 2**30}
                 mfus.append(metrics["train/mfu"])
                 done = step + 1
@@ -216,13 +241,19 @@ class Run:
         for micro in range(cfg.grad_accum_steps):
             ids = next(batches).to(self.device, non_blocking=True)
             last = micro == cfg.grad_accum_steps - 1
-            sync = contextlib.nullcontext() if last or self.acc.num_processes == 1 else self.wrapped.no_sync()
+            sync = contextlib.nullcontext()
+            if self.sharded:
+                self.model.set_requires_gradient_sync(last)
+            elif not last and self.world > 1:
+                sync = self.wrapped.no_sync()
             with sync:
                 loss = self._forward(ids, step)
                 self.scaler.scale(loss / cfg.grad_accum_steps).backward()
             loss_sum += loss.detach().float()
         self.scaler.unscale_(self.optimizer)
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip or float("inf"))
+        if isinstance(norm, DTensor):  # sharded gradients: the norm over all of them
+            norm = norm.full_tensor()
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
@@ -247,7 +278,7 @@ class Run:
     def _validate(self) -> dict[str, float]:
         if self.val_rows is None or not len(self.val_rows):
             return {}
-        if not self.main:
+        if not self.main and not self.sharded:  # a sharded model needs every process
             return {"val/loss": 0.0}
         self.model.eval()
         loss = validation_loss(self.model, self.val_rows, self.cfg.micro_batch_size, None,
@@ -256,17 +287,18 @@ class Run:
         return {"val/loss": loss}
 
     def _save_checkpoint(self, step: int) -> None:
+        path = checkpoint.save(self.checkpoint_dir, self.key, step, self.model, self.optimizer,
+                               self.scaler, extra={"history": self.history}, write=self.main)
         if self.main:
-            path = checkpoint.save(self.checkpoint_dir, self.key, step, self.model, self.optimizer,
-                                   self.scaler, extra={"history": self.history})
             tqdm.write(f"train: checkpoint {path}")
         self.acc.wait_for_everyone()
 
     def _save(self, out_dir: Path) -> None:
         self.acc.wait_for_everyone()
+        weights = full_weights(self.model) if self.sharded else None
         if not self.main:
             return
-        save_trained(self.model, self.model_dir, out_dir)
+        save_trained(self.model, self.model_dir, out_dir, weights)
         if self.checkpoint_dir:
             checkpoint.clear(self.checkpoint_dir)  # the trained model is the artifact now
 
@@ -279,15 +311,18 @@ class Run:
                   "tokens_per_second": round((self.steps - start) * self.tokens_per_step / elapsed, 1),
                   "mfu": round(float(np.median(mfus)), 4) if mfus else None,
                   "precision": precision_name(self.dtype), "device": self.device.type,
-                  "processes": self.acc.num_processes, "compiled": self.cfg.compile}
+                  "processes": self.world, "sharding": self.cfg.sharding if self.sharded else "none",
+                  "compiled": self.cfg.compile}
         if val_loss is not None:
             report["val_loss"] = val_loss
         return report
 
 
-def save_trained(model: torch.nn.Module, model_dir: Path, out_dir: Path) -> None:
-    """Save weights (safetensors) and the tokenizer that came with the initial model."""
+def save_trained(model: torch.nn.Module, model_dir: Path, out_dir: Path,
+                 weights: Optional[dict[str, torch.Tensor]] = None) -> None:
+    """Save weights (safetensors; ``weights`` if given, as gathered from a sharded model) and
+    the tokenizer that came with the initial model."""
     model.config.use_cache = True
     with atomic_path(out_dir) as tmp:
-        model.save_pretrained(str(tmp), safe_serialization=True)
+        model.save_pretrained(str(tmp), state_dict=weights, safe_serialization=True)
         AutoTokenizer.from_pretrained(str(model_dir)).save_pretrained(str(tmp))
