@@ -30,6 +30,7 @@ from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_state
 
 from pretrain.config import TrainConfig
 from pretrain.io import atomic_path
+from pretrain.sharding import GATHERED
 
 # Params that change how a run is watched or launched, not the model it ends with.
 UNKEYED = {"log_every", "checkpoint_every", "eval_every", "eval_batches", "report_to", "launcher",
@@ -89,8 +90,7 @@ def save(folder: Path, key: str, step: int, model: torch.nn.Module, optimizer: t
     (sharded by FSDP or not) and the process with ``write`` writes it.
     """
     path = Path(folder) / f"{PREFIX}{step:08d}"
-    weights, optim = get_state_dict(model, optimizer, options=StateDictOptions(
-        full_state_dict=True, cpu_offload=True))
+    weights, optim = get_state_dict(model, optimizer, options=GATHERED)
     if not write:
         return path
     tensors, groups = _optimizer_tensors(optim)

@@ -7,8 +7,14 @@ from __future__ import annotations
 
 import torch
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.fsdp import fully_shard
 
 from pretrain.errors import ConfigError
+
+# State dicts gathered whole on the CPU of the first process (empty on the others), from a
+# sharded model or a plain one.
+GATHERED = StateDictOptions(full_state_dict=True, cpu_offload=True)
 
 
 def shard_model(model: torch.nn.Module, device: torch.device, strategy: str) -> None:
@@ -19,9 +25,6 @@ def shard_model(model: torch.nn.Module, device: torch.device, strategy: str) -> 
     them again for the backward (ZeRO-3); ``shard_grad_op`` keeps them until the backward (ZeRO-2
     memory for parameters, less communication).
     """
-    from torch.distributed.device_mesh import init_device_mesh
-    from torch.distributed.fsdp import fully_shard
-
     blocks = set(getattr(model, "_no_split_modules", None) or ())
     units = [m for m in model.modules() if type(m).__name__ in blocks]
     if not units:
@@ -37,6 +40,5 @@ def shard_model(model: torch.nn.Module, device: torch.device, strategy: str) -> 
 def full_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The whole model's weights on the CPU of the first process (empty on the others); every
     process must call it."""
-    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True,
-                                                                cpu_offload=True))
+    return get_model_state_dict(model, options=GATHERED)
 
