@@ -3,17 +3,17 @@ the checkpoints it writes (run under train.launcher: python, or accelerate launc
 
 from pretrain.io import write_json
 from pretrain.stage import run_stage
-from pretrain.train import train
+from pretrain.train import leave, train
 
 
 def main(args, params):
     report = train(params["train"], args.model, args.data, args.out, args.live, args.checkpoints)
-    if report is None:  # not the main process of a multi-process run
-        return
-    write_json(args.metrics, report)
-    print(f"train: loss {report['first_loss']:.3f} -> {report['final_loss']:.3f} "
-          f"in {report['steps']} steps, {report['tokens_per_second']:,.0f} tokens/s, "
-          f"MFU {report['mfu']:.1%}")
+    if report is not None:  # the main process (of one, or of a multi-process run)
+        write_json(args.metrics, report)
+        print(f"train: loss {report['first_loss']:.3f} -> {report['final_loss']:.3f} "
+              f"in {report['steps']} steps, {report['tokens_per_second']:,.0f} tokens/s, "
+              f"MFU {report['mfu']:.1%}")
+    leave()
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import json, sys
 from pathlib import Path
 import pretrain.train
 from pretrain.config import TrainConfig
-from pretrain.train import train
+from pretrain.train import leave, train
 cfg, init, packed, out = json.loads(sys.argv[1]), *map(Path, sys.argv[2:5])
 die_at = cfg.pop("die_at", None)
 if die_at is not None:  # every process stops dead when this step begins, as after a kill -9
@@ -30,6 +30,7 @@ if die_at is not None:  # every process stops dead when this step begins, as aft
 report = train(TrainConfig(**cfg), init, packed, out / "model", out / "live", out / "ckpt")
 if report is not None:
     (out / "report.json").write_text(json.dumps(report))
+leave()
 """
 
 CFG = {"max_steps": 6, "warmup_steps": 1, "learning_rate": 1e-2, "micro_batch_size": 4,
@@ -97,13 +98,36 @@ def test_fsdp_follows_the_one_process_curve_and_saves_the_whole_model(
     assert not list((tmp_path / "fsdp/ckpt").iterdir())
 
 
-@pytest.mark.parametrize("sharding", ["none", "full_shard"])
+@pytest.mark.parametrize("stage, checkpointing", [(1, False), (2, True), (3, True)])
+def test_deepspeed_zero_follows_the_one_process_curve_and_saves_the_whole_model(
+        tmp_path, init_dir, packed_dir, one_process, stage, checkpointing):
+    one, curve_one, one_model = one_process
+    two, curve_two = launch(tmp_path, "zero", 2, init_dir, packed_dir,
+                            deepspeed={"zero_optimization": {"stage": stage}},
+                            gradient_checkpointing=checkpointing)
+    assert two["sharding"] == f"deepspeed_zero{stage}" and two["processes"] == 2
+    assert curve_two == pytest.approx(curve_one, rel=1e-4)
+    assert two["val_loss"] == pytest.approx(one["val_loss"], rel=1e-4)
+    a, b = weights(one_model), weights(tmp_path / "zero/model")  # whole, not one partition
+    assert a.keys() == b.keys()
+    assert all(torch.allclose(a[k], b[k], atol=2e-3) for k in a)  # Adam: lr-sized noise
+
+
+DEEPSPEED = {"deepspeed": {"zero_optimization": {"stage": 2}}}
+ZERO3 = {"deepspeed": {"zero_optimization": {"stage": 3}}, "optimizer": "lion",
+         "learning_rate": 1e-3}
+
+
+OFFLOAD = {"deepspeed": {"zero_optimization": {"stage": 2, "offload_optimizer": {"device": "cpu"}}}}
+
+
+@pytest.mark.parametrize("layout", [{"sharding": "none"}, {"sharding": "full_shard"}, DEEPSPEED,
+                                    OFFLOAD], ids=["ddp", "fsdp", "zero2", "zero2-offload"])
 def test_a_killed_multi_process_run_resumes_from_its_checkpoint(tmp_path, init_dir, packed_dir,
-                                                                 one_process, sharding):
-    launch(tmp_path, "run", 2, init_dir, packed_dir, fails="killed", sharding=sharding,
-           die_at=4)
+                                                                 one_process, layout):
+    launch(tmp_path, "run", 2, init_dir, packed_dir, fails="killed", die_at=4, **layout)
     assert [p.name for p in (tmp_path / "run/ckpt").iterdir()] == ["step-00000003"]
-    resumed, curve = launch(tmp_path, "run", 2, init_dir, packed_dir, sharding=sharding)
+    resumed, curve = launch(tmp_path, "run", 2, init_dir, packed_dir, **layout)
     assert "resuming from the checkpoint of step 3" in resumed["stdout"]
     assert len(curve) == 6  # steps 1-6 once each: the killed run's step 4 was dropped
     assert curve == pytest.approx(one_process[1], rel=1e-4)
@@ -111,13 +135,41 @@ def test_a_killed_multi_process_run_resumes_from_its_checkpoint(tmp_path, init_d
     assert all(torch.allclose(a[k], b[k], atol=2e-3) for k in a)  # Adam: lr-sized noise
 
 
-@pytest.mark.parametrize("sharding", ["none", "full_shard"])
+@pytest.mark.parametrize("layout", [{"sharding": "none"}, {"sharding": "full_shard"}, DEEPSPEED],
+                         ids=["ddp", "fsdp", "zero2"])
 def test_compiled_multi_process_training_follows_the_eager_one_process_curve(
-        tmp_path, init_dir, packed_dir, one_process, sharding):
-    report, curve = launch(tmp_path, "compiled", 2, init_dir, packed_dir, sharding=sharding,
-                           compile=True)
+        tmp_path, init_dir, packed_dir, one_process, layout):
+    report, curve = launch(tmp_path, "compiled", 2, init_dir, packed_dir, compile=True, **layout)
     assert report["compiled"] and "torch.compile failed" not in report["stdout"]
     assert curve == pytest.approx(one_process[1], rel=1e-4)
+
+
+@pytest.mark.parametrize("first, then", [(ZERO3, {"sharding": "full_shard", "optimizer": "lion",
+                                                    "learning_rate": 1e-3}),
+                                          (DEEPSPEED, {"deepspeed": {"zero_optimization": {"stage": 1}}})],
+                         ids=["zero3-to-fsdp", "zero2-to-zero1"])
+def test_a_deepspeed_checkpoint_resumes_on_another_layout(tmp_path, init_dir, packed_dir, first,
+                                                          then):
+    """Checkpoints hold the whole state, named by parameter, whatever wrote them."""
+    uninterrupted, curve_whole = launch(tmp_path, "whole", 2, init_dir, packed_dir, **then)
+    launch(tmp_path, "run", 2, init_dir, packed_dir, fails="killed", die_at=4, **first)
+    resumed, curve = launch(tmp_path, "run", 2, init_dir, packed_dir, **then)
+    assert "resuming from the checkpoint of step 3" in resumed["stdout"]
+    assert curve == pytest.approx(curve_whole, rel=1e-4)
+
+
+@pytest.mark.parametrize("deepspeed, message", [
+    ({"zero_optimization": {"stage": 2}, "bf16": {"enabled": True}}, "train.deepspeed.bf16: "),
+    ({"zero_optimization": {"stage": 2}, "optimizer": {"type": "Adam"}}, "train.deepspeed.optimizer: "),
+    ({"zero_optimization": {"stage": 2}, "gradient_accumulation_steps": 4},
+     "train.deepspeed.gradient_accumulation_steps: 4 contradicts the train params (2 "),
+    ({"zero_optimization": {"stage": 2, "offload_optimizer": {"device": "gpu"}},
+      "train_micro_batch_size_per_gpu": "auto"}, "DeepSpeed refused the config"),
+    ({}, "train.deepspeed.zero_optimization.stage: expected 1, 2 or 3"),
+])
+def test_a_bad_deepspeed_config_is_a_one_line_error(tmp_path, init_dir, packed_dir, deepspeed,
+                                                    message):
+    launch(tmp_path, "bad", 2, init_dir, packed_dir, fails=message, deepspeed=deepspeed)
 
 
 def test_fp16_with_sharding_is_a_clear_error(tmp_path, init_dir, packed_dir):

@@ -142,5 +142,5 @@ def test_checkpoints_hold_only_safetensors_and_json(tmp_path, init_dir):
     optimizer = build_optimizer(model, TrainConfig())
     model(input_ids=torch.ones(1, 4, dtype=torch.long), labels=torch.ones(1, 4, dtype=torch.long)).loss.backward()
     optimizer.step()
-    path = checkpoint.save(tmp_path, "key", 1, model, optimizer, None)
+    path = checkpoint.save(tmp_path, "key", 1, *checkpoint.gather(model, optimizer), None)
     assert {p.suffix for p in path.iterdir()} == {".safetensors", ".json"}

@@ -34,7 +34,7 @@ from pretrain.sharding import GATHERED
 
 # Params that change how a run is watched or launched, not the model it ends with.
 UNKEYED = {"log_every", "checkpoint_every", "eval_every", "eval_batches", "report_to", "launcher",
-           "sharding", "num_workers", "peak_tflops"}
+           "sharding", "deepspeed", "num_workers", "peak_tflops"}
 PREFIX = "step-"
 FORMAT = 2  # tensors named by parameter, not by index (checkpoints of other formats are removed)
 
@@ -80,19 +80,20 @@ def find(folder: Path, key: str) -> Optional[Checkpoint]:
     return max(found, key=lambda c: c.step) if found else None
 
 
-def save(folder: Path, key: str, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-         scaler: Optional[torch.amp.GradScaler], extra: Optional[dict[str, Any]] = None,
-         keep: int = 1, write: bool = True) -> Path:
-    """Write the checkpoint of optimizer step ``step`` (with the JSON-able ``extra`` in its
-    state) and keep only the newest ``keep``.
+def gather(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
+    """The whole weights and optimizer state (keyed by parameter name) of a plain, DDP or
+    FSDP-sharded model, on the CPU of the first process (empty on the others); every process
+    must call it."""
+    return get_state_dict(model, optimizer, options=GATHERED)
 
-    Every process of a run calls it: the whole model and optimizer state is gathered from them
-    (sharded by FSDP or not) and the process with ``write`` writes it.
-    """
+
+def save(folder: Path, key: str, step: int, weights: dict[str, torch.Tensor], optim: dict[str, Any],
+         scaler: Optional[torch.amp.GradScaler], extra: Optional[dict[str, Any]] = None,
+         keep: int = 1) -> Path:
+    """Write the checkpoint of optimizer step ``step`` from the whole ``weights`` and optimizer
+    state ``optim`` (as ``gather`` gives them), with the JSON-able ``extra`` in its state, and
+    keep only the newest ``keep``. The first process calls it, after every process gathered."""
     path = Path(folder) / f"{PREFIX}{step:08d}"
-    weights, optim = get_state_dict(model, optimizer, options=GATHERED)
-    if not write:
-        return path
     tensors, groups = _optimizer_tensors(optim)
     with atomic_path(path) as tmp:
         tmp.mkdir()
@@ -108,25 +109,41 @@ def save(folder: Path, key: str, step: int, model: torch.nn.Module, optimizer: t
     return path
 
 
+def load(ckpt: Checkpoint) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, torch.Tensor]]:
+    """The weights, optimizer state (as ``gather`` gives them) and RNG states of ``ckpt``."""
+    weights = load_file(str(ckpt.path / "model.safetensors"))
+    optim = _optimizer_state(load_file(str(ckpt.path / "optimizer.safetensors")),
+                             ckpt.state["param_groups"])
+    return weights, optim, load_file(str(ckpt.path / "rng.safetensors"))
+
+
 def restore(ckpt: Checkpoint, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
             scaler: Optional[torch.amp.GradScaler], read: bool = True,
             broadcast: bool = False) -> None:
     """Load ``ckpt`` into the (unwrapped, possibly FSDP-sharded) model, the optimizer, the
     scaler and the RNGs. With ``broadcast`` every process of the group calls it and only the
     one with ``read`` (the first) reads the files, so other machines need not see them."""
-    weights: dict[str, torch.Tensor] = {}
-    optim: dict[str, Any] = {}
-    rng = None
-    if read:
-        weights = load_file(str(ckpt.path / "model.safetensors"))
-        optim = _optimizer_state(load_file(str(ckpt.path / "optimizer.safetensors")),
-                                 ckpt.state["param_groups"])
-        rng = load_file(str(ckpt.path / "rng.safetensors"))
-    # Two calls: set_state_dict skips the model on a process given no weights, which then misses
-    # the broadcast of the first.
-    options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=broadcast)
-    set_model_state_dict(model, weights, options=options)
-    set_optimizer_state_dict(model, optimizer, optim, options=options)
+    weights, optim, rng = load(ckpt) if read else ({}, {}, None)
+    restore_weights(model, weights, broadcast)
+    # Apart from the weights: set_state_dict skips the model on a process given no weights,
+    # which then misses the broadcast of the first.
+    set_optimizer_state_dict(model, optimizer, optim,
+                             options=StateDictOptions(full_state_dict=True,
+                                                      broadcast_from_rank0=broadcast))
+    restore_rest(ckpt, scaler, rng, broadcast)
+
+
+def restore_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor],
+                    broadcast: bool = False) -> None:
+    """Load whole ``weights`` into the model (with ``broadcast``: those of the first process
+    into the model of every process)."""
+    set_model_state_dict(model, weights, options=StateDictOptions(full_state_dict=True,
+                                                                  broadcast_from_rank0=broadcast))
+
+
+def restore_rest(ckpt: Checkpoint, scaler: Optional[torch.amp.GradScaler],
+                 rng: Optional[dict[str, torch.Tensor]], broadcast: bool = False) -> None:
+    """The loss scaler and the RNG states (with ``broadcast``: those the first process read)."""
     if scaler is not None and ckpt.state["scaler"]:
         scaler.load_state_dict(ckpt.state["scaler"])
     if broadcast:

@@ -154,6 +154,10 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
         return _coerce(inner[0], value, where)
     if dataclasses.is_dataclass(hint):
         return build(hint, value if value is not None else {}, where)
+    if origin is dict:  # free-form, passed on as it is (train.deepspeed)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {_show(value)}")
+        return value
     if origin is list:
         if not isinstance(value, list):
             raise ConfigError(f"{where}: expected a list, got {_show(value)}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+from typing import Any, Optional
 
 from pretrain.checks import fraction, one_of, positive
 
@@ -154,6 +154,10 @@ class TrainConfig:
     """With several processes: none (DDP, each holds the whole model and optimizer state),
     full_shard (FSDP: parameters, gradients and optimizer state split among them, ZeRO-3) or
     shard_grad_op (gathered parameters kept from forward to backward, ZeRO-2)."""
+    deepspeed: Optional[dict[str, Any]] = None
+    """With several processes: a DeepSpeed config (as in ds_config.json) to train with ZeRO
+    instead of DDP or FSDP, e.g. {zero_optimization: {stage: 2}}; batch sizes, clipping,
+    optimizer and precision come from the train params."""
     seed: int = 0
     """Seed of data order and dropout."""
 
@@ -178,6 +182,9 @@ class TrainConfig:
         positive("grad_clip", self.grad_clip, zero=True)
         one_of("precision", self.precision, ("auto", "fp32", "bf16", "fp16"))
         one_of("sharding", self.sharding, ("none", "full_shard", "shard_grad_op"))
+        if self.deepspeed is not None and self.sharding != "none":
+            raise ValueError(f"sharding: {self.sharding} (FSDP) and deepspeed (ZeRO) both shard the "
+                             "model; set one of them")
         for name in self.report_to:
             one_of("report_to", name, ("tensorboard", "wandb"))
         positive("peak_tflops", self.peak_tflops, allow_none=True)

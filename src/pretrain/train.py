@@ -10,7 +10,7 @@ Batches do not depend on the number of processes: ``micro_batch_size`` rows are 
 whole job and each of N processes takes 1/N of them, so 1 and N processes see the same rows in
 the same optimizer steps and follow the same loss curve up to floating-point noise. With
 ``sharding`` the processes split the model and optimizer state among them (FSDP, sharding.py)
-instead of each holding a copy (DDP).
+instead of each holding a copy (DDP); with ``deepspeed`` a DeepSpeed ZeRO engine does (zero.py).
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import os
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -31,7 +33,7 @@ from torch.distributed.tensor import DTensor
 from tqdm import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from pretrain import checkpoint
+from pretrain import checkpoint, zero
 from pretrain.config import TrainConfig
 from pretrain.errors import ConfigError, DataError
 from pretrain.estimate import flops_per_token, measured_peak_flops
@@ -138,13 +140,16 @@ class Run:
                               "plugin is not used by this loop; launch with --multi_gpu and set "
                               "train.sharding: full_shard (FSDP) instead")
         self.sharded = cfg.sharding != "none" and self.world > 1
-        if cfg.sharding != "none" and self.world == 1 and self.main:
-            print(f"warning: train.sharding: {cfg.sharding} has no effect in one process; launch "
-                  "several with train.launcher (accelerate launch --multi_gpu ...)")
+        self.ds_config = (zero.engine_config(cfg, self.world)
+                          if cfg.deepspeed is not None and self.world > 1 else None)
+        for name, used in (("sharding", cfg.sharding != "none"), ("deepspeed", cfg.deepspeed is not None)):
+            if used and self.world == 1 and self.main:
+                print(f"warning: train.{name} has no effect in one process; launch several with "
+                      "train.launcher (accelerate launch --multi_gpu ...)")
         self.dtype = autocast_dtype(cfg.precision, self.device)
-        if self.sharded and self.dtype == torch.float16:
+        if (self.sharded or self.ds_config) and self.dtype == torch.float16:
             raise ConfigError("train.precision: fp16 loss scaling is not supported with "
-                              "train.sharding; use bf16 or fp32")
+                              "train.sharding or train.deepspeed; use bf16 or fp32")
         self.rows = load_rows(data_dir / "train.parquet")
         check_batch(len(self.rows), cfg.micro_batch_size)  # fails before the model loads
         val_path = data_dir / "val.parquet"
@@ -173,13 +178,38 @@ class Run:
         self.optimizer = build_optimizer(self.model, cfg)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
         self.history: list[float] = []
-        if self.resume:
+        self.engine = None
+        if self.ds_config:
+            self._start_deepspeed()
+        elif self.resume:
             checkpoint.restore(self.resume, self.model, self.optimizer, self.scaler,
                                read=self.main, broadcast=self.world > 1)
+        if self.resume:
             self.history = list(self.resume.state["history"])
-        # DDP when there are several processes and no sharding; FSDP syncs gradients itself.
-        self.wrapped = self.model if self.sharded else accelerator.prepare_model(self.model)
+        # DDP when there are several processes and no sharding; FSDP and DeepSpeed sync
+        # gradients themselves.
+        if self.engine:
+            self.wrapped = self.engine
+        else:
+            self.wrapped = self.model if self.sharded else accelerator.prepare_model(self.model)
         self.step_fn = torch.compile(self.wrapped) if cfg.compile else self.wrapped
+
+    def _start_deepspeed(self) -> None:
+        """The DeepSpeed engine, from the checkpoint's weights and optimizer state if resuming:
+        weights go into the model before DeepSpeed partitions it, the optimizer state into the
+        partitions after."""
+        names = {id(p): name for name, p in self.model.named_parameters()}
+        self.group_names = [[names[id(p)] for p in group["params"]]
+                            for group in self.optimizer.param_groups]
+        weights, optim, rng = {}, None, None
+        if self.resume:
+            if self.main:
+                weights, optim, rng = checkpoint.load(self.resume)
+            checkpoint.restore_weights(self.model, weights, broadcast=True)
+        self.engine = zero.initialize(self.model, self.optimizer, self.ds_config)
+        if self.resume:
+            zero.load_optimizer_state(self.engine, self.model, optim, self.device)
+            checkpoint.restore_rest(self.resume, self.scaler, rng, broadcast=True)
 
     def _find_checkpoint(self) -> Optional[checkpoint.Checkpoint]:
         if self.checkpoint_dir is None:
@@ -237,6 +267,9 @@ class Run:
         cfg = self.cfg
         for group in self.optimizer.param_groups:
             group["lr"] = lr
+        if self.engine:
+            loss_sum = self._engine_step(batches, step)
+            return self._record(loss_sum, self.engine.get_global_grad_norm(), step)
         loss_sum = torch.zeros((), device=self.device)
         for micro in range(cfg.grad_accum_steps):
             ids = next(batches).to(self.device, non_blocking=True)
@@ -257,7 +290,22 @@ class Run:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
-        loss_value = self.acc.reduce(loss_sum, reduction="mean").item() / cfg.grad_accum_steps
+        return self._record(loss_sum, norm, step)
+
+    def _engine_step(self, batches: Iterator[torch.Tensor], step: int) -> torch.Tensor:
+        """One optimizer step through DeepSpeed, which scales the loss for accumulation,
+        clips and steps at the last micro-batch; returns the summed micro-batch losses."""
+        loss_sum = torch.zeros((), device=self.device)
+        for _ in range(self.cfg.grad_accum_steps):
+            loss = self._forward(next(batches).to(self.device, non_blocking=True), step)
+            self.engine.backward(loss)
+            self.engine.step()
+            loss_sum += loss.detach().float()
+        return loss_sum
+
+    def _record(self, loss_sum: torch.Tensor, norm: Any, step: int) -> tuple[float, float]:
+        """The step's loss (mean over micro-batches and processes), checked and kept."""
+        loss_value = self.acc.reduce(loss_sum, reduction="mean").item() / self.cfg.grad_accum_steps
         if not math.isfinite(loss_value):
             raise DataError(f"train: loss became {loss_value} at step {step + 1}; "
                             "lower train.learning_rate or use train.precision: fp32")
@@ -278,7 +326,7 @@ class Run:
     def _validate(self) -> dict[str, float]:
         if self.val_rows is None or not len(self.val_rows):
             return {}
-        if not self.main and not self.sharded:  # a sharded model needs every process
+        if not self.main and not self.sharded and not self.engine:  # sharded: every process
             return {"val/loss": 0.0}
         self.model.eval()
         loss = validation_loss(self.model, self.val_rows, self.cfg.micro_batch_size, None,
@@ -287,15 +335,21 @@ class Run:
         return {"val/loss": loss}
 
     def _save_checkpoint(self, step: int) -> None:
-        path = checkpoint.save(self.checkpoint_dir, self.key, step, self.model, self.optimizer,
-                               self.scaler, extra={"history": self.history}, write=self.main)
+        if self.engine:
+            weights = zero.full_weights(self.model)
+            optim = zero.full_optimizer_state(self.engine, self.model, self.group_names)
+        else:
+            weights, optim = checkpoint.gather(self.model, self.optimizer)
         if self.main:
+            path = checkpoint.save(self.checkpoint_dir, self.key, step, weights, optim, self.scaler,
+                                   extra={"history": self.history})
             tqdm.write(f"train: checkpoint {path}")
         self.acc.wait_for_everyone()
 
     def _save(self, out_dir: Path) -> None:
         self.acc.wait_for_everyone()
-        weights = full_weights(self.model) if self.sharded else None
+        weights = (zero.full_weights(self.model) if self.engine
+                   else full_weights(self.model) if self.sharded else None)
         if not self.main:
             return
         save_trained(self.model, self.model_dir, out_dir, weights)
@@ -311,11 +365,28 @@ class Run:
                   "tokens_per_second": round((self.steps - start) * self.tokens_per_step / elapsed, 1),
                   "mfu": round(float(np.median(mfus)), 4) if mfus else None,
                   "precision": precision_name(self.dtype), "device": self.device.type,
-                  "processes": self.world, "sharding": self.cfg.sharding if self.sharded else "none",
+                  "processes": self.world, "sharding": self._sharding(),
                   "compiled": self.cfg.compile}
         if val_loss is not None:
             report["val_loss"] = val_loss
         return report
+
+    def _sharding(self) -> str:
+        if self.engine:
+            return f"deepspeed_zero{self.ds_config['zero_optimization']['stage']}"
+        return self.cfg.sharding if self.sharded else "none"
+
+
+def leave() -> None:
+    """End a process of a multi-process run once its outputs are written, without the
+    interpreter's shutdown: gloo's worker threads, still releasing the tensors of DeepSpeed's
+    unawaited all-reduces, would take the GIL of a finalizing interpreter and abort the process
+    (std::terminate, about one run in four). A one-process run returns normally."""
+    if torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
+        torch.distributed.barrier()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def save_trained(model: torch.nn.Module, model_dir: Path, out_dir: Path,

@@ -1,0 +1,169 @@
+"""DeepSpeed ZeRO as an alternative to FSDP: ``train.deepspeed`` holds a DeepSpeed config (the
+``ds_config.json`` of the HF Trainer recipe, as YAML in params.yaml) and the loop trains through a
+DeepSpeed engine with the optimizer, schedule, batch sizes, clipping and precision of the train
+params.
+
+The weights stay in fp32 as DeepSpeed sees them and bf16 / fp32 comes from the loop's autocast,
+as with DDP and FSDP, so all three follow the same loss curve. Checkpoints are the loop's own
+(safetensors, keyed to the run): the whole model and optimizer state is gathered from the ZeRO
+partitions parameter by parameter with DeepSpeed's tensor-fragment API and written by the first
+process, so a DeepSpeed run resumes on another ZeRO stage, on FSDP or on DDP, and back.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Optional
+
+import torch
+
+from pretrain.config import TrainConfig
+from pretrain.errors import ConfigError
+
+# Sections that the train params set: the optimizer and its schedule (train.optimizer,
+# learning_rate, schedule, ...) and the precision (train.precision, as autocast).
+REFUSED = {"optimizer": "the optimizer comes from train.optimizer, train.learning_rate and "
+                        "the other train params",
+           "scheduler": "the schedule comes from train.schedule, warmup_steps and min_lr_ratio",
+           "fp16": "precision comes from train.precision (autocast over fp32 weights)",
+           "bf16": "precision comes from train.precision (autocast over fp32 weights)",
+           "amp": "precision comes from train.precision (autocast over fp32 weights)",
+           "torch_autocast": "precision comes from train.precision (autocast over fp32 weights)"}
+
+
+def engine_config(cfg: TrainConfig, world: int) -> dict[str, Any]:
+    """``train.deepspeed`` completed from the train params for ``world`` processes; a value
+    that contradicts them is a ConfigError naming the key ("auto" is filled in)."""
+    config = copy.deepcopy(cfg.deepspeed or {})
+    for key, why in REFUSED.items():
+        if key in config:
+            raise ConfigError(f"train.deepspeed.{key}: {why}; remove it")
+    stage = (config.get("zero_optimization") or {}).get("stage")
+    if stage not in (1, 2, 3):
+        raise ConfigError(f"train.deepspeed.zero_optimization.stage: expected 1, 2 or 3, got "
+                          f"{stage!r} (stage 0 is plain data parallelism: leave train.deepspeed "
+                          "null)")
+    owned = {"train_batch_size": cfg.micro_batch_size * cfg.grad_accum_steps,
+             "train_micro_batch_size_per_gpu": cfg.micro_batch_size // world,
+             "gradient_accumulation_steps": cfg.grad_accum_steps,
+             "gradient_clipping": cfg.grad_clip}
+    for key, value in owned.items():
+        if config.get(key, "auto") not in ("auto", value):
+            raise ConfigError(f"train.deepspeed.{key}: {config[key]!r} contradicts the train params "
+                              f"({value!r} for {world} processes); leave it out or set it to auto")
+        config[key] = value
+    config["zero_allow_untested_optimizer"] = True  # the loop's AdamW / Lion are torch optimizers
+    config.setdefault("zero_force_ds_cpu_optimizer", False)  # they also run on offloaded state
+    config.setdefault("steps_per_print", 2**31 - 1)  # the loop reports progress itself
+    return config
+
+
+def initialize(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+               config: dict[str, Any]) -> Any:
+    """A DeepSpeed engine over ``model`` and ``optimizer``, on the process group that
+    accelerate launch (or torchrun) set up."""
+    try:
+        import deepspeed
+    except ImportError:
+        raise ConfigError("train.deepspeed: DeepSpeed is not installed "
+                          "(pip install 'pretrain[deepspeed]')") from None
+    deepspeed.init_distributed(dist_backend=torch.distributed.get_backend())  # joins the group
+    try:
+        engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, config=config,
+                                          dist_init_required=False)
+    except (AssertionError, ValueError, TypeError, KeyError) as exc:  # its config checks
+        raise ConfigError(f"train.deepspeed: DeepSpeed refused the config: "
+                          f"{type(exc).__name__}: {exc}") from None
+    return engine
+
+
+def full_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The whole model's fp32 weights (named as in its state dict) on the CPU of every process,
+    gathered from the ZeRO partitions; every process must call it."""
+    from deepspeed.utils import safe_get_full_fp32_param
+
+    persistent = set(model.state_dict())
+    gathered: dict[int, torch.Tensor] = {}
+    weights = {}
+    for name, param in model.named_parameters(remove_duplicate=False):
+        if id(param) not in gathered:  # tied weights once
+            full = safe_get_full_fp32_param(param)
+            gathered[id(param)] = (full if full is not None else param).detach().cpu()
+        weights[name] = gathered[id(param)]
+    weights.update({name: buffer.detach().cpu() for name, buffer in model.named_buffers()
+                    if name in persistent})
+    return weights
+
+
+def full_optimizer_state(engine: Any, model: torch.nn.Module,
+                         groups: list[list[str]]) -> dict[str, Any]:
+    """The optimizer state as ``get_state_dict`` gives it for a plain model (state keyed by
+    parameter name, groups listing names), gathered from the ZeRO partitions; every process
+    must call it. ``groups``: the parameter names of each group, taken before partitioning."""
+    from deepspeed.utils import safe_get_full_optimizer_state
+
+    optimizer = _relinked(engine)
+    tensor_keys, scalars = _state_layout(optimizer)
+    state = {}
+    for name, param in model.named_parameters():
+        entry = {key: safe_get_full_optimizer_state(param, key).detach().cpu() for key in tensor_keys}
+        state[name] = {**entry, **{key: value.clone() for key, value in scalars.items()}}
+    param_groups = [{**{k: v for k, v in group.items() if k != "params"}, "params": names}
+                    for group, names in zip(optimizer.param_groups, groups)]
+    return {"state": state, "param_groups": param_groups}
+
+
+def load_optimizer_state(engine: Any, model: torch.nn.Module, optim: Optional[dict[str, Any]],
+                         device: torch.device) -> None:
+    """Put a full optimizer state (as from ``full_optimizer_state``, read by the first process
+    only: None on the others) into the ZeRO partitions of every process."""
+    from deepspeed.utils import safe_set_full_optimizer_state
+
+    optimizer = engine.optimizer.optimizer  # the loop's torch optimizer, over flat partitions
+    layout = None
+    if optim is not None:
+        first = next(iter(optim["state"].values()))
+        layout = {"tensors": sorted(k for k, v in first.items() if v.dim()),
+                  "scalars": {k: v for k, v in first.items() if not v.dim()},
+                  "groups": [{k: v for k, v in g.items() if k != "params"}
+                             for g in optim["param_groups"]]}
+    box = [layout]
+    torch.distributed.broadcast_object_list(box, src=0)
+    layout = box[0]
+    for group, saved in zip(optimizer.param_groups, layout["groups"]):
+        group.update(saved)
+    # The torch optimizer creates its state at its first step; create it now so that the
+    # fragments can be linked to it and filled.
+    for group in optimizer.param_groups:
+        for flat in group["params"]:
+            optimizer.state[flat] = {**{k: torch.zeros_like(flat) for k in layout["tensors"]},
+                                     **{k: v.clone() for k, v in layout["scalars"].items()}}
+    _relinked(engine)
+    for name, param in model.named_parameters():
+        shape = getattr(param, "ds_shape", param.shape)  # ZeRO-3 keeps the full shape aside
+        for key in layout["tensors"]:
+            value = (optim["state"][name][key].to(device) if optim is not None
+                     else torch.empty(shape, dtype=torch.float32, device=device))
+            torch.distributed.broadcast(value, src=0)
+            safe_set_full_optimizer_state(param, value, key)
+
+
+def _relinked(engine: Any) -> torch.optim.Optimizer:
+    """The torch optimizer under ``engine``, with ZeRO-1/2's views of each parameter's slice of
+    the flat optimizer state made afresh. DeepSpeed links them once, after the first group's
+    first step, when the other groups have no state yet; with several groups (decayed and not)
+    their fragments would stay empty."""
+    zero = engine.optimizer
+    if hasattr(zero, "_hp_optimizer_states_linked"):  # ZeRO-1/2 (ZeRO-3 looks state up directly)
+        zero._hp_optimizer_states_linked = False
+        zero._lazy_init_hp_params_optimizer_state()
+    return zero.optimizer
+
+
+def _state_layout(optimizer: torch.optim.Optimizer) -> tuple[list[str], dict[str, torch.Tensor]]:
+    """The per-element state keys (exp_avg, ...) and the scalar ones (step) of a torch
+    optimizer over flat partitions, which all step together in this loop."""
+    first = next((s for s in optimizer.state.values() if s), {})
+    tensors = sorted(k for k, v in first.items() if torch.is_tensor(v) and v.dim())
+    scalars = {k: v.detach().cpu() for k, v in first.items() if torch.is_tensor(v) and not v.dim()}
+    return tensors, scalars
