@@ -158,18 +158,9 @@ def test_a_deepspeed_checkpoint_resumes_on_another_layout(tmp_path, init_dir, pa
     assert curve == pytest.approx(curve_whole, rel=1e-4)
 
 
-@pytest.mark.parametrize("deepspeed, message", [
-    ({"zero_optimization": {"stage": 2}, "bf16": {"enabled": True}}, "train.deepspeed.bf16: "),
-    ({"zero_optimization": {"stage": 2}, "optimizer": {"type": "Adam"}}, "train.deepspeed.optimizer: "),
-    ({"zero_optimization": {"stage": 2}, "gradient_accumulation_steps": 4},
-     "train.deepspeed.gradient_accumulation_steps: 4 contradicts the train params (2 "),
-    ({"zero_optimization": {"stage": 2, "offload_optimizer": {"device": "gpu"}},
-      "train_micro_batch_size_per_gpu": "auto"}, "DeepSpeed refused the config"),
-    ({}, "train.deepspeed.zero_optimization.stage: expected 1, 2 or 3"),
-])
-def test_a_bad_deepspeed_config_is_a_one_line_error(tmp_path, init_dir, packed_dir, deepspeed,
-                                                    message):
-    launch(tmp_path, "bad", 2, init_dir, packed_dir, fails=message, deepspeed=deepspeed)
+def test_a_deepspeed_config_that_deepspeed_refuses_is_a_clear_error(tmp_path, init_dir, packed_dir):
+    launch(tmp_path, "bad", 2, init_dir, packed_dir, fails="train.deepspeed: DeepSpeed refused",
+           deepspeed={"zero_optimization": {"stage": 2, "offload_optimizer": {"device": "gpu"}}})
 
 
 def test_fp16_with_sharding_is_a_clear_error(tmp_path, init_dir, packed_dir):

@@ -191,6 +191,11 @@ def test_gpu_projection_splits_time_and_sharded_memory_among_gpus(debug_profile)
     fsdp = estimate(sharded, measure_steps=0, gpus=2)["gpu"]
     assert ddp["seconds"] == pytest.approx(one["seconds"] / 2)
     assert fsdp["memory_bytes"] < ddp["memory_bytes"] < one["memory_bytes"]  # half the activations
+    zero = {stage: estimate(dict(configs, train=dataclasses.replace(
+        configs["train"], deepspeed={"zero_optimization": {"stage": stage}})), measure_steps=0,
+        gpus=2)["gpu"] for stage in (1, 2, 3)}
+    assert ddp["memory_bytes"] > zero[1]["memory_bytes"] > zero[2]["memory_bytes"] > zero[3]["memory_bytes"]
+    assert zero[3]["memory_bytes"] == fsdp["memory_bytes"] and zero[2]["split"] == ["grads", "optimizer"]
     launched = dict(sharded, train=dataclasses.replace(
         sharded["train"], launcher="accelerate launch --multi_gpu --num_processes 4"))
     assert estimate(launched, measure_steps=0)["gpu"]["gpus"] == 4

@@ -13,6 +13,7 @@ from pretrain.errors import ConfigError, DataError
 from pretrain.optim import Lion, lr_at, param_groups
 from pretrain.runtime import autocast_dtype, batch_order, load_rows
 from pretrain.train import total_steps, train
+from pretrain.zero import engine_config
 
 
 def steps_logged(live_dir, name="train/loss"):
@@ -160,13 +161,54 @@ def test_accelerate_fsdp_or_deepspeed_plugin_is_a_clear_error(init_dir, packed_d
     for kind in (DistributedType.FSDP, DistributedType.DEEPSPEED):
         launched = SimpleNamespace(device=torch.device("cpu"), is_main_process=True,
                                    num_processes=2, distributed_type=kind)
-        with pytest.raises(ConfigError, match="train.sharding: full_shard"):
+        with pytest.raises(ConfigError, match="train.sharding: full_shard .* or train.deepspeed"):
             Run(TrainConfig(), launched, init_dir, packed_dir, None)
 
 
-def test_sharding_in_one_process_warns_and_trains_plainly(tmp_path, init_dir, packed_dir, capsys):
-    cfg = TrainConfig(max_steps=2, warmup_steps=1, micro_batch_size=4, precision="fp32",
-                      sharding="full_shard")
+@pytest.mark.parametrize("layout", [{"sharding": "full_shard"},
+                                    {"deepspeed": {"zero_optimization": {"stage": 3}}}])
+def test_sharding_in_one_process_warns_and_trains_plainly(tmp_path, init_dir, packed_dir, capsys,
+                                                          layout):
+    cfg = TrainConfig(max_steps=2, warmup_steps=1, micro_batch_size=4, precision="fp32", **layout)
     report = train(cfg, init_dir, packed_dir, tmp_path / "model", tmp_path / "live")
     assert "has no effect in one process" in capsys.readouterr().out
     assert report["sharding"] == "none" and report["processes"] == 1
+
+
+def test_deepspeed_config_takes_batch_clipping_and_precision_from_the_train_params():
+    cfg = TrainConfig(micro_batch_size=8, grad_accum_steps=2, grad_clip=0.5,
+                      deepspeed={"zero_optimization": {"stage": 2}, "gradient_clipping": "auto",
+                                 "train_micro_batch_size_per_gpu": 4})
+    config = engine_config(cfg, world=2)
+    assert config["train_micro_batch_size_per_gpu"] == 4 and config["train_batch_size"] == 16
+    assert config["gradient_accumulation_steps"] == 2 and config["gradient_clipping"] == 0.5
+    assert config["zero_optimization"] == {"stage": 2}
+    assert cfg.deepspeed == {"zero_optimization": {"stage": 2}, "gradient_clipping": "auto",
+                             "train_micro_batch_size_per_gpu": 4}  # the params are not changed
+
+
+@pytest.mark.parametrize("deepspeed, message", [
+    ({"zero_optimization": {"stage": 2}, "bf16": {"enabled": True}},
+     r"train.deepspeed.bf16: precision comes from train.precision"),
+    ({"zero_optimization": {"stage": 2}, "optimizer": {"type": "Adam"}},
+     r"train.deepspeed.optimizer: the optimizer comes from train.optimizer"),
+    ({"zero_optimization": {"stage": 2}, "scheduler": {"type": "WarmupLR"}},
+     r"train.deepspeed.scheduler: "),
+    ({"zero_optimization": {"stage": 2}, "gradient_accumulation_steps": 4},
+     r"train.deepspeed.gradient_accumulation_steps: 4 contradicts the train params \(1 for 2 "),
+    ({"zero_optimisation": {"stage": 2}}, r"train.deepspeed.zero_optimization.stage: expected 1, "
+                                          r"2 or 3, got None"),
+    ({"zero_optimization": {"stage": 0}}, r"stage 0 is plain data parallelism"),
+])
+def test_a_deepspeed_config_that_contradicts_the_train_params_is_a_clear_error(deepspeed, message):
+    with pytest.raises(ConfigError, match=message):
+        engine_config(TrainConfig(deepspeed=deepspeed), world=2)
+
+
+def test_deepspeed_not_installed_is_a_clear_error(monkeypatch):
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *args: None if name == "deepspeed" else real(name, *args))
+    with pytest.raises(ConfigError, match=r"DeepSpeed is not installed \(pip install 'pretrain\[deepspeed\]'\)"):
+        engine_config(TrainConfig(deepspeed={"zero_optimization": {"stage": 2}}), world=2)

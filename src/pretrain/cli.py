@@ -130,8 +130,12 @@ def time_lines(r: dict[str, Any]) -> list[str]:
                      f"{' per GPU' if several else ''}; {size(g['memory_bytes'])}"
                      f"{' per GPU' if several else ''} {fits} in {g['memory_gb']:g} GB"))
     if several:
-        how = ("train.sharding " + g["sharding"] + ": weights, gradients and optimizer state split"
+        parts = [name for key, name in (("weights", "weights"), ("grads", "gradients"),
+                                        ("optimizer", "optimizer state")) if key in g["split"]]
+        how = (f"{g['sharding']}: {', '.join(parts)} split among the GPUs"
                if g["sharding"] != "none" else "DDP: every GPU holds the whole training state")
+        if g["offload"]:
+            how += " (optimizer state offloaded to CPU memory, not counted)"
         lines.append(row("", f"{how}; time assumes perfect scaling"))
     return lines
 

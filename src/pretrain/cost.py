@@ -121,7 +121,9 @@ def estimate(configs: dict[str, Any], gpu_name: str = "h100-sxm", measure_steps:
         "gradient_checkpointing": cfg.gradient_checkpointing, "memory": memory,
         "this_machine": None,
         "gpu": {**project_gpu(target, per_token * tokens / gpus, gpu_mfu, gpu_memory),
-                "gpus": gpus, "sharding": cfg.sharding if gpus > 1 else "none"},
+                "gpus": gpus, "sharding": layout_name(cfg) if gpus > 1 else "none",
+                "split": sorted(split_states(cfg)) if gpus > 1 else [],
+                "offload": gpus > 1 and offloads_optimizer(cfg)},
         "rule_of_20": rule_of_20(config, seq_len, cfg.micro_batch_size, precision),
     }
     if measure_steps:
@@ -141,14 +143,40 @@ def describe(config: PretrainedConfig) -> dict[str, Any]:
 def device_memory(config: PretrainedConfig, cfg: TrainConfig, seq_len: int, precision: str,
                   processes: int) -> int:
     """Training memory of one of ``processes`` devices: its share of each micro-batch's
-    activations, and the whole weights, gradients and optimizer state (DDP) or 1/N of them
-    (``train.sharding``; FSDP's gathered copy of one block at a time comes on top)."""
+    activations, and the whole weights, gradients and optimizer state (DDP) or 1/N of those that
+    are split (``train.sharding``: all three; ``train.deepspeed``: by ZeRO stage, optimizer
+    state offloaded to the CPU not counted). A gathered copy of one block at a time comes on
+    top."""
     rows = math.ceil(cfg.micro_batch_size / processes)
     b = memory_breakdown(config, seq_len, rows, precision, cfg.gradient_checkpointing, cfg.optimizer)
-    states = b["weights"] + b["grads"] + b["optimizer"]
-    if cfg.sharding != "none":
-        states = math.ceil(states / processes)
+    split = split_states(cfg) if processes > 1 else set()
+    if processes > 1 and offloads_optimizer(cfg):  # DeepSpeed runs with several processes only
+        b = {**b, "optimizer": 0}
+    states = sum(math.ceil(b[k] / processes) if k in split else b[k]
+                 for k in ("weights", "grads", "optimizer"))
     return states + (b["activations"] or 0)
+
+
+def split_states(cfg: TrainConfig) -> set[str]:
+    """The parts of the training state that the processes split among them."""
+    if cfg.deepspeed is not None:  # ZeRO-1: optimizer state, ZeRO-2: and gradients, ZeRO-3: all
+        stage = (cfg.deepspeed.get("zero_optimization") or {}).get("stage")
+        return set(["optimizer", "grads", "weights"][:stage if stage in (1, 2, 3) else 0])
+    return set() if cfg.sharding == "none" else {"optimizer", "grads", "weights"}
+
+
+def offloads_optimizer(cfg: TrainConfig) -> bool:
+    """Whether ``train.deepspeed`` keeps the optimizer state in CPU memory (or on NVMe)."""
+    zero_opt = (cfg.deepspeed or {}).get("zero_optimization") or {}
+    return (zero_opt.get("offload_optimizer") or {}).get("device", "none") != "none"
+
+
+def layout_name(cfg: TrainConfig) -> str:
+    """How several processes hold the training state: none (DDP), an FSDP strategy, or
+    deepspeed_zero1/2/3."""
+    if cfg.deepspeed is not None:
+        return f"deepspeed_zero{(cfg.deepspeed.get('zero_optimization') or {}).get('stage')}"
+    return cfg.sharding
 
 
 def project_gpu(target: Gpu, training_flops: float, mfu: float, memory_bytes: int) -> dict[str, Any]:

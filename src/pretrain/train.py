@@ -138,10 +138,14 @@ class Run:
                                             DistributedType.MEGATRON_LM):
             raise ConfigError(f"train.launcher: accelerate's {accelerator.distributed_type.value} "
                               "plugin is not used by this loop; launch with --multi_gpu and set "
-                              "train.sharding: full_shard (FSDP) instead")
+                              "train.sharding: full_shard (FSDP) or train.deepspeed (ZeRO) "
+                              "instead")
         self.sharded = cfg.sharding != "none" and self.world > 1
         self.ds_config = (zero.engine_config(cfg, self.world)
                           if cfg.deepspeed is not None and self.world > 1 else None)
+        # FSDP and ZeRO-3 split the weights: every process takes part in each forward pass.
+        self.split_weights = self.sharded or bool(
+            self.ds_config and self.ds_config["zero_optimization"]["stage"] == 3)
         for name, used in (("sharding", cfg.sharding != "none"), ("deepspeed", cfg.deepspeed is not None)):
             if used and self.world == 1 and self.main:
                 print(f"warning: train.{name} has no effect in one process; launch several with "
@@ -326,7 +330,7 @@ class Run:
     def _validate(self) -> dict[str, float]:
         if self.val_rows is None or not len(self.val_rows):
             return {}
-        if not self.main and not self.sharded and not self.engine:  # sharded: every process
+        if not self.main and not self.split_weights:
             return {"val/loss": 0.0}
         self.model.eval()
         loss = validation_loss(self.model, self.val_rows, self.cfg.micro_batch_size, None,
