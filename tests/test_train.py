@@ -152,6 +152,19 @@ def test_uneven_split_among_processes_is_a_clear_error(tmp_path, init_dir, packe
                       0, 0, 2, pin=False)
 
 
+def test_uneven_split_is_caught_before_deepspeed_sees_the_batch_size(init_dir, packed_dir):
+    from types import SimpleNamespace
+
+    from accelerate.utils import DistributedType
+
+    from pretrain.train import Run
+    launched = SimpleNamespace(device=torch.device("cpu"), is_main_process=True, num_processes=2,
+                               distributed_type=DistributedType.MULTI_CPU)
+    cfg = TrainConfig(micro_batch_size=3, deepspeed={"zero_optimization": {"stage": 2}})
+    with pytest.raises(ConfigError, match="train.micro_batch_size: 3 rows cannot be split evenly"):
+        Run(cfg, launched, init_dir, packed_dir, None)
+
+
 def test_accelerate_fsdp_or_deepspeed_plugin_is_a_clear_error(init_dir, packed_dir):
     from types import SimpleNamespace
 
@@ -199,6 +212,7 @@ def test_deepspeed_config_takes_batch_clipping_and_precision_from_the_train_para
     ({"zero_optimisation": {"stage": 2}}, r"train.deepspeed.zero_optimization.stage: expected 1, "
                                           r"2 or 3, got None"),
     ({"zero_optimization": {"stage": 0}}, r"stage 0 is plain data parallelism"),
+    ({"zero_optimization": 2}, r"train.deepspeed.zero_optimization.stage: expected 1, 2 or 3"),
 ])
 def test_a_deepspeed_config_that_contradicts_the_train_params_is_a_clear_error(deepspeed, message):
     with pytest.raises(ConfigError, match=message):

@@ -73,14 +73,19 @@ def _as_is(batch: torch.Tensor) -> torch.Tensor:
 def shard_batches(rows: np.ndarray, cfg: TrainConfig, start: int, rank: int, world: int,
                   pin: bool) -> Iterator[torch.Tensor]:
     """This process's share of every micro-batch from micro-batch number ``start`` on."""
-    if cfg.micro_batch_size % world:
-        raise ConfigError(f"train.micro_batch_size: {cfg.micro_batch_size} rows cannot be split "
-                          f"evenly among {world} processes")
+    check_split(cfg, world)
     per = cfg.micro_batch_size // world
     order = batch_order(len(rows), cfg.micro_batch_size, cfg.seed, start)
     shards = (batch[rank * per:(rank + 1) * per].tolist() for batch in order)
     return iter(torch.utils.data.DataLoader(Rows(rows), batch_sampler=shards, collate_fn=_as_is,
                                             num_workers=cfg.num_workers, pin_memory=pin))
+
+
+def check_split(cfg: TrainConfig, world: int) -> None:
+    """Each of ``world`` processes takes an equal share of every micro-batch."""
+    if cfg.micro_batch_size % world:
+        raise ConfigError(f"train.micro_batch_size: {cfg.micro_batch_size} rows cannot be split "
+                          f"evenly among {world} processes")
 
 
 class StopRequest:
@@ -140,6 +145,7 @@ class Run:
                               "plugin is not used by this loop; launch with --multi_gpu and set "
                               "train.sharding: full_shard (FSDP) or train.deepspeed (ZeRO) "
                               "instead")
+        check_split(cfg, self.world)
         self.sharded = cfg.sharding != "none" and self.world > 1
         self.ds_config = (zero.engine_config(cfg, self.world)
                           if cfg.deepspeed is not None and self.world > 1 else None)

@@ -42,7 +42,8 @@ def engine_config(cfg: TrainConfig, world: int) -> dict[str, Any]:
     for key, why in REFUSED.items():
         if key in config:
             raise ConfigError(f"train.deepspeed.{key}: {why}; remove it")
-    stage = (config.get("zero_optimization") or {}).get("stage")
+    zero_opt = config.get("zero_optimization")
+    stage = zero_opt.get("stage") if isinstance(zero_opt, dict) else None
     if stage not in (1, 2, 3):
         raise ConfigError(f"train.deepspeed.zero_optimization.stage: expected 1, 2 or 3, got "
                           f"{stage!r} (stage 0 is plain data parallelism: leave train.deepspeed "
