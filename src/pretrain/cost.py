@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from transformers import AutoConfig, LlamaConfig, PretrainedConfig
 
+from pretrain import zero
 from pretrain.config import TrainConfig
 from pretrain.errors import ConfigError
 from pretrain.estimate import (ASSUMED_GPU_MFU, CHINCHILLA_TOKENS_PER_PARAMETER, REFERENCE_MODELS, Gpu,
@@ -27,7 +28,7 @@ from pretrain.runtime import (autocast, autocast_dtype, deterministic_algorithms
                               synchronize)
 from pretrain.surgery import default_target
 from pretrain.tokenizer import load_tokenizer, split_gguf
-from pretrain.train import total_steps
+from pretrain.train import layout_name, total_steps
 
 
 def run_config(configs: dict[str, Any]) -> PretrainedConfig:
@@ -160,23 +161,14 @@ def device_memory(config: PretrainedConfig, cfg: TrainConfig, seq_len: int, prec
 def split_states(cfg: TrainConfig) -> set[str]:
     """The parts of the training state that the processes split among them."""
     if cfg.deepspeed is not None:  # ZeRO-1: optimizer state, ZeRO-2: and gradients, ZeRO-3: all
-        stage = (cfg.deepspeed.get("zero_optimization") or {}).get("stage")
+        stage = zero.stage(cfg)
         return set(["optimizer", "grads", "weights"][:stage if stage in (1, 2, 3) else 0])
     return set() if cfg.sharding == "none" else {"optimizer", "grads", "weights"}
 
 
 def offloads_optimizer(cfg: TrainConfig) -> bool:
     """Whether ``train.deepspeed`` keeps the optimizer state in CPU memory (or on NVMe)."""
-    zero_opt = (cfg.deepspeed or {}).get("zero_optimization") or {}
-    return (zero_opt.get("offload_optimizer") or {}).get("device", "none") != "none"
-
-
-def layout_name(cfg: TrainConfig) -> str:
-    """How several processes hold the training state: none (DDP), an FSDP strategy, or
-    deepspeed_zero1/2/3."""
-    if cfg.deepspeed is not None:
-        return f"deepspeed_zero{(cfg.deepspeed.get('zero_optimization') or {}).get('stage')}"
-    return cfg.sharding
+    return (zero.zero_section(cfg).get("offload_optimizer") or {}).get("device", "none") != "none"
 
 
 def project_gpu(target: Gpu, training_flops: float, mfu: float, memory_bytes: int) -> dict[str, Any]:

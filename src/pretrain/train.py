@@ -150,8 +150,7 @@ class Run:
         self.ds_config = (zero.engine_config(cfg, self.world)
                           if cfg.deepspeed is not None and self.world > 1 else None)
         # FSDP and ZeRO-3 split the weights: every process takes part in each forward pass.
-        self.split_weights = self.sharded or bool(
-            self.ds_config and self.ds_config["zero_optimization"]["stage"] == 3)
+        self.split_weights = self.sharded or bool(self.ds_config and zero.stage(cfg) == 3)
         for name, used in (("sharding", cfg.sharding != "none"), ("deepspeed", cfg.deepspeed is not None)):
             if used and self.world == 1 and self.main:
                 print(f"warning: train.{name} has no effect in one process; launch several with "
@@ -375,16 +374,18 @@ class Run:
                   "tokens_per_second": round((self.steps - start) * self.tokens_per_step / elapsed, 1),
                   "mfu": round(float(np.median(mfus)), 4) if mfus else None,
                   "precision": precision_name(self.dtype), "device": self.device.type,
-                  "processes": self.world, "sharding": self._sharding(),
+                  "processes": self.world,
+                  "sharding": layout_name(self.cfg) if self.world > 1 else "none",
                   "compiled": self.cfg.compile}
         if val_loss is not None:
             report["val_loss"] = val_loss
         return report
 
-    def _sharding(self) -> str:
-        if self.engine:
-            return f"deepspeed_zero{self.ds_config['zero_optimization']['stage']}"
-        return self.cfg.sharding if self.sharded else "none"
+
+def layout_name(cfg: TrainConfig) -> str:
+    """How several processes hold the training state: none (DDP), an FSDP strategy, or
+    deepspeed_zero1/2/3."""
+    return f"deepspeed_zero{zero.stage(cfg)}" if cfg.deepspeed is not None else cfg.sharding
 
 
 def leave() -> None:

@@ -32,6 +32,17 @@ REFUSED = {"optimizer": "the optimizer comes from train.optimizer, train.learnin
            "torch_autocast": "precision comes from train.precision (autocast over fp32 weights)"}
 
 
+def zero_section(cfg: TrainConfig) -> dict[str, Any]:
+    """``train.deepspeed.zero_optimization`` ({} when unset or not a mapping)."""
+    section = (cfg.deepspeed or {}).get("zero_optimization")
+    return section if isinstance(section, dict) else {}
+
+
+def stage(cfg: TrainConfig) -> Optional[int]:
+    """The ZeRO stage of ``train.deepspeed`` (None without DeepSpeed or without a stage)."""
+    return zero_section(cfg).get("stage")
+
+
 def engine_config(cfg: TrainConfig, world: int) -> dict[str, Any]:
     """``train.deepspeed`` completed from the train params for ``world`` processes; a value
     that contradicts them is a ConfigError naming the key ("auto" is filled in)."""
@@ -42,11 +53,9 @@ def engine_config(cfg: TrainConfig, world: int) -> dict[str, Any]:
     for key, why in REFUSED.items():
         if key in config:
             raise ConfigError(f"train.deepspeed.{key}: {why}; remove it")
-    zero_opt = config.get("zero_optimization")
-    stage = zero_opt.get("stage") if isinstance(zero_opt, dict) else None
-    if stage not in (1, 2, 3):
+    if stage(cfg) not in (1, 2, 3):
         raise ConfigError(f"train.deepspeed.zero_optimization.stage: expected 1, 2 or 3, got "
-                          f"{stage!r} (stage 0 is plain data parallelism: leave train.deepspeed "
+                          f"{stage(cfg)!r} (stage 0 is plain data parallelism: leave train.deepspeed "
                           "null)")
     owned = {"train_batch_size": cfg.micro_batch_size * cfg.grad_accum_steps,
              "train_micro_batch_size_per_gpu": cfg.micro_batch_size // world,
@@ -112,7 +121,7 @@ def full_optimizer_state(engine: Any, model: torch.nn.Module,
     from deepspeed.utils import safe_get_full_optimizer_state
 
     optimizer = _relinked(engine)
-    tensor_keys, scalars = _state_layout(optimizer)
+    tensor_keys, scalars = _layout(next((s for s in optimizer.state.values() if s), {}))
     state = {}
     for name, param in model.named_parameters():
         entry = {key: safe_get_full_optimizer_state(param, key).detach().cpu() for key in tensor_keys}
@@ -131,9 +140,8 @@ def load_optimizer_state(engine: Any, model: torch.nn.Module, optim: Optional[di
     optimizer = engine.optimizer.optimizer  # the loop's torch optimizer, over flat partitions
     layout = None
     if optim is not None:
-        first = next(iter(optim["state"].values()))
-        layout = {"tensors": sorted(k for k, v in first.items() if v.dim()),
-                  "scalars": {k: v for k, v in first.items() if not v.dim()},
+        tensors, scalars = _layout(next(iter(optim["state"].values())))
+        layout = {"tensors": tensors, "scalars": scalars,
                   "groups": [{k: v for k, v in g.items() if k != "params"}
                              for g in optim["param_groups"]]}
     box = [layout]
@@ -169,10 +177,9 @@ def _relinked(engine: Any) -> torch.optim.Optimizer:
     return zero.optimizer
 
 
-def _state_layout(optimizer: torch.optim.Optimizer) -> tuple[list[str], dict[str, torch.Tensor]]:
-    """The per-element state keys (exp_avg, ...) and the scalar ones (step) of a torch
-    optimizer over flat partitions, which all step together in this loop."""
-    first = next((s for s in optimizer.state.values() if s), {})
-    tensors = sorted(k for k, v in first.items() if torch.is_tensor(v) and v.dim())
-    scalars = {k: v.detach().cpu() for k, v in first.items() if torch.is_tensor(v) and not v.dim()}
+def _layout(entry: dict[str, Any]) -> tuple[list[str], dict[str, torch.Tensor]]:
+    """The per-element state keys (exp_avg, ...) and the scalar states (step) of one entry of an
+    optimizer state; every parameter has the same, as all step together in this loop."""
+    tensors = sorted(k for k, v in entry.items() if torch.is_tensor(v) and v.dim())
+    scalars = {k: v.detach().cpu() for k, v in entry.items() if torch.is_tensor(v) and not v.dim()}
     return tensors, scalars
