@@ -1,7 +1,8 @@
 """Near-duplicate removal: throughput and accuracy of pretrain.dedup against rensa and datasketch.
 
 Every contender runs end to end from the document texts, shingling included, with the same
-shingles (lower-cased word 5-grams, words as pretrain.minhash splits them), the same
+shingles (lower-cased word 5-grams, words as pretrain.minhash splits them: ``word_regex()``,
+one character a word in scripts written without spaces), the same
 num_perm / bands / rows, and the same keep-the-first rule: a document is flagged when an earlier
 kept document shares an LSH bucket with it and, when ``verify`` is on, the two signatures
 estimate a Jaccard similarity >= threshold.
@@ -34,18 +35,18 @@ import random
 import re
 import tempfile
 import time
+import unicodedata
 from collections import defaultdict
 from pathlib import Path
 
 from pretrain.config import DedupConfig, DownloadConfig
 from pretrain.dedup import dedup
-from pretrain.io import worker_count
-from pretrain.exact import normalize
-from pretrain.io import DocumentWriter, iter_documents
+from pretrain.io import DocumentWriter, iter_documents, worker_count
+from pretrain.minhash import word_regex
 from pretrain.sources import download
 
-WORD = re.compile(r"[^\x00-\x2f\x3a-\x40\x5b-\x5e\x60\x7b-\x7f]+")  # pretrain.minhash's words
-TOKEN = re.compile(r"([^\x00-\x2f\x3a-\x40\x5b-\x5e\x60\x7b-\x7f]+)")
+WORD = word_regex()  # pretrain.minhash's words, as a regular expression
+TOKEN = re.compile(f"({WORD.pattern})")
 RATES = (0.01, 0.02, 0.03)
 MIN_WORDS = 100
 """Only documents this long get a planted copy: in a 10-word text one edit is 10% of it."""
@@ -53,7 +54,7 @@ MIN_WORDS = 100
 
 def shingles(text: str, n: int) -> list[str]:
     """The word n-grams pretrain.minhash hashes, as strings (for rensa and datasketch)."""
-    words = WORD.findall(normalize(text).lower())
+    words = WORD.findall(unicodedata.normalize("NFC", text).lower())  # as pretrain.dedup does
     if len(words) < n:
         return [" ".join(words)] if words else []
     return [" ".join(words[i : i + n]) for i in range(len(words) - n + 1)]

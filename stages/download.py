@@ -13,4 +13,4 @@ def main(args, params):
 
 
 if __name__ == "__main__":
-    run_stage(__doc__, ["out", "metrics"], main, optional=("url_cache",))
+    run_stage(__doc__, ["out", "metrics"], main, optional=("url_cache", "sources"))

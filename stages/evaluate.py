@@ -12,7 +12,10 @@ def main(args, params):
     val = report["val"]
     print(f"evaluate: validation perplexity {val['init']['perplexity']:,.1f} (init) -> "
           f"{val['trained']['perplexity']:,.1f} (trained)")
+    for part, reason in report["skipped"].items():
+        print(f"evaluate: nothing to score in {part}: {reason}")
 
 
 if __name__ == "__main__":
-    run_stage(__doc__, ["init", "trained", "data", "metrics", "generations"], main)
+    run_stage(__doc__, ["init", "trained", "data", "metrics", "generations"], main,
+              optional=("sources", "bases"))

@@ -1,4 +1,5 @@
-"""init-model: build a freshly initialised Llama-family model sized for the tokenizer."""
+"""init-model: build a freshly initialised Llama-family model sized for the tokenizer, or load
+model.base (and downscale or upscale it)."""
 
 from pretrain.io import write_json
 from pretrain.model import init_model
@@ -10,7 +11,10 @@ def main(args, params):
     report = init_model(params["model"], load_tokenizer(args.tokenizer), args.out)
     write_json(args.metrics, report)
     print(f"init-model: {report['init']} init, {report['num_layers']} layers, {report['parameters']:,} parameters")
+    if report["init"] in ("downscale", "upscale"):  # pretrained keeps every layer: nothing to say
+        # which base layer became which, e.g. "upscale 12 -> 16: new 0-7 <- base 0-7, new 8-15 <- base 4-11"
+        print(f"init-model: layers {report['mapping']}")
 
 
 if __name__ == "__main__":
-    run_stage(__doc__, ["tokenizer", "out", "metrics"], main)
+    run_stage(__doc__, ["tokenizer", "out", "metrics"], main, optional=("bases",))

@@ -14,4 +14,4 @@ def main(args, params):
 
 
 if __name__ == "__main__":
-    run_stage(__doc__, ["input", "out", "metrics"], main)
+    run_stage(__doc__, ["input", "out", "metrics"], main, optional=("bases",))

@@ -64,7 +64,7 @@ def test_report_counts_every_document_by_filter_and_reason(corpus, tmp_path):
     assert report["by_source"] == {"code": {"in": 2, "out": 1}, "web": {"in": 6, "out": 1}}
     kept = list(iter_documents(out / "documents.parquet"))
     assert [d["id"] for d in kept] == ["english-1", "english-2"]
-    assert kept[0] == {**DOCS[1], "provenance": "test"}
+    assert kept[0] == {**DOCS[1], "provenance": "test", "metadata": "{}"}  # metadata copied through
 
 
 def test_filter_order_decides_the_reason(corpus, tmp_path):
@@ -177,7 +177,7 @@ def test_code_goes_through_the_code_rules_and_prose_through_the_web_rules(tmp_pa
 def test_modifiers_change_the_output_and_are_counted(tmp_path, write_docs):
     rules = ["unicode_nfc", "whitespace", "pii", "paragraph_length"]
     corpus = write_docs(tmp_path / "raw.parquet", [
-        {"id": "a", "text": "Write to me@example.org   \nor call\n\n\n\n\nthe cafe\u0301 at 8.8.8.8"},
+        {"id": "a", "text": "Write to me@python.org   \nor call\n\n\n\n\nthe cafe\u0301 at 8.8.8.8"},
         {"id": "b", "text": "nothing\nto change\nhere"},
     ])
     report = clean(CleanConfig(filters=rules), corpus, tmp_path / "clean")

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pretrain import minhash
 from pretrain.config import DedupConfig
 from pretrain.dedup import dedup
 from pretrain.io import iter_documents
@@ -64,7 +65,7 @@ def test_exact_duplicates_are_removed_keeping_the_first(tmp_path, write_docs):
     assert report["removed"] == {"exact": 3, "near": 0}
     assert (report["documents_in"], report["documents_out"]) == (6, 3)
     assert (report["chars_in"], report["chars_out"]) == (sum(map(len, texts)), len("alphabetagamma"))
-    assert (report["tokens_in"], report["tokens_out"]) == (6, 3)
+    assert (report["words_in"], report["words_out"]) == (6, 3)
 
 
 def test_removed_samples_are_capped_but_all_duplicates_counted(tmp_path, write_docs):
@@ -114,7 +115,7 @@ def test_near_duplicate_is_removed_and_the_first_copy_kept(tmp_path, write_docs,
     assert [(p["kept_id"], p["removed_id"]) for p in near] == [("d1", "d5"), ("d3", "d7")]
     assert all(0.65 <= p["jaccard"] < 1.0 for p in near)
     assert near[0]["kept_text"] == planted[1][:300] and near[0]["removed_text"] == planted[5][:300]
-    assert report["tokens_out"] == sum(len(planted[i].split()) for i in (0, 1, 2, 3, 4, 6))
+    assert report["words_out"] == sum(len(planted[i].split()) for i in (0, 1, 2, 3, 4, 6))
 
 
 def test_distinct_documents_and_wordless_documents_are_kept(tmp_path, write_docs):
@@ -153,6 +154,60 @@ def test_results_do_not_depend_on_workers_batches_or_sort_chunk(tmp_path, write_
             assert (tmp_path / name / file).read_bytes() == (tmp_path / "one" / file).read_bytes(), (name, file)
 
 
+# Words of scripts written without spaces (and of Korean, written with them); a document is a
+# seeded random sequence of them, so two seeds give unrelated documents of real words.
+SCRIPT_WORDS = {
+    "chinese": ("我们 今天 天气 非常 学习 编程 语言 数据 模型 训练 文本 处理 计算机 科学 研究 问题 方法 结果 "
+                "时间 城市 北京 上海 朋友 工作 生活 音乐 电影 历史 文化 经济 发展 社会 教育 学生 老师 学校 "
+                "医院 健康 运动 新闻 公司 市场 价格 技术 网络 系统 安全 用户 软件 开发 测试 代码 版本", "", "，。"),
+    "japanese": ("私 日本 東京 天気 今日 明日 学校 先生 学生 勉強 新聞 会社 仕事 電車 駅 時間 友達 映画 音楽 "
+                 "は が を に で と の も します しました です ます 食べる 飲む 行く 来る 見る とても すこし "
+                 "きれい 大きい 小さい 新しい コンピューター ソフトウェア データ プログラム テスト ニュース "
+                 "カメラ レストラン ホテル", "", "、。"),
+    "thai": ("ภาษา ไทย คน บ้าน เมือง วันนี้ อากาศ ดี มาก กิน ข้าว น้ำ ไป มา ทำงาน โรงเรียน นักเรียน ครู "
+             "หนังสือ คอมพิวเตอร์ ข้อมูล โปรแกรม เวลา ปี เดือน ตลาด ราคา รถ ถนน ประเทศ ข่าว เพื่อน "
+             "ครอบครัว อาหาร อร่อย สวย ใหญ่ เล็ก ใหม่ เก่า และ หรือ แต่ ที่ ของ ใน กับ จะ ได้ ไม่ เป็น มี", "", " "),
+    "korean": ("한국어 오늘 날씨가 정말 좋습니다 학교에 학생들이 선생님이 공부를 합니다 컴퓨터 데이터 "
+               "프로그램을 만들었습니다 시간이 없어요 친구와 함께 영화를 봤어요 서울에서 부산까지 기차를 "
+               "타고 갔습니다 음식이 맛있어요 회사 일을 시장에서 사과를 샀어요 뉴스를 읽었습니다 새로운 "
+               "오래된 큰 작은 그리고 하지만", " ", ".,"),
+}
+
+
+def script_text(script, seed, chars=600):
+    """About ``chars`` characters of ``script``'s words in a random order, with punctuation."""
+    vocab, joiner, marks = SCRIPT_WORDS[script]
+    vocab, rng, parts = vocab.split(), random.Random(seed), []
+    while sum(map(len, parts)) < chars:
+        parts.append(rng.choice(vocab) + (rng.choice(marks) if rng.random() < 0.15 else ""))
+    return joiner.join(parts)
+
+
+@pytest.mark.parametrize("script", list(SCRIPT_WORDS))
+def test_near_duplicates_are_found_in_scripts_written_without_spaces(tmp_path, write_docs, script):
+    """Two 600-character documents that differ in one character are near-duplicates in every
+    script (character 5-gram Jaccard ~0.98 in Chinese; a whole paragraph used to be one word and
+    one shingle); an unrelated document of the same script and words is kept. Korean, written
+    with spaces, is split into words as before."""
+    text = script_text(script, seed=0)
+    at = len(text) // 2 + next(i for i, c in enumerate(text[len(text) // 2:]) if c.isalpha())
+    other = next(c for c in reversed(SCRIPT_WORDS[script][0]) if c.isalpha() and c != text[at])
+    changed = text[:at] + other + text[at + 1:]
+    report, kept, pairs = run(tmp_path, write_docs, [text, changed, script_text(script, seed=1)])
+    assert [d["id"] for d in kept] == ["d0", "d2"]
+    assert report["removed"] == {"exact": 0, "near": 1}
+    assert pairs[0]["jaccard"] >= 0.9
+
+
+def test_cjk_text_wrapped_differently_is_an_exact_duplicate(tmp_path, write_docs):
+    """Chinese has no spaces between words: re-wrapping it adds line breaks where English
+    re-wrapping turns spaces into line breaks; both are the same text after normalisation."""
+    text = script_text("chinese", seed=2, chars=200)
+    wrapped = "\n".join(text[i : i + 40] for i in range(0, len(text), 40))
+    report, kept, _ = run(tmp_path, write_docs, [text, wrapped], cfg=EXACT_ONLY)
+    assert report["removed"]["exact"] == 1 and [d["id"] for d in kept] == ["d0"]
+
+
 def test_without_verification_candidates_count_as_duplicates(tmp_path, write_docs):
     text = stdlib_texts(1)[0]
     copy = edited(text, 0.08)  # true Jaccard ~0.5: a candidate often, verified never at 0.65
@@ -160,6 +215,29 @@ def test_without_verification_candidates_count_as_duplicates(tmp_path, write_doc
     strict = dataclasses.replace(loose, verify=True)
     assert len(run(tmp_path, write_docs, [text, copy], loose, "loose")[1]) == 1
     assert len(run(tmp_path, write_docs, [text, copy], strict, "strict")[1]) == 2
+
+
+def test_candidate_and_verified_pairs_count_distinct_pairs(tmp_path, write_docs):
+    """16 edited copies of one file share buckets in many bands: each pair (first member of a
+    bucket, other member) counts once however many bands it shares (once per band before: 149
+    and more for 16 documents), so no count exceeds 16 * 15 / 2 = 120."""
+    base = stdlib_texts(1)[0]
+    texts = [edited(base, 0.01, seed=s) for s in range(16)]
+    cfg = DedupConfig(workers=1)
+    report, _, _ = run(tmp_path, write_docs, texts, cfg)
+    a, b = minhash.permutations(cfg.num_perm, cfg.seed)
+    sig, _ = minhash.signatures(texts, cfg.ngram, a, b)
+    pairs = set()
+    for band in minhash.band_hashes(sig, cfg.bands, cfg.rows).T.tolist():
+        first = {}
+        for i, key in enumerate(band):
+            if first.setdefault(key, i) != i:
+                pairs.add((first[key], i))
+    verified = {p for p in pairs if minhash.estimated_jaccard(sig[p[0]], sig[p[1]]) >= cfg.threshold}
+    assert report["near"]["candidate_pairs"] == len(pairs) <= 120
+    assert report["near"]["verified_pairs"] == len(verified) <= len(pairs)
+    chunked, _, _ = run(tmp_path, write_docs, texts, dataclasses.replace(cfg, sort_chunk=3), "chunked")
+    assert chunked["near"] == report["near"]
 
 
 def test_no_work_files_are_left_in_the_output(tmp_path, write_docs, planted):

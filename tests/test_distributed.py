@@ -69,13 +69,33 @@ def one_process(tmp_path_factory, init_dir, packed_dir):
     return (*launch(tmp_path, "one", 1, init_dir, packed_dir), tmp_path / "one/model")
 
 
+@pytest.fixture(scope="module")
+def two_processes(tmp_path_factory, init_dir, packed_dir):
+    """The same run in 2 processes with DDP: the model every 2-process layout must save."""
+    tmp_path = tmp_path_factory.mktemp("two")
+    return (*launch(tmp_path, "two", 2, init_dir, packed_dir), tmp_path / "two/model")
+
+
 def weights(path):
     return AutoModelForCausalLM.from_pretrained(path).state_dict()
 
 
-def test_two_processes_follow_the_one_process_loss_curve(tmp_path, init_dir, packed_dir, one_process):
+def assert_same_model(expected: Path, saved: Path) -> None:
+    """``saved`` holds the whole model of ``expected`` (every name, every value to 1e-4).
+
+    Compared with the DDP model of the same 2 processes, not with the 1-process one: Adam
+    turns rounding noise in a near-zero gradient into a step of the learning rate, and one
+    embedding value in 32,768 ended 3.2e-3 apart between 1 and 2 processes, alike for DDP,
+    FSDP and ZeRO-1/2/3, while these agree with DDP to 2e-5.
+    """
+    a, b = weights(expected), weights(saved)
+    assert a.keys() == b.keys()
+    assert [k for k in a if not torch.allclose(a[k], b[k], atol=1e-4)] == []
+
+
+def test_two_processes_follow_the_one_process_loss_curve(one_process, two_processes):
     one, curve_one, _ = one_process
-    two, curve_two = launch(tmp_path, "two", 2, init_dir, packed_dir)
+    two, curve_two, _ = two_processes
     assert two["processes"] == 2 and one["processes"] == 1
     assert len(curve_two) == len(curve_one) == 6
     assert curve_two == pytest.approx(curve_one, rel=1e-4)
@@ -85,32 +105,28 @@ def test_two_processes_follow_the_one_process_loss_curve(tmp_path, init_dir, pac
 
 @pytest.mark.parametrize("sharding, checkpointing", [("full_shard", False), ("shard_grad_op", True)])
 def test_fsdp_follows_the_one_process_curve_and_saves_the_whole_model(
-        tmp_path, init_dir, packed_dir, one_process, sharding, checkpointing):
-    one, curve_one, one_model = one_process
+        tmp_path, init_dir, packed_dir, one_process, two_processes, sharding, checkpointing):
+    one, curve_one, _ = one_process
     two, curve_two = launch(tmp_path, "fsdp", 2, init_dir, packed_dir, sharding=sharding,
                             gradient_checkpointing=checkpointing)
     assert two["sharding"] == sharding and two["processes"] == 2
     assert curve_two == pytest.approx(curve_one, rel=1e-4)
     assert two["val_loss"] == pytest.approx(one["val_loss"], rel=1e-4)  # every process validates
-    a, b = weights(one_model), weights(tmp_path / "fsdp/model")  # whole, not one shard
-    assert a.keys() == b.keys()
-    assert all(torch.allclose(a[k], b[k], atol=2e-3) for k in a)  # Adam: lr-sized noise
+    assert_same_model(two_processes[2], tmp_path / "fsdp/model")  # whole, not one shard
     assert not list((tmp_path / "fsdp/ckpt").iterdir())
 
 
 @pytest.mark.parametrize("stage, checkpointing", [(1, False), (2, True), (3, True)])
 def test_deepspeed_zero_follows_the_one_process_curve_and_saves_the_whole_model(
-        tmp_path, init_dir, packed_dir, one_process, stage, checkpointing):
-    one, curve_one, one_model = one_process
+        tmp_path, init_dir, packed_dir, one_process, two_processes, stage, checkpointing):
+    one, curve_one, _ = one_process
     two, curve_two = launch(tmp_path, "zero", 2, init_dir, packed_dir,
                             deepspeed={"zero_optimization": {"stage": stage}},
                             gradient_checkpointing=checkpointing)
     assert two["sharding"] == f"deepspeed_zero{stage}" and two["processes"] == 2
     assert curve_two == pytest.approx(curve_one, rel=1e-4)
     assert two["val_loss"] == pytest.approx(one["val_loss"], rel=1e-4)
-    a, b = weights(one_model), weights(tmp_path / "zero/model")  # whole, not one partition
-    assert a.keys() == b.keys()
-    assert all(torch.allclose(a[k], b[k], atol=2e-3) for k in a)  # Adam: lr-sized noise
+    assert_same_model(two_processes[2], tmp_path / "zero/model")  # whole, not one partition
 
 
 DEEPSPEED = {"deepspeed": {"zero_optimization": {"stage": 2}}}
@@ -124,15 +140,14 @@ OFFLOAD = {"deepspeed": {"zero_optimization": {"stage": 2, "offload_optimizer": 
 @pytest.mark.parametrize("layout", [{"sharding": "none"}, {"sharding": "full_shard"}, DEEPSPEED,
                                     OFFLOAD], ids=["ddp", "fsdp", "zero2", "zero2-offload"])
 def test_a_killed_multi_process_run_resumes_from_its_checkpoint(tmp_path, init_dir, packed_dir,
-                                                                 one_process, layout):
+                                                                 one_process, two_processes, layout):
     launch(tmp_path, "run", 2, init_dir, packed_dir, fails="killed", die_at=4, **layout)
     assert [p.name for p in (tmp_path / "run/ckpt").iterdir()] == ["step-00000003"]
     resumed, curve = launch(tmp_path, "run", 2, init_dir, packed_dir, **layout)
     assert "resuming from the checkpoint of step 3" in resumed["stdout"]
     assert len(curve) == 6  # steps 1-6 once each: the killed run's step 4 was dropped
     assert curve == pytest.approx(one_process[1], rel=1e-4)
-    a, b = weights(one_process[2]), weights(tmp_path / "run/model")
-    assert all(torch.allclose(a[k], b[k], atol=2e-3) for k in a)  # Adam: lr-sized noise
+    assert_same_model(two_processes[2], tmp_path / "run/model")
 
 
 @pytest.mark.parametrize("layout", [{"sharding": "none"}, {"sharding": "full_shard"}, DEEPSPEED],

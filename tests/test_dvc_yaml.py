@@ -84,3 +84,18 @@ def test_every_path_argument_is_declared():
             declared.add(entry if isinstance(entry, str) else next(iter(entry)))
         for path in re.findall(r"--\w[\w-]* (\S+)", stage["cmd"]):
             assert path in declared, f"{name}: {path} is neither a dep nor an out"
+
+
+# The stages that read a local input params name, by the folder it must lie in (pretrain.watched):
+# each gets the folder on its command line (so it refuses an input outside) and depends on it
+# (so DVC reruns it when the input changes).
+READERS = {"sources": {"download", "evaluate"}, "bases": {"tokenizer", "init-model", "evaluate"}}
+
+
+@pytest.mark.parametrize("folder", sorted(READERS))
+def test_stages_reading_params_inputs_watch_their_folder(folder):
+    paths = yaml.safe_load((ROOT / "dvc.yaml").read_text())["vars"][0]["paths"]
+    given = {name for name, stage in STAGES.items() if f"--{folder} {paths[folder]}" in stage["cmd"]}
+    assert given == READERS[folder]
+    for name in given:
+        assert paths[folder] in STAGES[name]["deps"], name

@@ -12,13 +12,16 @@ import torch
 from transformers import GPT2Config, LlamaConfig
 
 from pretrain.cli import main
-from pretrain.config import load_all
+from pretrain.config import ModelConfig, load_all
 from pretrain.cost import estimate
 from pretrain.errors import ConfigError
 from pretrain.estimate import (GPUS, activation_bytes, flops_per_token, gpu, layer_activation_bytes,
                                measured_peak_flops, memory_breakdown, parameter_counts)
-from pretrain.model import build_model, count_parameters, llama_config
+from pretrain.model import build_model, count_parameters, init_model, llama_config
 from pretrain.runtime import enable_activation_checkpointing
+from test_gguf import write_gguf
+from test_surgery import tiny as surgery_tiny
+from test_surgery import tiny_phi3
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -205,3 +208,84 @@ def test_cli_shows_the_per_gpu_projection(debug_profile, capsys):
     main(["estimate", "--params", str(debug_profile), "--measure-steps", "0", "--gpus", "8"])
     out = capsys.readouterr().out
     assert "8 x NVIDIA H100 SXM" in out and "per GPU" in out and "DDP" in out
+
+
+# --- model.base: the same checks, words and surgery as the init-model stage ---------------------------
+
+def with_base(configs: dict, init: str, base, num_layers: int | None = None) -> dict:
+    return dict(configs, model=ModelConfig(init=init, base=str(base), num_layers=num_layers))
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen3", "gpt2"])
+@pytest.mark.parametrize("init", ["pretrained", "downscale", "upscale"])
+def test_estimate_of_a_base_counts_the_model_init_model_makes(tmp_path, debug_profile, tiny_tokenizer,
+                                                              family, init):
+    surgery_tiny(family).save_pretrained(tmp_path / "base")
+    made = init_model(ModelConfig(init=init, base=str(tmp_path / "base")), tiny_tokenizer, tmp_path / "init")
+    report = estimate(with_base(load_all(debug_profile), init, tmp_path / "base"), measure_steps=1)
+    assert (report["model"]["layers"], report["parameters"]) == (made["num_layers"], made["parameters"])
+    assert report["this_machine"]["tokens_per_second"] > 0  # a real step of this architecture
+    assert made["num_layers"] == {"pretrained": 4, "downscale": 3, "upscale": 6}[init]  # null: 4 - 1, 2 * (4 - 1)
+
+
+@pytest.mark.parametrize("init, num_layers, words", [
+    ("upscale", 7, "model.num_layers: upscale of a 4-layer base: num_layers is one of 6; got 7"),
+    ("upscale", 8, "model.num_layers: upscale of a 4-layer base: num_layers is one of 6; got 8"),
+    ("downscale", 4, "model.num_layers: downscale of a 4-layer base: num_layers is one of 1, 2, 3; got 4"),
+])
+def test_estimate_refuses_a_depth_surgery_cannot_make(tmp_path, debug_profile, init, num_layers, words):
+    surgery_tiny("llama").save_pretrained(tmp_path / "base")
+    with pytest.raises(ConfigError) as caught:
+        estimate(with_base(load_all(debug_profile), init, tmp_path / "base", num_layers), measure_steps=0)
+    assert str(caught.value) == f"params.yaml: {words}"
+
+
+def test_estimate_refuses_surgery_on_an_architecture_it_does_not_map(tmp_path, debug_profile):
+    tiny_phi3().save_pretrained(tmp_path / "phi3")
+    configs = load_all(debug_profile)
+    assert estimate(with_base(configs, "pretrained", tmp_path / "phi3"), measure_steps=0)["model"]["layers"] == 3
+    with pytest.raises(ConfigError, match=r"^params\.yaml: model\.init: upscale \(depth surgery\) needs to "
+                                          r"know where 'phi3' models keep their layers"):
+        estimate(with_base(configs, "upscale", tmp_path / "phi3"), measure_steps=0)
+
+
+@pytest.fixture(scope="module")
+def bad_bases(tmp_path_factory, tiny_tokenizer) -> dict:
+    """kind -> (a model.base init-model refuses, the words its error must use)."""
+    pytest.importorskip("gguf")
+    folder = tmp_path_factory.mktemp("bad_bases")
+    model = surgery_tiny("llama")
+    model.config.update(dict(vocab_size=len(tiny_tokenizer), max_position_embeddings=64, rms_norm_eps=1e-6))
+    model.resize_token_embeddings(len(tiny_tokenizer))
+    write_gguf(folder / "good.gguf", model, tiny_tokenizer)
+    data = (folder / "good.gguf").read_bytes()
+    (folder / "cut_in_header.gguf").write_bytes(data[:100])
+    (folder / "cut_in_tensors.gguf").write_bytes(data[:len(data) * 9 // 10])
+    model.save_pretrained(folder / "cut_weights")
+    weights = folder / "cut_weights" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-1000])
+    return {
+        "cut_in_header": (folder / "cut_in_header.gguf", "the GGUF file is truncated or damaged"),
+        "cut_in_tensors": (folder / "cut_in_tensors.gguf", "the GGUF file is truncated or damaged"),
+        "cut_weights": (folder / "cut_weights", "model.safetensors is truncated or damaged"),
+        "no_config": (folder, "the folder has no config.json"),
+        "hub_id": ("gpt2", "not a local file or folder, so it was taken for a Hugging Face hub id, which "
+                           "could not be fetched"),  # HF_HUB_OFFLINE=1 (conftest)
+    }
+
+
+def test_estimate_reads_the_good_gguf_the_bad_ones_are_cut_from(debug_profile, bad_bases):
+    good = bad_bases["cut_in_tensors"][0].with_name("good.gguf")
+    assert estimate(with_base(load_all(debug_profile), "upscale", good), measure_steps=0)["model"]["layers"] == 6
+
+
+@pytest.mark.parametrize("kind", ["cut_in_header", "cut_in_tensors", "cut_weights", "no_config", "hub_id"])
+def test_cli_on_a_bad_base_prints_one_line_naming_model_base(tmp_path, bad_bases, kind, capsys):
+    path, words = bad_bases[kind]
+    (tmp_path / "params.yaml").write_text(f"model:\n  init: upscale\n  base: {path}\n")
+    with pytest.raises(SystemExit) as stopped:
+        main(["estimate", "--params", str(tmp_path / "params.yaml"), "--measure-steps", "0"])
+    err = capsys.readouterr().err
+    assert stopped.value.code == 1 and len(err.splitlines()) == 1, err
+    assert err.startswith(f"error: params.yaml: model.base: cannot read a model config from '{path}': {words}"), err
+    assert "reshape" not in err and "no such file" not in err, err

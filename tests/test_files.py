@@ -1,6 +1,7 @@
 """Local files: one test per format (JSON lines, JSON arrays, Parquet, CSV / TSV, text, HTML), and
 text in other encodings decoded when the encoding is certain, skipped and counted when not."""
 
+import json
 import random
 
 import pyarrow as pa
@@ -82,6 +83,138 @@ def test_ids_do_not_depend_on_how_the_path_is_written(tmp_path, monkeypatch):
     assert relative[0]["id"] == absolute[0]["id"] == "a.jsonl:1"
 
 
+# --- a record's own id and fields ------------------------------------------------------------------
+
+
+def test_jsonl_record_keeps_its_id_and_its_other_fields_as_metadata(tmp_path):
+    path = tmp_path / "web.jsonl"
+    records = [
+        {"id": "page-1", "text": "one", "url": "https://a.org/1", "date": "2024-05-01",
+         "licence": "CC-BY-4.0", "scores": {"edu": 3.5}, "tags": ["x", "日本"]},
+        {"text": "two", "url": "https://a.org/2"},      # no id: file:line
+        {"id": None, "text": "three"},                    # null id: file:line
+        {"id": 42, "text": "four", "n": None},             # an integer id, in decimal
+    ]
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    docs, skipped = files(path)
+    name = path.as_posix()
+    assert [d["id"] for d in docs] == ["page-1", f"{name}:2", f"{name}:3", "42"]
+    assert [d["provenance"] for d in docs] == [f"{name}:{n}" for n in (1, 2, 3, 4)]
+    # by default the scalar fields, in the record's order; the object and the list are left out
+    assert list(json.loads(docs[0]["metadata"]).items()) == [
+        ("url", "https://a.org/1"), ("date", "2024-05-01"), ("licence", "CC-BY-4.0")]
+    assert [json.loads(d["metadata"]) for d in docs[1:]] == [{"url": "https://a.org/2"}, {}, {"n": None}]
+    assert skipped == {} and skipped.ids == {"from_id_field": 2, "from_location": 2}
+    # listed, they are kept whatever their type, in the list's order; a field a record lacks is absent
+    docs, _ = files(path, metadata_fields=["tags", "url", "scores"])
+    assert list(json.loads(docs[0]["metadata"]).items()) == [
+        ("tags", ["x", "日本"]), ("url", "https://a.org/1"), ("scores", {"edu": 3.5})]
+    assert [json.loads(d["metadata"]) for d in docs[1:]] == [{"url": "https://a.org/2"}, {}, {}]
+    docs, _ = files(path, metadata_fields=[])
+    assert {d["metadata"] for d in docs} == {"{}"}
+
+
+def test_record_whose_id_cannot_be_an_id_is_skipped_and_counted(tmp_path):
+    path = tmp_path / "data.jsonl"
+    ids = [1.5, True, [1], {"a": 1}, 7.0, "  "]
+    path.write_text("".join(json.dumps({"id": i, "text": f"doc {n}"}) + "\n" for n, i in enumerate(ids)))
+    docs, skipped = files(path)
+    # 7.0 is how pandas stores the integer 7 in a column with gaps; a blank id is no id
+    assert [d["id"] for d in docs] == ["7", f"{path.as_posix()}:6"]
+    assert skipped == {"id_not_a_string_or_integer": 4}
+    assert skipped.examples["id_not_a_string_or_integer"][0] == f"{path.as_posix()}:1"
+
+
+def test_configured_id_field_and_no_id_field(tmp_path):
+    path = tmp_path / "data.jsonl"
+    path.write_text('{"id": "a", "doc_id": "D1", "text": "one"}\n')
+    docs, _ = files(path, id_field="doc_id")
+    assert docs[0]["id"] == "D1" and json.loads(docs[0]["metadata"]) == {"id": "a"}
+    docs, skipped = files(path, id_field=None)
+    assert docs[0]["id"] == f"{path.as_posix()}:1"
+    assert json.loads(docs[0]["metadata"]) == {"id": "a", "doc_id": "D1"}
+    assert skipped.ids == {"from_location": 1}
+
+
+def test_parquet_rows_keep_their_ids_and_typed_fields(tmp_path):
+    import datetime
+    import decimal
+
+    path = tmp_path / "data.parquet"
+    pq.write_table(pa.table({
+        "id": pa.array([10, 11], pa.int64()),
+        "text": ["a doc", "another"],
+        "crawled": pa.array([datetime.datetime(2024, 5, 1, 12, 30), None], pa.timestamp("s")),
+        "day": pa.array([datetime.date(2024, 5, 1)] * 2, pa.date32()),
+        "price": pa.array([decimal.Decimal("1.10"), None], pa.decimal128(5, 2)),
+        "raw": pa.array([b"\x00\x01", b""], pa.binary()),
+        "score": [0.5, float("nan")],
+        "meta": [{"lang": "en", "n": 1}, {"lang": "fr", "n": 2}],
+        "embedding": pa.array([[0.1, 0.2], [0.3, 0.4]], pa.list_(pa.float32())),
+        "lang": pa.array(["en", "fr"]).dictionary_encode(),  # a pandas categorical
+        "ok": [True, False],
+    }), path)
+    docs, skipped = files(path)
+    assert [d["id"] for d in docs] == ["10", "11"]
+    assert docs[1]["provenance"] == f"{path.as_posix()}#row=1"
+    # by default the scalar columns: binary, struct and list columns are left out
+    assert [json.loads(d["metadata"]) for d in docs] == [
+        {"crawled": "2024-05-01T12:30:00", "day": "2024-05-01", "price": "1.10", "score": 0.5,
+         "lang": "en", "ok": True},
+        {"crawled": None, "day": "2024-05-01", "price": None, "score": None, "lang": "fr",
+         "ok": False}]
+    assert skipped.ids == {"from_id_field": 2}
+    # listed, any column is kept: bytes in base64
+    docs, _ = files(path, metadata_fields=["raw", "meta", "embedding", "absent"])
+    assert [json.loads(d["metadata"]) for d in docs] == [
+        {"raw": "AAE=", "meta": {"lang": "en", "n": 1}, "embedding": [pytest.approx(0.1), pytest.approx(0.2)]},
+        {"raw": "", "meta": {"lang": "fr", "n": 2}, "embedding": [pytest.approx(0.3), pytest.approx(0.4)]}]
+
+
+def test_parquet_reads_only_the_text_id_and_metadata_columns(tmp_path, monkeypatch):
+    """A wide image or embedding column is never read unless it is asked for: converting it to
+    Python objects only to leave it out made reading many times slower (README)."""
+    path = tmp_path / "data.parquet"
+    pq.write_table(pa.table({"image": [b"\x89PNG" * 1000], "id": ["a"], "text": ["a doc"],
+                             "url": ["https://a.org"],
+                             "embedding": pa.array([[0.5] * 768], pa.list_(pa.float32()))}), path)
+    read = []
+    iter_batches = pq.ParquetFile.iter_batches
+
+    def spy(self, *args, **kwargs):
+        read.append(kwargs.get("columns"))
+        return iter_batches(self, *args, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", spy)
+    docs, _ = files(path)
+    assert read == [["text", "id", "url"]] and json.loads(docs[0]["metadata"]) == {"url": "https://a.org"}
+    docs, _ = files(path, metadata_fields=[])
+    assert read[-1] == ["text", "id"] and docs[0]["metadata"] == "{}"
+    docs, _ = files(path, id_field=None, metadata_fields=["embedding"])
+    assert read[-1] == ["text", "embedding"] and len(json.loads(docs[0]["metadata"])["embedding"]) == 768
+
+
+def test_parquet_integer_ids_with_gaps_as_pandas_writes_them(tmp_path):
+    path = tmp_path / "data.parquet"
+    pq.write_table(pa.table({"id": [1.0, None, float("nan")], "text": ["a", "b", "c"]}), path)
+    docs, _ = files(path)
+    assert [d["id"] for d in docs] == ["1", f"{path.as_posix()}:1", f"{path.as_posix()}:2"]
+
+
+def test_json_lone_surrogate_is_skipped_not_a_crash(tmp_path):
+    """JSON may escape half of a UTF-16 pair (RFC 8259, 8.2); no UTF-8 table can hold it."""
+    path = tmp_path / "data.jsonl"
+    path.write_text('{"text": "bad \\ud800 text"}\n{"text": "ok", "note": "bad \\udc00"}\n'
+                    '{"id": "\\ud83d", "text": "ok"}\n{"text": "fine \\ud83d\\udc0d"}\n')
+    docs, skipped = files(path)
+    assert [d["text"] for d in docs] == ["fine 🐍"]
+    assert skipped == {"lone_surrogate": 3}
+    from pretrain.sources import download  # the stage used to stop with a UnicodeEncodeError
+
+    report = download(DownloadConfig(source="files", path=str(path)), tmp_path / "raw")
+    assert report["documents"] == 1 and report["skipped"] == {"lone_surrogate": 3}
+
+
 # --- Parquet -----------------------------------------------------------------------------------------
 
 
@@ -119,7 +252,7 @@ def test_damaged_parquet_is_a_data_error(tmp_path):
 # --- CSV and TSV ------------------------------------------------------------------------------------
 
 
-def test_csv_rows_are_documents_from_the_text_column(tmp_path):
+def test_csv_rows_are_documents_from_the_text_column_with_their_ids_and_fields(tmp_path):
     path = tmp_path / "data.csv"
     path.write_bytes(b'\xef\xbb\xbfid,text,lang\r\n'
                      b'1,"a doc, with a comma",en\r\n'
@@ -132,9 +265,14 @@ def test_csv_rows_are_documents_from_the_text_column(tmp_path):
     assert [d["text"] for d in docs] == ["a doc, with a comma", 'a "quoted" doc\nover two lines',
                                          "x" * 200_000]
     name = path.as_posix()
-    assert [d["id"] for d in docs] == [f"{name}:0", f"{name}:1", f"{name}:4"]
-    assert docs[1]["provenance"] == f"{name}#row=1" and docs[0]["source"] == "files"
+    assert [d["id"] for d in docs] == ["1", "2", "5"]  # the id column; the row in provenance
+    assert [d["provenance"] for d in docs] == [f"{name}#row=0", f"{name}#row=1", f"{name}#row=4"]
+    assert [json.loads(d["metadata"]) for d in docs] == [{"lang": "en"}] * 3
+    assert docs[0]["source"] == "files"
     assert skipped == {"empty_text": 1, "missing_text_field": 1}
+    assert skipped.ids == {"from_id_field": 3}
+    docs, _ = files(path, metadata_fields=[])
+    assert [d["metadata"] for d in docs] == ["{}"] * 3
 
 
 def test_tsv_and_the_configured_column(tmp_path):
@@ -175,7 +313,7 @@ def test_text_file_is_one_document_without_bom_or_crlf(tmp_path):
     path.write_bytes(b"\xef\xbb\xbfline one\r\nline two\r\n")
     docs, _ = files(path)
     assert docs == [{"id": path.as_posix(), "text": "line one\nline two\n", "source": "files",
-                     "provenance": path.as_posix()}]
+                     "provenance": path.as_posix(), "metadata": "{}"}]
 
 
 def test_html_is_kept_raw_and_marked_for_the_clean_stage(tmp_path):

@@ -186,3 +186,25 @@ def test_every_default_rule_is_registered():
 def test_an_unknown_name_names_its_list():
     with pytest.raises(ConfigError, match=r"^p.yaml: clean\.code_filters: unknown filter 'cod' "):
         check_names(["code", "cod"], "p.yaml", key="code_filters")
+
+
+# --- empty documents --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n\n\t \n", "\u00a0\u3000\n"])
+def test_every_filter_drops_a_blank_document_as_empty(text):
+    cfg = CleanConfig()
+    filters = {name: factory(cfg) for name, factory in FILTERS.items()}
+    verdicts = {name: rule.filter(text) for name, rule in filters.items() if hasattr(rule, "filter")}
+    assert verdicts == {name: (False, "empty") for name in verdicts}
+
+
+@pytest.mark.parametrize("text", ["", " \n\t "])
+def test_the_default_rules_drop_a_blank_document_as_empty(text):
+    from pretrain.clean import apply_rules, build_rules
+
+    cfg = CleanConfig()
+    for key in ("filters", "code_filters"):
+        rules = build_rules(getattr(cfg, key), cfg, key=key)
+        _, reason, _ = apply_rules(rules, {"id": "a.py", "source": "files", "text": text})
+        assert reason is not None and reason.endswith(".empty"), (key, reason)

@@ -87,11 +87,28 @@ def test_words_with_a_letter():
     assert quality(text + " 123" * 13) == (False, "few_alpha_words")    # 50 / 63 < 0.8
 
 
-def test_stop_words_are_counted_once_each_and_case_sensitively():
+@pytest.mark.parametrize("number", ["½", "¾", "²", "³", "①", "Ⅳ"])
+def test_fractions_superscripts_and_numerals_are_not_letters(number):
+    # As datatrove (``any(c.isalpha() for c in w)``) and the paper: 6 of 8 words have a letter.
+    recipe = f"the {number} cups and {number} spoons with flour " * 8
+    assert quality(recipe) == (False, "few_alpha_words")               # 48 / 64 = 0.75
+    assert quality(recipe.replace(number, "x")) == KEEP
+
+
+def test_e_mail_addresses_are_one_word_each():
+    # spaCy keeps "name@t-online.de" whole: 8 words per line, all with a letter. Split at the
+    # hyphens, the "-" pieces would bring the words with a letter to 8 / 14 < 0.8.
+    line = "fixed by name@t-online.de and info@my-shop.com or bob@web-mail.org with the patch. "
+    assert quality(line * 8) == KEEP
+
+
+def test_stop_words_are_counted_once_each_in_any_case():
     body = words(60)
     assert quality("the the the " + body) == (False, "few_stop_words")
-    assert quality("The And " + body) == (False, "few_stop_words")
+    assert quality("The And " + body) == KEEP                          # "The" is "the"
+    assert quality("THE " + body) == (False, "few_stop_words")
     assert quality("the with " + body) == KEEP
+    assert quality("Of " + body, stop_words=["OF"], min_stop_words=1) == KEEP
     assert quality("of " + body, stop_words=["of"], min_stop_words=1) == KEEP
 
 
@@ -134,8 +151,11 @@ def test_duplicated_lines_by_count_and_characters():
     assert repetition(text, max_dup_para_char_frac=None, **NO_NGRAMS) == (False, "dup_line_char_frac")
 
 
-def test_empty_text_is_dropped():
-    assert repetition("") == (False, "empty")
+@pytest.mark.parametrize("text", ["", " ", "\n\n \t\n", "\u00a0\u3000"])
+def test_empty_or_blank_text_is_dropped_as_empty(text):
+    assert repetition(text) == (False, "empty")
+    assert quality(text) == (False, "empty")
+    assert quality(text, min_words=None, min_alpha_words_frac=0.8) == (False, "empty")
 
 
 def test_top_ngram_character_fraction():

@@ -10,7 +10,8 @@ from pretrain.io import DocumentWriter, atomic_path, count_rows, iter_documents,
 
 DOCS = [
     {"id": f"doc-{i}", "text": f"text {i}: naïve café — 日本語 🐍\n\nsecond paragraph",
-     "source": "test", "provenance": f"line {i}"}
+     "source": "test", "provenance": f"line {i}",
+     "metadata": json.dumps({"url": f"https://example.org/{i}", "rank": i, "tags": ["a", "日本"]})}
     for i in range(5)
 ]
 
@@ -98,7 +99,15 @@ def test_document_writer_with_no_documents_writes_an_empty_table(tmp_path):
         pass
     assert count_rows(path) == 0
     assert list(iter_documents(path)) == []
-    assert pq.read_schema(path).names == ["id", "text", "source", "provenance"]
+    assert pq.read_schema(path).names == ["id", "text", "source", "provenance", "metadata"]
+
+
+def test_document_without_metadata_is_written_with_an_empty_object(tmp_path):
+    path = tmp_path / "documents.parquet"
+    with DocumentWriter(path) as writer:
+        writer.write({"id": "a", "text": "t", "source": "s", "provenance": "p"})
+    assert list(iter_documents(path)) == [{"id": "a", "text": "t", "source": "s", "provenance": "p",
+                                           "metadata": "{}"}]
 
 
 def test_document_writer_leaves_nothing_when_interrupted(tmp_path):

@@ -12,17 +12,68 @@ from pretrain.config import DedupConfig, build
 from pretrain.errors import ConfigError
 from pretrain.exact import digest, exact_keys, first_occurrence, normalize
 
-WORD = re.compile(r"[^\x00-\x2f\x3a-\x40\x5b-\x5e\x60\x7b-\x7f]+")  # the rule in minhash's docstring
+ASCII_WORD = re.compile(r"[0-9A-Za-z_]+")  # on ASCII text, the words are exactly these
 
 
-def test_words_are_runs_of_letters_digits_underscore_and_non_ascii():
-    texts = ["Hello, World! find_max(x2)", "", "naïve café—x", "  ...  ", "one"]
+def words(text):
+    """The words of ``text`` as strings, from the spans word_hashes hashes."""
+    low = text.lower() + " "
+    spans = minhash._word_spans_unicode(low)
+    raw = low.encode("utf-8")
+    return [raw[a:b].decode("utf-8") for a, b in zip(*map(np.ndarray.tolist, spans))]
+
+
+def test_ascii_words_are_runs_of_letters_digits_and_underscore():
+    rng = random.Random(0)
+    texts = ["Hello, World! find_max(x2)", "", "  ...  ", "one"] + [
+        "".join(rng.choice("aZ9_ .,-'\n\t()@#") for _ in range(rng.randrange(40))) for _ in range(300)]
     hashes, counts = minhash.word_hashes(texts)
-    assert counts.tolist() == [len(WORD.findall(t.lower())) for t in texts] == [4, 0, 2, 0, 1]
-    words = [w for t in texts for w in WORD.findall(t.lower())]
-    same = {(a, b) for a, ha in zip(words, hashes) for b, hb in zip(words, hashes) if ha == hb}
-    assert same == {(w, w) for w in words}  # equal hash exactly for equal (lower-cased) words
+    assert counts.tolist() == [len(ASCII_WORD.findall(t)) for t in texts]
+    assert counts[:4].tolist() == [4, 0, 0, 1]
+    assert [words(t) for t in texts] == [ASCII_WORD.findall(t.lower()) for t in texts]
+    found = [w for t in texts for w in ASCII_WORD.findall(t.lower())]
+    same = {(a, b) for a, ha in zip(found, hashes) for b, hb in zip(found, hashes) if ha == hb}
+    assert same == {(w, w) for w in found}  # equal hash exactly for equal (lower-cased) words
     assert minhash.word_hashes(["HELLO"])[0][0] == minhash.word_hashes(["hello"])[0][0]
+
+
+@pytest.mark.parametrize("text, expected", [
+    # Latin with accents (composed or combining) stays whole; non-ASCII punctuation separates
+    ("naïve café—x, don’t «stop»", ["naïve", "café", "x", "don", "t", "stop"]),
+    ("cafe\u0301 au lait", ["cafe\u0301", "au", "lait"]),
+    # Han: every ideograph is a word; CJK punctuation separates; digits stay a run
+    ("今天天气很好，我们去公园。2023年", ["今", "天", "天", "气", "很", "好", "我", "们", "去", "公", "园", "2023", "年"]),
+    # Japanese: kanji and hiragana one by one, a katakana run (with its long-vowel mark) one word
+    ("東京でコンピューターを買った", ["東", "京", "で", "コンピューター", "を", "買", "っ", "た"]),
+    # Thai: each letter a word, the vowel and tone marks above / below kept with their letter
+    ("กินข้าว ไหม", ["กิ", "น", "ข้", "า", "ว", "ไ", "ห", "ม"]),
+    # Korean is written with spaces: Hangul words as in English
+    ("한국어 텍스트를 처리합니다.", ["한국어", "텍스트를", "처리합니다"]),
+    # Devanagari vowel signs and Persian's zero-width non-joiner stay inside their word
+    ("नमस्ते दुनिया می\u200cخواهم", ["नमस्ते", "दुनिया", "می\u200cخواهم"]),
+    # a zero-width space separates (Thai and Khmer use it between words); a BOM joins
+    ("ab\u200bcd \ufeffx", ["ab", "cd", "\ufeffx"]),
+])
+def test_words_of_each_script(text, expected):
+    assert words(text) == expected
+    assert minhash.word_hashes([text])[1].tolist() == [len(expected)]
+
+
+def test_words_do_not_depend_on_the_batch_and_match_the_documented_regex():
+    """The vectorised splitter and word_regex() agree on random mixed-script text; an ASCII
+    text hashes alike alone and next to non-ASCII ones."""
+    rng = random.Random(1)
+    alphabet = [*"aZ9_ .,-—’é\n", "e\u0301", "\u0301", "今", "の", "カ", "ー", "ภ", "ิ", "한", "\u200c",
+                "\u200b", "、", "。", "๑", "\U00020000", "ｶ", "\u3000", "İ"]
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randrange(30))) for _ in range(2000)]
+    regex = minhash.word_regex()
+    hashes, counts = minhash.word_hashes(texts)
+    found = [w for t in texts for w in regex.findall(t.lower())]
+    assert counts.tolist() == [len(regex.findall(t.lower())) for t in texts]
+    assert len({w: h for w, h in zip(found, hashes.tolist())}) == len(set(hashes.tolist()))
+    alone = minhash.word_hashes(["plain words here", "café"])[0]
+    mixed = minhash.word_hashes(["plain words here", "café 今天"])[0]
+    assert (alone == mixed[:4]).all()
 
 
 def test_shingles_are_word_ngrams_within_each_text():
@@ -113,6 +164,29 @@ def test_band_parts_split_by_key_and_skip_ineligible_documents(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["band.u64"]  # spilled parts removed
 
 
+def test_clusters_count_each_distinct_pair_once_across_bands_and_parts(tmp_path):
+    rng = np.random.default_rng(1)
+    n, bands = 300, 4
+    keys = rng.integers(0, 40, (bands, n)).astype(np.uint64)
+    keys[2] = keys[0]  # a band that repeats another: all its pairs are already known
+    for band in range(bands):
+        keys[band].tofile(tmp_path / f"band{band}.u64")
+    eligible = rng.random(n) < 0.9
+    expected = set()
+    for band in range(bands):
+        first = {}
+        for i in np.flatnonzero(eligible).tolist():
+            j = first.setdefault(int(keys[band, i]), i)
+            if j != i:
+                expected.add((j, i))
+    parent = np.arange(n)
+    lsh.union(parent, *map(np.array, zip(*sorted(expected))))
+    for chunk in (10**6, 25):
+        root, stats = lsh.clusters(tmp_path, np.zeros((n, 1), dtype=np.uint64), eligible, bands, None, chunk)
+        assert stats == {"candidate_pairs": len(expected), "verified_pairs": len(expected)}
+        assert root.tolist() == parent.tolist()
+
+
 def test_union_roots_every_cluster_at_its_lowest_index():
     parent = np.arange(8)
     lsh.union(parent, np.array([3, 1, 6]), np.array([5, 5, 7]))
@@ -122,18 +196,26 @@ def test_union_roots_every_cluster_at_its_lowest_index():
 
 def test_exact_keys_match_the_plain_python_normalisation():
     rng = random.Random(0)
-    alphabet = ["a", "B", " ", "\t", "\n", "\r", "\x0b", "\x1c", ".", "é", "e\u0301", "\u3000", "\xa0", "\u2028"]
+    alphabet = ["a", "B", " ", "\t", "\n", "\r", "\x0b", "\x1c", ".", "é", "e\u0301", "\u3000", "\xa0", "\u2028",
+                "今", "。", "カ"]
     texts = ["".join(rng.choice(alphabet) for _ in range(rng.randrange(12))) for _ in range(400)]
     for normalized in (True, False):
         keys, tokens = exact_keys(texts, normalized)
         assert [k.tobytes() for k in keys] == [digest(t, normalized) for t in texts]
-        assert tokens.tolist() == [len((normalize(t) if normalized else t).split()) for t in texts]
+        assert tokens.tolist() == [len(t.split()) for t in texts]
 
 
 @pytest.mark.parametrize("text, expected", [
     ("  a \t b\n\n c  ", "a b c"),
     ("x\u3000\xa0y\u2028", "x y"),
     ("cafe\u0301", "caf\xe9"),
+    # a line break between two CJK characters is removed (CSS Text 3, 4.1.3): re-wrapped
+    # Chinese or Japanese is the same text; elsewhere it is a space, as is a CJK space
+    ("今天天气\n很好", "今天天气很好"),
+    ("日本語。\r\n  次の文", "日本語。次の文"),
+    ("今天 天气\u3000很好", "今天 天气 很好"),
+    ("abc\n今天\n\nxyz", "abc 今天 xyz"),
+    ("한국어\n텍스트", "한국어 텍스트"),
 ])
 def test_normalize(text, expected):
     assert normalize(text) == expected

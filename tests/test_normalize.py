@@ -42,9 +42,9 @@ def test_pii_placeholders(text, expected):
 
 
 def test_pii_settings():
-    text = "me@example.com at 8.8.8.8 or 10.0.0.1"
+    text = "me@python.org at 8.8.8.8 or 10.0.0.1"
     assert PiiPlaceholders(PiiConfig(email_placeholder=None)).modify(text) == \
-        "me@example.com at <IP_ADDRESS> or 10.0.0.1"
+        "me@python.org at <IP_ADDRESS> or 10.0.0.1"
     assert PiiPlaceholders(PiiConfig(ip_placeholder="[IP]", keep_non_public_ips=False)).modify(text) == \
         "<EMAIL> at [IP] or [IP]"
 

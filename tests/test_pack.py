@@ -146,7 +146,11 @@ class NoBosTokenizer:
     def __init__(self, eos):
         self.eos_token_id = eos
 
-    def __call__(self, texts, add_special_tokens=False):
+    def __call__(self, texts, add_special_tokens=False, split_special_tokens=False,
+                 return_offsets_mapping=False):
+        if isinstance(texts, str):  # one text, with character offsets (multiple-choice items)
+            return {"input_ids": [ord(c) for c in texts],
+                    "offset_mapping": [(i, i + 1) for i in range(len(texts))]}
         return {"input_ids": [[ord(c) for c in text] for text in texts]}
 
     def decode(self, ids):
@@ -184,3 +188,30 @@ def test_multiple_choice_set_is_made_from_validation_documents_only(packed, corp
         assert item["id"] in val_ids and len(item["choices"]) == 4
         tokens = tiny_tokenizer(item["context"] + item["choices"][item["label"]], add_special_tokens=False)
         assert len(tokens["input_ids"]) < CFG.seq_len + 4  # fits the evaluation window
+
+
+SPECIAL_TEXT = ["pattern = re.compile(r'(?P<s>\\d{2}):(?P<e>\\d{2})')  # start and end groups\n",
+                "<p>Price: <s>$40</s> now $30, padded with <pad><pad> and a </s> too.</p>\n",
+                "The tokenizer's special tokens are <s> (BOS), </s> (EOS) and <pad>; see README.\n"]
+
+
+@pytest.mark.parametrize("family", ["byte_level", "sentencepiece"])
+def test_special_token_text_in_a_document_stays_text(tmp_path, write_docs, tiny_tokenizer, family):
+    """The literal text "<s>" in a regex, an HTML strike tag or a README is text: one BOS and one
+    EOS per document, never PAD, and each document's ids decode to its text exactly."""
+    from conftest import sentencepiece_style
+
+    tok = tiny_tokenizer if family == "byte_level" else sentencepiece_style(SPECIAL_TEXT * 20, legacy=True)
+    docs = [{"id": f"doc{i}", "text": SPECIAL_TEXT[i % 3] * (2 + i % 5)} for i in range(30)]
+    corpus = write_docs(tmp_path / "docs.parquet", docs)
+    cfg = PackConfig(seq_len=16, val_fraction=0.2, split_salt="s")
+    report = pack(cfg, tok, corpus, tmp_path / "packed")
+    stream = flat(tmp_path / "packed" / "train.parquet") + flat(tmp_path / "packed" / "val.parquet")
+    tail = report["train"]["dropped_tail_tokens"] + report["val"]["dropped_tail_tokens"]
+    assert stream.count(tok.bos_token_id) == len(docs)  # each split's tail lies inside its last document
+    assert len(docs) - 2 <= stream.count(tok.eos_token_id) <= len(docs) and tail < cfg.seq_len * 2
+    assert tok.pad_token_id is None or tok.pad_token_id not in stream
+    from pretrain.tokenizer import encode_texts
+
+    for doc, ids in zip(docs, encode_texts(tok, [d["text"] for d in docs])):
+        assert tok.decode(ids) == doc["text"]

@@ -79,8 +79,8 @@ def test_metrics_show_the_gain_of_training(repo):
     assert pack["train"]["rows"] > 0 and pack["val"]["rows"] > 0
     evaluation = metrics(repo, "eval")
     assert evaluation["val"]["trained"]["perplexity"] < evaluation["val"]["init"]["perplexity"] / 2
-    assert evaluation["lm_eval"]["pretrain_heldout_ppl"]["bits_per_byte"] > 0
-    assert 0 <= evaluation["lm_eval"]["pretrain_heldout_mc"]["acc"] <= 1
+    assert evaluation["lm_eval"]["trained"]["pretrain_heldout_ppl"]["bits_per_byte"] > 0
+    assert 0 <= evaluation["lm_eval"]["trained"]["pretrain_heldout_mc"]["acc"] <= 1
     assert evaluation["val"]["trained"]["bits_per_byte"] < evaluation["val"]["init"]["bits_per_byte"]
     # Held out by document, but the built-in corpus repeats docstrings across modules: the
     # check reports that overlap (~9% of 13-grams on the debug profile) instead of hiding it.
@@ -118,8 +118,9 @@ def test_experiment_reruns_only_training_and_evaluation(repo):
 def test_starting_from_a_pretrained_base_is_one_param_away(repo, tmp_path):
     """init=downscale from a base model: the base's tokenizer is wired in through params, the
     init model has the base's layers, and the generations file shows base, init and trained."""
-    base = tmp_path / "base"
-    shutil.copytree(repo / "models/trained", base)
+    # in models/bases, which the stages reading model.base depend on (one outside is refused)
+    base = "models/bases/base"
+    shutil.copytree(repo / "models/trained", repo / base)
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "before surgery"], repo)
     out = run(["dvc", "exp", "run", "-S", "model.init=downscale", "-S", f"model.base={base}"], repo)
@@ -129,3 +130,5 @@ def test_starting_from_a_pretrained_base_is_one_param_away(repo, tmp_path):
     assert metrics(repo, "tokenizer")["origin"] == str(base)
     generations = (repo / "metrics/generations.md").read_text()
     assert f"**base ({base})**" in generations and "**init (downscale)**" in generations
+    scores = metrics(repo, "eval")  # the base is scored beside init and trained, same keys
+    assert set(scores["lm_eval"]) == set(scores["val"]) - {"perplexity_ratio"} == {"base", "init", "trained"}

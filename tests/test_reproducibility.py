@@ -14,6 +14,7 @@ from test_pipeline import debug_clone, run
 from transformers import AutoModelForCausalLM
 
 from pretrain.config import TrainConfig
+from pretrain.runtime import cpu_has_bf16
 from pretrain.train import train
 
 pytestmark = pytest.mark.slow
@@ -21,6 +22,7 @@ pytestmark = pytest.mark.slow
 # Outputs that record wall-clock time; everything else they hold is compared.
 TIMED = {"metrics/train.json", "dvclive/train"}
 TIMING_KEYS = {"train_runtime_s", "tokens_per_second", "mfu"}
+DATA = {"data/raw", "data/clean", "data/dedup", "data/tokenizer", "data/packed", "models/init"}
 MUST_MATCH = {"data/raw", "data/clean", "data/dedup", "data/tokenizer", "data/packed", "models/init",
               "models/trained", "metrics/eval.json", "metrics/generations.md"}
 
@@ -79,12 +81,25 @@ def test_forced_rerun_is_bit_identical(repo, first):
 
 
 def test_thread_counts_do_not_change_any_artifact(repo, first, monkeypatch):
-    """One thread against the default (one per core): the data, the tokenizer and, measured on
-    this CPU, the trained model too."""
+    """One thread against the default (one per core): the documents, the tokenizer, the packed
+    rows and the initial model always. The trained model too on a CPU with AVX-512 BF16, where
+    that was measured (bf16 and fp32); on CPUs without it (fp32 training), torch's CPU kernels
+    sum in an order that depends on the thread count, and the curves agree to rounding only
+    (seen: losses equal to 7 digits), which PyTorch does not promise either way."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setenv("RAYON_NUM_THREADS", "1")
     run(["dvc", "repro", "--force"], repo)
-    assert_same(first, snapshot(repo))
+    after = snapshot(repo)
+    if cpu_has_bf16():
+        assert_same(first, after)
+        return
+    data = {p: first[0][p] for p in DATA}
+    assert data == {p: after[0][p] for p in DATA}, "data artifacts differ between thread counts"
+    for name in ("loss", "grad_norm"):
+        rows = [line.split("\t") for line in first[1][name].splitlines()[1:]]
+        again = [line.split("\t") for line in after[1][name].splitlines()[1:]]
+        assert [r[0] for r in rows] == [r[0] for r in again]  # the same steps
+        assert [float(r[1]) for r in again] == pytest.approx([float(r[1]) for r in rows], rel=1e-4)
 
 
 def test_compiled_training_is_bit_identical(tmp_path, init_dir, packed_dir, monkeypatch):

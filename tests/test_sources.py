@@ -36,8 +36,9 @@ def test_builtin_part_yields_complete_unique_deterministic_documents(part):
     docs, skipped = collect(builtin_parts=[part], max_documents=5)
     assert len(docs) == 5
     for doc in docs:
-        assert set(doc) == {"id", "text", "source", "provenance"}
+        assert set(doc) == {"id", "text", "source", "provenance", "metadata"}
         assert all(isinstance(v, str) and v for v in doc.values())
+        assert doc["metadata"] == "{}"  # built-in documents have no fields of their own
         assert doc["source"] == part and doc["id"].startswith(f"{part}/")
         assert doc["text"].strip()
     assert len({d["id"] for d in docs}) == 5
@@ -175,6 +176,54 @@ def test_hf_source_streams_a_folder_of_data_files(tmp_path, kind):
     assert [d["text"] for d in docs] == ["a"]
 
 
+def test_hf_saved_dataset_keeps_record_ids_and_fields(tmp_path):
+    import datasets
+
+    path = tmp_path / "saved"
+    datasets.Dataset.from_dict({"id": ["doc-a", "doc-b"], "text": ["first", "second"],
+                                "url": ["https://a.org", "https://b.org"], "year": [2023, 2024]}
+                               ).save_to_disk(str(path))
+    docs, skipped = collect(source="hf", path=str(path))
+    assert [d["id"] for d in docs] == ["doc-a", "doc-b"]
+    assert docs[1]["provenance"] == f"{path}#train[1]"
+    assert [json.loads(d["metadata"]) for d in docs] == [{"url": "https://a.org", "year": 2023},
+                                                         {"url": "https://b.org", "year": 2024}]
+    assert skipped.ids == {"from_id_field": 2}
+
+
+def test_hf_parquet_folder_keeps_record_ids_and_fields(tmp_path):
+    folder = tmp_path / "data_files"
+    folder.mkdir()
+    pq.write_table(pa.table({"id": [7, 8], "text": ["a", "b"], "licence": ["mit", "cc0"]}),
+                   folder / "part-0.parquet")
+    docs, _ = collect(source="hf", path=str(folder))
+    assert [(d["id"], json.loads(d["metadata"])) for d in docs] == [("7", {"licence": "mit"}),
+                                                                   ("8", {"licence": "cc0"})]
+
+
+def test_hf_metadata_leaves_out_images_and_lists_by_default_and_keeps_what_is_listed(tmp_path):
+    import datasets
+
+    path = tmp_path / "saved"
+    datasets.Dataset.from_dict(
+        {"id": ["a"], "text": ["first"], "url": ["https://a.org"], "year": [2023],
+         "image": [{"bytes": b"\x89PNG", "path": None}], "embedding": [[0.5, 0.25]],
+         "label": [1]},
+        features=datasets.Features({"id": datasets.Value("string"), "text": datasets.Value("string"),
+                                    "url": datasets.Value("string"), "year": datasets.Value("int32"),
+                                    "image": datasets.Image(),
+                                    "embedding": datasets.Sequence(datasets.Value("float32")),
+                                    "label": datasets.ClassLabel(names=["no", "yes"])}),
+    ).save_to_disk(str(path))
+    docs, _ = collect(source="hf", path=str(path))
+    assert json.loads(docs[0]["metadata"]) == {"url": "https://a.org", "year": 2023, "label": 1}
+    docs, _ = collect(source="hf", path=str(path), metadata_fields=["embedding", "url"])
+    assert list(json.loads(docs[0]["metadata"]).items()) == [("embedding", [0.5, 0.25]),
+                                                             ("url", "https://a.org")]
+    docs, _ = collect(source="hf", path=str(path), metadata_fields=[])
+    assert docs[0]["metadata"] == "{}" and docs[0]["id"] == "a"
+
+
 def test_hf_source_that_cannot_be_loaded_names_it(tmp_path):
     with pytest.raises(DataError, match=r"download\.path: cannot load dataset .*"):
         collect(source="hf", path=str(tmp_path))  # an empty folder
@@ -191,9 +240,38 @@ def test_download_writes_the_documents_and_reports_counts(tmp_path):
     report = download(cfg, out)
     assert report == {"documents": 3, "chars": 3 + 5 + 4, "by_source": {"files": 3},
                       "skipped": {"empty_text": 1}, "skipped_examples": {"empty_text": [f"{src}:3"]},
-                      "decoded": {}, "fetched": {}}
+                      "decoded": {}, "fetched": {}, "ids": {"from_location": 3}}
     assert count_rows(out / "documents.parquet") == 3
     assert list(read_table(out / "documents.parquet")) == list(iter_documents(cfg, Skipped()))
+
+
+def test_a_repeated_id_in_one_source_keeps_both_documents_with_unique_ids(tmp_path):
+    """The pack stage splits by a hash of the id: two documents with one id would always land
+    on the same side, and reports could not tell them apart; but a repeated id is no reason to
+    lose a document. The later one's id gets its place in front, so that its ending (.py: code
+    to the clean stage) stays."""
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"id": "a.py", "text": "one"}\n{"id": "b", "text": "two"}\n'
+                   '{"id": "a.py", "text": "another one"}\n{"id": "c", "text": "three"}\n'
+                   '{"id": "a.py", "text": "a third one"}\n')
+    report = download(DownloadConfig(source="files", path=str(src)), tmp_path / "raw")
+    docs = list(read_table(tmp_path / "raw" / "documents.parquet"))
+    assert [(d["id"], d["text"]) for d in docs] == [
+        ("a.py", "one"), ("b", "two"), (f"{src}:3/a.py", "another one"), ("c", "three"),
+        (f"{src}:5/a.py", "a third one")]
+    assert [d["provenance"] for d in docs] == [f"{src}:{n}" for n in range(1, 6)]
+    assert report["documents"] == 5 and report["skipped"] == {}
+    assert report["ids"] == {"from_id_field": 5, "duplicate_made_unique": 2}
+
+
+def test_a_made_unique_id_that_is_also_a_real_id_is_made_unique_again(tmp_path):
+    src = tmp_path / "in.jsonl"
+    lines = [{"id": "a", "text": "one"}, {"id": f"{src}:3/a", "text": "a real id"},
+             {"id": "a", "text": "two"}]
+    src.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    docs, skipped = collect(source="files", path=str(src))
+    assert [d["id"] for d in docs] == ["a", f"{src}:3/a", f"{src}:3#2/a"]
+    assert skipped.ids["duplicate_made_unique"] == 1
 
 
 def test_download_with_no_documents_is_a_data_error_and_writes_nothing(tmp_path):
@@ -269,7 +347,64 @@ def test_mix_of_builtin_and_files_reports_per_source_counts(three_sources, tmp_p
     assert report["mix"] == {"python": {"weight": 3.0, "share": 0.75, "documents": 15},
                              "mine": {"weight": 1.0, "share": 0.25, "documents": 5}}
     docs = list(read_table(tmp_path / "raw" / "documents.parquet"))
-    assert {d["id"].split("/")[0] for d in docs if d["source"] == "python"} == {"pydoc_topics"}
+    # each id is the entry's name, then the source's own id
+    assert {d["id"].split("/")[:2] == ["python", "pydoc_topics"]
+            for d in docs if d["source"] == "python"} == {True}
+    assert sorted(d["id"] for d in docs if d["source"] == "mine") == [
+        f"mine/{three_sources / 'a.jsonl'}:{n}" for n in range(1, 6)]
+
+
+def test_mix_of_two_sources_numbering_from_0_keeps_every_document_with_distinct_ids(tmp_path):
+    """Both number their records 0..9: prefixed with the entry's name, no id meets another, and
+    all of each source's documents are there to take (none lost as a duplicate)."""
+    for name in ("web", "books"):
+        (tmp_path / f"{name}.jsonl").write_text("".join(
+            json.dumps({"id": i, "text": f"{name} {i}", "from": name}) + "\n" for i in range(10)))
+    sources = [MixSourceConfig(name=n, source="files", path=str(tmp_path / f"{n}.jsonl"), weight=1)
+               for n in ("web", "books")]
+    skipped = Skipped()
+    docs = list(iter_documents(DownloadConfig(source="mix", sources=sources, max_documents=20), skipped))
+    assert sorted(d["id"] for d in docs) == sorted(f"{n}/{i}" for n in ("web", "books") for i in range(10))
+    for doc in docs:
+        assert json.loads(doc["metadata"]) == {"from": doc["source"]}
+        assert doc["text"] == f"{doc['source']} {doc['id'].split('/')[1]}"
+    assert skipped == {} and skipped.ids == {"from_id_field": 20}
+
+
+def test_mix_entry_name_with_a_slash_is_refused():
+    with pytest.raises(ValueError, match=r"name: 'web/en' contains '/'"):
+        MixSourceConfig(name="web/en", source="builtin")
+
+
+def test_metadata_travels_through_clean_and_dedup_and_pack_still_works(tmp_path, tiny_tokenizer):
+    from pretrain.config import CleanConfig, DedupConfig, PackConfig
+    from pretrain.clean import clean
+    from pretrain.dedup import dedup
+    from pretrain.pack import pack
+
+    body = "\n".join(f"Line {k} of a document about topic {{t}} with enough words." for k in range(6))
+    records = [{"id": f"d{t}", "text": body.format(t=t), "url": f"https://x.org/{t}", "rank": t}
+               for t in range(12)]
+    records.append({"id": "copy", "text": records[3]["text"], "url": "https://mirror.org/3", "rank": 99})
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in records))
+    download(DownloadConfig(source="files", path=str(src)), tmp_path / "raw")
+    clean(CleanConfig(filters=["whitespace", "paragraph_length"], code_filters=["whitespace"], workers=1),
+          tmp_path / "raw" / "documents.parquet", tmp_path / "clean")
+    report = dedup(DedupConfig(workers=1, near=False), tmp_path / "clean" / "documents.parquet",
+                   tmp_path / "dedup")
+    assert report["removed"]["exact"] == 1
+    expected = {r["id"]: {"url": r["url"], "rank": r["rank"]} for r in records}
+    for stage in ("raw", "clean", "dedup"):
+        docs = list(read_table(tmp_path / stage / "documents.parquet"))
+        assert {d["id"]: json.loads(d["metadata"]) for d in docs} == {
+            k: v for k, v in expected.items() if stage != "dedup" or k != "copy"}, stage
+    (pair,) = [json.loads(line) for line in (tmp_path / "dedup" / "removed_pairs.jsonl").open()]
+    assert (pair["kept_id"], pair["removed_id"]) == ("d3", "copy")
+    assert pair["kept_metadata"] == expected["d3"] and pair["removed_metadata"] == expected["copy"]
+    packed = pack(PackConfig(seq_len=16, val_fraction=0.2), tiny_tokenizer,
+                  tmp_path / "dedup" / "documents.parquet", tmp_path / "packed")
+    assert packed["train"]["rows"] > 0
 
 
 def test_mix_params_load_from_yaml(tmp_path, three_sources, monkeypatch):
@@ -307,6 +442,15 @@ def test_mix_params_load_from_yaml(tmp_path, three_sources, monkeypatch):
     ("download:\n  source: mix\n  max_documents: 5\n  sources: [{name: a, source: builtin, wieght: 1}]\n",
      "download.sources[0].wieght: unknown key"),
     ("download:\n  encoding: latin-9x\n", "download.encoding: unknown encoding 'latin-9x'"),
+    ("download:\n  id_field: text\n", "download.id_field: 'text' is also the text_field"),
+    ("download:\n  id_field: ''\n", "download.id_field: expected a field name, or null"),
+    ("download:\n  metadata_fields: [url, text]\n",
+     "download.metadata_fields[1]: 'text' is already the document's text"),
+    ("download:\n  metadata_fields: [id]\n", "download.metadata_fields[0]: 'id' is already the document's id"),
+    ("download:\n  metadata_fields: [url, url]\n", "download.metadata_fields[1]: 'url' is listed twice"),
+    ("download:\n  metadata_fields: url\n", "download.metadata_fields: expected a list, got str 'url'"),
+    ("download:\n  source: mix\n  max_documents: 5\n  sources: [{name: web/en, source: builtin}]\n",
+     "download.sources[0].name: 'web/en' contains '/'"),
 ])
 def test_bad_download_params_fail_in_one_line_naming_the_key(tmp_path, text, message):
     path = tmp_path / "params.yaml"

@@ -59,9 +59,23 @@ def test_learned_merges_compress_the_training_text(tok, texts):
 
 @pytest.mark.parametrize("text", [CODE, "", " leading space", "\x00\x7f control bytes \ufeff"])
 def test_decode_inverts_encode(tok, text):
-    ids = tok.encode(text)
+    ids = tok.encode(text, add_special_tokens=False)
     assert tok.decode(ids) == text
     assert not {0, 1, 2} & set(ids)  # no unknown token, no special tokens added
+    # By default a text starts with BOS, as every training document does (Llama's convention).
+    assert tok.encode(text) == [tok.bos_token_id] + ids
+
+
+def test_saved_tokenizer_encodes_special_token_text_as_text_like_pack(tok, tmp_path):
+    """Whoever loads the saved tokenizer (lm-eval, a user's script) gets what training saw: the
+    literal "<s>" of a document is text, and tokenizer(text) starts with one BOS."""
+    tok.save_pretrained(tmp_path)
+    loaded = AutoTokenizer.from_pretrained(tmp_path)
+    text = "re.compile(r'(?P<s>x)') <pad> </s>"
+    ids = loaded(text)["input_ids"]
+    assert ids[0] == loaded.bos_token_id and ids.count(loaded.bos_token_id) == 1
+    assert not {loaded.eos_token_id, loaded.pad_token_id} & set(ids)
+    assert loaded.decode(ids, skip_special_tokens=True) == text
 
 
 def test_build_tokenizer_saves_a_folder_autotokenizer_loads(tok, corpus, tmp_path):
@@ -72,7 +86,7 @@ def test_build_tokenizer_saves_a_folder_autotokenizer_loads(tok, corpus, tmp_pat
     loaded = AutoTokenizer.from_pretrained(out)
     assert len(loaded) == 400
     assert (loaded.pad_token_id, loaded.bos_token_id, loaded.eos_token_id) == (0, 1, 2)
-    assert loaded.decode(loaded.encode(CODE)) == CODE
+    assert loaded.decode(loaded.encode(CODE), skip_special_tokens=True) == CODE
     assert loaded.get_vocab() == tok.get_vocab()  # trained from the table's text, like `tok`
 
 
@@ -113,3 +127,19 @@ def test_bad_tokenizer_path_is_a_config_error(tmp_path, corpus, kind):
     with pytest.raises(ConfigError, match=rf"tokenizer\.path: cannot load a tokenizer from '{path}'"):
         build_tokenizer(TokenizerConfig(path=str(path)), corpus, out)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("legacy", [True, False])
+def test_a_base_tokenizer_is_saved_to_encode_like_pack(tmp_path, corpus, texts, legacy):
+    """tokenizer.path / model.base: a Llama-style tokenizer taken as it is, except that the
+    literal text of its special tokens stays text for every later user."""
+    from conftest import sentencepiece_style
+
+    sentencepiece_style(texts, legacy).save_pretrained(tmp_path / "base")
+    build_tokenizer(TokenizerConfig(path=str(tmp_path / "base")), corpus, tmp_path / "out")
+    loaded = AutoTokenizer.from_pretrained(tmp_path / "out")
+    text = "if m.group('s') == '<s>': return '</s>'"
+    ids = loaded(text)["input_ids"]
+    assert ids[0] == loaded.bos_token_id and ids.count(loaded.bos_token_id) == 1
+    assert loaded.eos_token_id not in ids
+    assert loaded.decode(ids, skip_special_tokens=True) == text

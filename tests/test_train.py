@@ -188,6 +188,15 @@ def test_sharding_in_one_process_warns_and_trains_plainly(tmp_path, init_dir, pa
     assert report["sharding"] == "none" and report["processes"] == 1
 
 
+@pytest.mark.parametrize("layout, world, name", [
+    ({}, 1, "ddp"), ({}, 2, "ddp"), ({"sharding": "full_shard"}, 1, "ddp"),
+    ({"sharding": "shard_grad_op"}, 2, "fsdp"), ({"deepspeed": {"zero_optimization": {"stage": 1}}}, 2,
+                                                 "deepspeed")])
+def test_the_backend_is_picked_by_name_from_the_train_params(layout, world, name):
+    from pretrain.backends import BACKENDS, backend_name
+    assert backend_name(TrainConfig(**layout), world) == name and name in BACKENDS
+
+
 def test_deepspeed_config_takes_batch_clipping_and_precision_from_the_train_params():
     cfg = TrainConfig(micro_batch_size=8, grad_accum_steps=2, grad_clip=0.5,
                       deepspeed={"zero_optimization": {"stage": 2}, "gradient_clipping": "auto",

@@ -1,6 +1,11 @@
 """C4's line and document rules and FineWeb's three rules, one document each, by reason."""
 
-from pretrain.config import C4Config, FineWebConfig
+import pytest
+
+from pretrain.clean import apply_rules, build_rules
+from pretrain.config import C4Config, CleanConfig, FineWebConfig
+from pretrain.errors import ConfigError
+from pretrain.filters import check_names
 from pretrain.web_rules import C4DocumentFilter, C4LineFilter, FineWebFilter, count_sentences
 
 KEEP = (True, None)
@@ -57,10 +62,55 @@ def test_c4_document_rules():
     assert c4(five + " {", curly_bracket=False) == KEEP
 
 
-def test_sentences_are_counted_by_their_ends_and_by_lines():
-    assert count_sentences("One. Two! Three? Four") == 3
+def c4_as_configured(text):
+    """The page through the c4 rules of the default rule list, in its order."""
+    cfg = CleanConfig()
+    rules = build_rules([name for name in cfg.filters if name in ("c4", "c4_lines")], cfg)
+    _, reason, _ = apply_rules(rules, {"text": text, "source": "web", "id": "page"})
+    return reason
+
+
+def test_page_rules_see_the_lines_before_c4_removes_them():
+    five = "\n".join([SENTENCE] * 5)
+    # C4's reference order (c4_utils.clean_page): "lorem ipsum" is checked before the
+    # javascript and policy lines go, '{' before the policy lines (but after javascript).
+    assert c4_as_configured(five + "\nPlease enable JavaScript, lorem ipsum goes here.") == \
+        "c4.lorem_ipsum"
+    assert c4_as_configured(five + "\nWe use cookies {and similar tools} to show offers.") == \
+        "c4.curly_bracket"
+    assert c4_as_configured(five + "\nJavaScript is off; features {like search} fail.") is None
+    assert c4_as_configured(five + "\nLorem ipsum\n{") is None  # lines under 3 words go first
+    assert c4(five + "\nJavaScript is off; features {like search} fail.") == KEEP
+
+
+def test_c4_must_judge_the_page_before_c4_lines_removes_lines():
+    check_names(["c4", "c4_lines"])
+    with pytest.raises(ConfigError, match="c4 before c4_lines"):
+        check_names(["c4_lines", "c4"])
+
+
+def test_sentences_are_counted_as_punkt_counts_them():
+    assert count_sentences("One. Two! Three? Four") == 4                # the last one counts
     assert count_sentences("a line without an end\nanother\n\n") == 2
-    assert count_sentences('He said "stop." Then (he left.) e.g.x') == 2
+    assert count_sentences("Mr. Smith met Dr. Jones in St. Louis. They talked.") == 2
+    assert count_sentences("He paused... and then he spoke. It was late.") == 2
+    assert count_sentences("He paused... Then he spoke.") == 1
+    assert count_sentences('He said "stop." Then (he left.) e.g.x') == 3
+    # NLTK's English punkt model does not know "e.g." (nltk#2376): C4 counts a break there.
+    assert count_sentences("Use a hammer, e.g. a claw hammer. Then hit the nail.") == 3
+
+
+def test_pages_around_the_minimum_are_decided_by_punkt_sentences():
+    assert c4("Mr. Smith and Dr. Jones met at noon.\n" * 4 + "Mr. Brown came too.") == KEEP
+    assert c4("Mr. Smith and Dr. Jones met at noon.\n" * 4) == (False, "too_few_sentences")
+    assert c4("One is here. Two is here. Three is here. Four is here. Five is here") == KEEP
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n \n\t"])
+def test_blank_pages_are_dropped_as_empty(text):
+    assert c4(text) == (False, "empty")
+    assert c4(text, min_sentences=0) == (False, "empty")
+    assert fineweb(text) == (False, "empty")
 
 
 # --- FineWeb -------------------------------------------------------------------------------------

@@ -25,6 +25,19 @@ SPACY = [
      ["[", "link](https://github.com", "/", "owner", "/", "repo", ")", "├", "─", "─", "box"]),
     ("x = '' + '''doc'''",
      ["x", "=", "''", "+", "''", "'", "doc", "''", "'"]),
+    # e-mail addresses, host names and paths are kept whole (spaCy's URL match)
+    ("Contact name@t-online.de or see example.com/path, README-hacking.md.",
+     ["Contact", "name@t-online.de", "or", "see", "example.com/path", ",", "README-hacking.md",
+      "."]),
+    # contractions are split only where the whole core is one (also without the apostrophe)
+    ("y'all gonna id Wed can't Error('cannot",
+     ["y'", "all", "gon", "na", "i", "d", "We", "d", "ca", "n't", "Error('cannot"]),
+    # emoticons with a nose, a fraction before a hyphen, units and "+" after numbers, times
+    ("Nice ;-) :-)) ½-cup 5km 3.10+ 12pm",
+     ["Nice", ";-)", ":-))", "½-cup", "5", "km", "3.10", "+", "12", "pm"]),
+    # pieces of special cases met inside a chunk are merged, the longest first
+    ("f():') x/and/or (Mr. Smith).",
+     ["f", "(", ")", ":')", "x", "/", "and/or", "(", "Mr.", "Smith", ")", "."]),
 ]
 
 
@@ -35,3 +48,23 @@ def test_words_are_split_as_spacy_splits_them(text, words):
 
 def test_whitespace_only_gives_no_words():
     assert split_words(" \n\t ") == []
+
+
+def test_letter_is_exactly_str_isalpha():
+    import re
+    import sys
+
+    from pretrain.words import LETTER
+
+    every = "".join(map(chr, range(sys.maxunicode + 1)))
+    letters = re.findall(LETTER, every)
+    assert letters == [c for c in every if c.isalpha()]
+    assert not re.findall(LETTER, "½¾²³①Ⅳ〇_0٣")  # numbers are not letters
+
+
+def test_special_cases_cover_spacys_english_exceptions():
+    from pretrain.words import SPECIAL_CASES
+
+    assert len(SPECIAL_CASES) == 1343  # spaCy 3.8's, less the whitespace ones
+    assert SPECIAL_CASES["Shouldn’t’ve"] == ("Should", "n’t", "’ve")
+    assert "its" not in SPECIAL_CASES and "Its" not in SPECIAL_CASES

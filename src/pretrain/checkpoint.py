@@ -30,7 +30,10 @@ from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_state
 
 from pretrain.config import TrainConfig
 from pretrain.io import atomic_path
-from pretrain.sharding import GATHERED
+
+# State dicts gathered whole on the CPU of the first process (empty on the others), from an
+# FSDP-sharded model or a plain one.
+GATHERED = StateDictOptions(full_state_dict=True, cpu_offload=True)
 
 # Params that change how a run is watched or launched, not the model it ends with.
 UNKEYED = {"log_every", "checkpoint_every", "eval_every", "eval_batches", "report_to", "launcher",
@@ -78,6 +81,18 @@ def find(folder: Path, key: str) -> Optional[Checkpoint]:
             continue
         found.append(Checkpoint(path, int(state["step"]), state))
     return max(found, key=lambda c: c.step) if found else None
+
+
+def find_for_all(folder: Optional[Path], key: str, main: bool, world: int) -> Optional[Checkpoint]:
+    """``find`` on the first process only (it removes other runs' checkpoints); the others of
+    the ``world`` processes learn what it found, so the folder need not be shared between
+    machines. None without a folder."""
+    if folder is None:
+        return None
+    box = [find(folder, key) if main else None]
+    if world > 1:
+        torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def gather(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:

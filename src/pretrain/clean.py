@@ -4,7 +4,9 @@ A document is source code when its ``source`` is in ``clean.code_sources`` or it
 path) ends with one of ``clean.code_extensions``; it then goes through ``clean.code_filters``,
 any other document through ``clean.filters``. Rules run in the listed order; the first filter
 that drops a document names the reason, and a modifier that leaves no text drops it as
-``<modifier>.empty``.
+``<modifier>.empty``; every filter drops a blank text as ``empty`` too, so a document blank
+from the start is dropped as ``empty`` by the first rule that sees it (``whitespace.empty`` with
+the default rules, whose whitespace modifier strips "  " to nothing).
 
 Documents are cleaned in batches by ``clean.workers`` processes and collected in input order,
 with at most two batches per worker in flight (memory stays bounded), so the output table and

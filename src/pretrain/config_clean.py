@@ -103,7 +103,7 @@ class GopherQualityConfig:
     """Drop documents containing fewer of the stop words below (Gopher: 2)."""
     stop_words: list[str] = dataclasses.field(
         default_factory=lambda: ["the", "be", "to", "of", "and", "that", "have", "with"])
-    """Gopher's stop words (matched case-sensitively, as datatrove does)."""
+    """Gopher's stop words, matched in any case ("The" counts; datatrove: exact case only)."""
 
     def __post_init__(self) -> None:
         for name in ("min_words", "max_words", "min_mean_word_length", "max_mean_word_length",
@@ -155,7 +155,7 @@ class C4Config:
     remove_citations: bool = True
     """c4_lines: remove Wikipedia-style citation marks such as [1] and [edit] (C4's code)."""
     min_sentences: int = 5
-    """c4: drop documents with fewer sentences left (C4: 5; 0: no minimum)."""
+    """c4: drop documents with fewer sentences (NLTK punkt) on the lines C4 keeps (C4: 5; 0: off)."""
     lorem_ipsum: bool = True
     """c4: drop documents containing "lorem ipsum" (C4)."""
     curly_bracket: bool = True
@@ -210,7 +210,7 @@ class CodeConfig:
 
 PROSE_FILTERS = ["fix_encoding", "unicode_nfc", "control_chars", "whitespace", "html_to_text", "pii",
                  "paragraph_length", "paragraph_repetition", "gopher_repetition", "gopher_quality",
-                 "c4_lines", "c4", "fineweb", "language"]
+                 "c4", "c4_lines", "fineweb", "language"]
 CODE_FILTERS = ["fix_encoding", "unicode_nfc", "control_chars", "whitespace", "pii",
                 "paragraph_length", "code"]
 

@@ -58,7 +58,10 @@ class ModelConfig:
     preset: str = "small"
     """random: named size from pretrain.presets.PRESETS; the fields below override it when set."""
     num_layers: Optional[int] = None
-    """Number of transformer blocks (downscale/upscale: the target depth)."""
+    """Number of transformer blocks (downscale/upscale: the target depth). Null for an n-layer base:
+    the course's proportions (pretrain.surgery.default_target), n - max(1, n // 6) for downscale and
+    2 * (n - max(1, n // 3)) for upscale (12 -> 10 / 16, 30 -> 25 / 40); downscale takes 1 .. n-1,
+    upscale an even value between n and 2n (both copies drop the same number of layers)."""
     hidden_size: Optional[int] = None
     """Width of the residual stream."""
     num_heads: Optional[int] = None

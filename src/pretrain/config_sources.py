@@ -26,6 +26,12 @@ class SourceConfig:
     """urls: the http(s) addresses to fetch, one document each."""
     text_field: str = "text"
     """Name of the text column/field in JSONL, JSON, Parquet, CSV or Hugging Face records."""
+    id_field: Optional[str] = "id"
+    """Field/column of those records whose value becomes the document id when a record has one
+    (else its file:line). None: always file:line."""
+    metadata_fields: Optional[list[str]] = None
+    """Fields/columns of those records kept as the document's metadata. None: every scalar one
+    (text, number, boolean, date/time, null; not bytes, lists, structs or maps); []: none."""
     encoding: Optional[str] = None
     """Encoding of text, HTML and CSV files and URL bodies that are not UTF-8 (None: detected)."""
     hf_config: Optional[str] = None
@@ -39,6 +45,18 @@ class SourceConfig:
 
     def __post_init__(self) -> None:
         one_of("source", self.source, SOURCE_KINDS + (("mix",) if self._may_mix else ()))
+        if self.id_field is not None and not self.id_field.strip():
+            raise ValueError("id_field: expected a field name, or null for file:line ids")
+        if self.id_field == self.text_field:
+            raise ValueError(f"id_field: {self.id_field!r} is also the text_field")
+        for i, name in enumerate(self.metadata_fields or []):
+            if not isinstance(name, str) or not name.strip():
+                raise ValueError(f"metadata_fields[{i}]: expected a field name, got {name!r}")
+            if name in (self.text_field, self.id_field):
+                raise ValueError(f"metadata_fields[{i}]: {name!r} is already the document's "
+                                 f"{'text' if name == self.text_field else 'id'}")
+            if name in self.metadata_fields[:i]:
+                raise ValueError(f"metadata_fields[{i}]: {name!r} is listed twice")
         if self.source in ("files", "hf") and not self.path:
             raise ValueError(f"path: required when source is {self.source!r}")
         if self.source == "urls" and not self.urls:
@@ -71,6 +89,8 @@ class MixSourceConfig(SourceConfig):
         super().__post_init__()
         if not self.name:
             raise ValueError("name: required (it labels the source's documents)")
+        if "/" in self.name:  # ids become name/id: a "/" in a name could make two sources' ids meet
+            raise ValueError(f"name: {self.name!r} contains '/' (it prefixes the source's ids)")
         positive("weight", self.weight)
 
 

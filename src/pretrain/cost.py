@@ -10,44 +10,62 @@ import math
 import re
 import statistics
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoConfig, LlamaConfig, PretrainedConfig
+from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig, PretrainedConfig
 
 from pretrain import zero
+from pretrain.backends import layout_name
+from pretrain.bases import folder_problem, load_failure
 from pretrain.config import TrainConfig
 from pretrain.errors import ConfigError
 from pretrain.estimate import (ASSUMED_GPU_MFU, CHINCHILLA_TOKENS_PER_PARAMETER, REFERENCE_MODELS, Gpu,
                                attention_shape, flops_per_token, gpu, measured_peak_flops, memory_breakdown,
-                               parameter_counts)
-from pretrain.model import build_model, llama_config
+                               meta_model, parameter_counts)
+from pretrain.model import llama_config
 from pretrain.optim import build_optimizer
 from pretrain.runtime import (autocast, autocast_dtype, deterministic_algorithms,
                               enable_activation_checkpointing, pick_device, precision_name,
                               synchronize)
-from pretrain.surgery import default_target
+from pretrain.surgery import depth_surgery
 from pretrain.tokenizer import load_tokenizer, split_gguf
-from pretrain.train import layout_name, total_steps
+from pretrain.train import total_steps
 
 
 def run_config(configs: dict[str, Any]) -> PretrainedConfig:
     """The model config that ``params.yaml`` would train: the preset at the tokenizer's vocabulary
-    size for ``model.init: random``, else the base's config (with the surgery's layer count)."""
+    size for ``model.init: random``, else the base's config (with the surgery's layer count).
+    ConfigError for a base or depth the init-model stage would refuse, in its words."""
     model_cfg, tok_cfg = configs["model"], configs["tokenizer"]
     if model_cfg.init == "random":
         vocab = len(load_tokenizer(tok_cfg.path)) if tok_cfg.path else tok_cfg.vocab_size
         return llama_config(model_cfg, vocab)
-    folder, gguf_file = split_gguf(model_cfg.base)
-    try:
-        config = AutoConfig.from_pretrained(folder, gguf_file=gguf_file)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"params.yaml: model.base: cannot read a model config from "
-                          f"{model_cfg.base!r} ({str(exc).splitlines()[0]})") from None
+    config = base_config(model_cfg.base)
     if model_cfg.init in ("downscale", "upscale"):
-        n = config.num_hidden_layers
-        config.num_hidden_layers = model_cfg.num_layers or default_target(model_cfg.init, n)
+        # The init-model stage's own surgery on a weightless (meta) copy: the same refusals
+        # (architecture, model.num_layers by check_depth) and the same edited config (layer count
+        # and per-layer lists such as layer_types), without reading or allocating any weight.
+        model = meta_model(config)
+        depth_surgery(model, model_cfg.init, model_cfg.num_layers)
+        config = model.config
     return config
+
+
+def base_config(base: str) -> PretrainedConfig:
+    """The config of ``model.base`` after the checks the init-model stage makes
+    (pretrain.model.load_base): ConfigError naming model.base and saying what is wrong with the
+    folder or GGUF file (pretrain.bases), never a low-level parse error."""
+    folder, gguf_file = split_gguf(base)
+    where = f"params.yaml: model.base: cannot read a model config from {base!r}"
+    problem = None if gguf_file else folder_problem(folder)
+    if problem:
+        raise ConfigError(f"{where}: {problem}")
+    try:
+        return AutoConfig.from_pretrained(folder, gguf_file=gguf_file)
+    except Exception as exc:  # transformers and gguf raise many types for bad files
+        raise ConfigError(f"{where}: {load_failure(exc, gguf_file and Path(folder) / gguf_file)}") from None
 
 
 def measure_training(config: PretrainedConfig, cfg: TrainConfig, seq_len: int, steps: int = 5,
@@ -60,7 +78,9 @@ def measure_training(config: PretrainedConfig, cfg: TrainConfig, seq_len: int, s
     gradient accumulation spends a little less per token on the optimizer."""
     device = pick_device()
     dtype = autocast_dtype(cfg.precision, device)
-    model = build_model(config, cfg.seed, device=device.type)
+    torch.manual_seed(cfg.seed)
+    with torch.device(device.type):  # any base's architecture (pretrain.model.build_model: Llama only)
+        model = AutoModelForCausalLM.from_config(config)
     if cfg.gradient_checkpointing:
         enable_activation_checkpointing(model)
     model.train()

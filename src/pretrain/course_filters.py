@@ -18,7 +18,7 @@ import os
 import re
 
 from pretrain.config import LanguageConfig, ParagraphLengthConfig, ParagraphRepetitionConfig
-from pretrain.filters import KEEP, Verdict
+from pretrain.filters import EMPTY, KEEP, Verdict, blank
 
 PARAGRAPH_SPLIT = re.compile(r"\n{2,}")
 
@@ -33,6 +33,8 @@ class ParagraphLengthFilter:
         self.min_chars = cfg.min_third_longest_chars
 
     def filter(self, text: str) -> Verdict:
+        if blank(text):
+            return EMPTY
         lines = text.split("\n")
         if len(lines) < self.min_lines:
             return False, "too_few_lines"
@@ -64,6 +66,8 @@ class ParagraphRepetitionFilter:
         self.max_char_frac = cfg.max_dup_paragraph_char_frac
 
     def filter(self, text: str) -> Verdict:
+        if blank(text):
+            return EMPTY
         paragraphs = PARAGRAPH_SPLIT.split(text.strip())
         count, chars = duplicated(paragraphs)
         if count / len(paragraphs) > self.max_frac:
@@ -111,6 +115,8 @@ class LanguageFilter:
         return labels[0].removeprefix("__label__"), float(scores[0])
 
     def filter(self, text: str) -> Verdict:
+        if blank(text):
+            return EMPTY
         language, score = self.predict(text)
         self.last = (text, (language, score))
         if language not in self.languages:

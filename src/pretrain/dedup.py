@@ -1,15 +1,18 @@
 """Exact and near-duplicate removal in one streaming stage.
 
 Exact (pretrain.exact): documents with the same text, after NFC and whitespace normalisation
-unless ``normalize`` is off. Near: MinHash LSH over word n-grams (pretrain.minhash), laid out
+unless ``normalize`` is off. Near: MinHash LSH over word n-grams (pretrain.minhash; in scripts
+written without spaces, such as Chinese, Japanese or Thai, a word is one character), laid out
 like datatrove's four MinHash steps (signatures -> buckets -> clusters -> filter) in one stage:
 
 1. signatures: worker processes hash batches of documents, in input order; the main process
    appends each band's 64-bit bucket key per document to that band's file on disk, and the
    signatures to a (documents x num_perm) uint32 file;
 2. buckets: one band at a time (past ``sort_chunk`` documents, one key-range part of a band at a
-   time) is sorted; documents sharing a bucket key are candidate pairs, verified by their
-   signatures' estimated Jaccard similarity when ``verify`` is on (pretrain.lsh);
+   time) is sorted; each document and the first document of its bucket are a candidate pair
+   (k - 1 pairs per bucket of k, as in datatrove's bucket step, which pairs consecutive
+   members), compared once however many bands they share, verified by their signatures'
+   estimated Jaccard similarity when ``verify`` is on (pretrain.lsh);
 3. clusters: union-find over document indices, always hooking the higher index under the lower;
 4. filter: of each cluster the document first in input order (the lowest index) survives.
 
@@ -19,10 +22,11 @@ document without any word. Clusters are transitive: if A~B and B~C, B and C are 
 when A and C are less similar than the threshold (as in datatrove).
 
 Memory: about 100 bytes per document at most (16-byte digests, character, token and word
-counts, union-find parents, the decision) plus one band (or one part of a band) at a time;
-signatures stay on disk and are read back only for candidate pairs and the audit sample.
-Results do not depend on the number of workers: every per-document value is computed the same
-way whichever process computes it, and the main process consumes batches in input order.
+counts, union-find parents, the decision) and 8 bytes per distinct candidate pair, plus one
+band (or one part of a band) at a time; signatures stay on disk and are read back only for
+candidate pairs and the audit sample. Results do not depend on the number of workers: every
+per-document value is computed the same way whichever process computes it, and the main
+process consumes batches in input order.
 """
 
 from __future__ import annotations
@@ -178,16 +182,18 @@ def decide(cfg: DedupConfig, scanned: dict[str, np.ndarray], work: Path) -> tupl
 
 
 def write_documents(src: Path, dst: Path, reason: np.ndarray, wanted: set[int]) -> dict[int, dict]:
-    """Pass 2: copy the kept rows of ``src`` (every column) to ``dst``; return the id and start
-    of the text of the ``wanted`` documents (the audit sample)."""
+    """Pass 2: copy the kept rows of ``src`` (every column, metadata included) to ``dst``; return
+    the id, start of the text and metadata of the ``wanted`` documents (the audit sample)."""
     found, offset = {}, 0
     with pq.ParquetWriter(dst, pq.read_schema(src), compression="zstd") as writer, \
             tqdm(total=len(reason), desc="dedup: write", unit="doc") as progress:
         for batch in iter_batches(src, batch_size=2048):
             rows = range(offset, offset + batch.num_rows)
             for i in sorted(wanted.intersection(rows)):
+                meta = batch.column("metadata")[i - offset].as_py() if "metadata" in batch.schema.names else None
                 found[i] = {"id": batch.column("id")[i - offset].as_py(),
-                            "text": batch.column("text")[i - offset].as_py()[:SAMPLE_CHARS]}
+                            "text": batch.column("text")[i - offset].as_py()[:SAMPLE_CHARS],
+                            "metadata": json.loads(meta) if meta else {}}
             writer.write_batch(batch.filter(pa.array(reason[rows.start : rows.stop] == 0)))
             offset += batch.num_rows
             progress.update(batch.num_rows)
@@ -214,16 +220,18 @@ def write_pairs(path: Path, pairs: list[dict], docs: dict[int, dict]) -> None:
             kept, removed = docs[pair["kept"]], docs[pair["removed"]]
             handle.write(json.dumps({"reason": pair["reason"], "kept_id": kept["id"], "removed_id": removed["id"],
                                      "jaccard": pair["jaccard"], "kept_text": kept["text"],
-                                     "removed_text": removed["text"]}, ensure_ascii=False) + "\n")
+                                     "removed_text": removed["text"], "kept_metadata": kept["metadata"],
+                                     "removed_metadata": removed["metadata"]}, ensure_ascii=False) + "\n")
 
 
 def report(cfg: DedupConfig, scanned: dict[str, np.ndarray], reason: np.ndarray, stats: dict) -> dict[str, Any]:
-    """metrics/dedup.json: documents, characters and whitespace tokens in and out, removed by reason."""
+    """metrics/dedup.json: documents, characters and words in and out (whitespace-separated,
+    len(text.split()), as clean's words_in / words_out), documents removed by reason."""
     kept = reason == 0
     out: dict[str, Any] = {
         "documents_in": len(reason), "documents_out": int(kept.sum()),
         "chars_in": int(scanned["chars"].sum()), "chars_out": int(scanned["chars"][kept].sum()),
-        "tokens_in": int(scanned["tokens"].sum()), "tokens_out": int(scanned["tokens"][kept].sum()),
+        "words_in": int(scanned["tokens"].sum()), "words_out": int(scanned["tokens"][kept].sum()),
         "removed": {name: int((reason == code).sum()) for code, name in enumerate(REASONS, start=1)},
     }
     if cfg.near:

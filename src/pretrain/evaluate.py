@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -16,9 +16,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from pretrain.config import EvaluateConfig
 from pretrain.errors import ConfigError
-from pretrain.heldout import overlap, read_texts, text_rows, token_byte_lengths, training_ngrams
+from pretrain.heldout import NGRAM, TextBytes, overlap, read_texts, text_rows, training_ngrams
 from pretrain.model import load_base
-from pretrain.tokenizer import load_tokenizer
+from pretrain.tokenizer import encode_texts, load_tokenizer, match_training
 from pretrain.runtime import autocast_dtype, load_rows, pick_device, validation_loss
 
 TASK_DIR = Path(__file__).parent / "lm_eval_tasks"
@@ -41,7 +41,7 @@ def contamination(data_dir: Path, tokenizer, general: list[str] | None = None) -
     if mc_path.exists():
         items = [json.loads(line) for line in open(mc_path)]
         sets["heldout_multiple_choice"] = [i["context"] + i["choices"][i["label"]] for i in items]
-    return {name: overlap((np.asarray(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts), train)
+    return {name: overlap((np.asarray(ids) for ids in encode_texts(tokenizer, texts)), train)
             for name, texts in sets.items()}
 
 
@@ -62,18 +62,62 @@ def has_data(task: dict[str, Any]) -> bool:
                for f in task["dataset_kwargs"]["data_files"].values())
 
 
-def run_lm_eval(model, tokenizer, cfg: EvaluateConfig, data_dir: Path, max_length: int) -> dict:
-    """Run ``cfg.lm_eval_tasks`` through lm-eval; return {task: {metric: value}}."""
-    if not cfg.lm_eval_tasks:
-        return {}
-    tasks = [task_config(name, data_dir) for name in cfg.lm_eval_tasks]
-    tasks = [t for t in tasks if not isinstance(t, dict) or has_data(t)]
+def resolve_tasks(cfg: EvaluateConfig, data_dir: Path) -> tuple[list, dict[str, str]]:
+    """The tasks to run (local ones as configs with absolute data paths, harness ones by name)
+    and, for each local task with nothing to score, the reason it is skipped."""
+    tasks, skipped = [], {}
+    for name in cfg.lm_eval_tasks:
+        task = task_config(name, data_dir)
+        if isinstance(task, dict) and not has_data(task):
+            skipped[f"lm_eval.{name}"] = EMPTY_TASKS.get(name, "its data file is empty")
+        else:
+            tasks.append(task)
+    return tasks, skipped
+
+
+EMPTY_TASKS = {
+    "pretrain_heldout_mc": "the pack stage made no multiple-choice items: it needs at least 4 "
+                           "held-out documents of 3/4 pack.seq_len tokens or more (raise "
+                           "pack.val_fraction, lower pack.seq_len or add data)",
+    "pretrain_heldout_ppl": "the pack stage held out no documents",
+}
+
+
+def document_lm(model, tokenizer, batch_size: int, max_length: int):
+    """lm-eval's HF model, scoring every text from a document start as training saw it.
+
+    Training rows start each document with BOS (``pretrain.pack``). lm-eval's own ``hf`` model
+    (0.4.13) cannot give every request type that start with our saved tokenizer, which adds BOS
+    (``pretrain.tokenizer.match_training``): its ``tok_encode`` takes the tokenizer's BOS and
+    rolling-perplexity windows get its ``prefix_token_id`` (BOS) on top, so BOS twice; with
+    ``add_bos_token=False`` the rolling windows are right and a multiple-choice context has no
+    BOS. Here ``tok_encode`` adds nothing (the literal text of a special token stays text),
+    a context/continuation pair gets exactly one BOS in front, rolling windows get the prefix
+    only, and batch encoding for generation tasks uses the tokenizer's own BOS.
+    """
+    from lm_eval.models.huggingface import HFLM
+
+    class DocumentLM(HFLM):
+        def tok_encode(self, string: str, add_special_tokens: bool | None = None,
+                       left_truncate_len: int | None = None, **kwargs) -> list[int]:
+            ids = encode_texts(self.tokenizer, [string])[0]
+            return ids[-left_truncate_len:] if left_truncate_len else ids
+
+        def _encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
+            context_enc, continuation_enc = super()._encode_pair(context, continuation)
+            return [self.prefix_token_id] + context_enc, continuation_enc
+
+    return DocumentLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size,
+                      device=str(model.device), max_length=max_length)
+
+
+def run_lm_eval(model, tokenizer, cfg: EvaluateConfig, tasks: list, max_length: int) -> dict:
+    """Run ``tasks`` (``resolve_tasks``) through lm-eval; return {task: {metric: value}}."""
     if not tasks:
         return {}
     local_only = all(isinstance(t, dict) for t in tasks)
     import datasets
     import lm_eval
-    from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
     # Loading local JSON through `datasets` otherwise pings the hub's download counter.
@@ -81,8 +125,7 @@ def run_lm_eval(model, tokenizer, cfg: EvaluateConfig, data_dir: Path, max_lengt
     if local_only:
         datasets.config.HF_HUB_OFFLINE = True
     logging.getLogger("lm_eval").setLevel(logging.ERROR)
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=cfg.batch_size,
-              device=str(model.device), max_length=max_length)
+    lm = document_lm(model, tokenizer, cfg.batch_size, max_length)
     try:
         out = lm_eval.simple_evaluate(
             model=lm, tasks=tasks, task_manager=TaskManager(include_defaults=not local_only),
@@ -102,9 +145,8 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int) -> list[
     """Greedy continuations (the course's settings: repetition penalty 1.1)."""
     outputs = []
     for prompt in prompts:
-        ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).input_ids
-        if tokenizer.bos_token_id is not None:
-            ids = torch.cat([torch.tensor([[tokenizer.bos_token_id]]), ids], dim=1)
+        head = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+        ids = torch.tensor([head + encode_texts(tokenizer, [prompt])[0]])
         out = model.generate(ids.to(model.device), attention_mask=torch.ones_like(ids).to(model.device),
                              max_new_tokens=max_new_tokens, do_sample=False, repetition_penalty=1.1,
                              pad_token_id=tokenizer.pad_token_id)
@@ -123,32 +165,54 @@ def generations_markdown(prompts: list[str], columns: dict[str, list[str]]) -> s
 
 
 def evaluate(cfg: EvaluateConfig, init_dir: Path, trained_dir: Path, data_dir: Path) -> tuple[dict, str]:
-    """All evaluation metrics, and the generations as Markdown."""
+    """All evaluation metrics, and the generations as Markdown.
+
+    Every model is scored the same way under stable keys: ``init`` (the model training started
+    from: the base itself for continued pretraining), ``trained``, and ``base`` when the init
+    was cut or grown from a base (downscale / upscale). ``skipped`` names each part that had
+    nothing to score, and why.
+    """
     device = pick_device()
     dtype = autocast_dtype("auto", device)
     rows = load_rows(data_dir / "val.parquet")
     general = read_texts(cfg.general_text) if cfg.general_text else None
-    report: dict[str, Any] = {"val": {}, **({"general": {}} if general else {})}
+    tasks, skipped = resolve_tasks(cfg, data_dir)
+    report: dict[str, Any] = {"val": {}, **({"general": {}} if general else {}), "lm_eval": {}}
     generations = {}
-    lineage_file = init_dir / "lineage.json"
-    lineage = json.loads(lineage_file.read_text()) if lineage_file.exists() else {}
-    if lineage.get("base") and lineage.get("init") != "pretrained":
-        # The base model before surgery, for the course's side-by-side comparison.
-        model = load_base(lineage["base"]).to(device).eval()
-        tokenizer = load_tokenizer(lineage["base"])
-        generations[f"base ({lineage['base']})"] = generate(model, tokenizer, cfg.prompts, cfg.max_new_tokens)
-    for name, path in (("init", init_dir), ("trained", trained_dir)):
-        model, tokenizer = load_model(path, device)
-        byte_lengths = token_byte_lengths(tokenizer)
+    for name, label, load in models_to_score(init_dir, trained_dir):
+        model, tokenizer = load(device)
+        text_bytes = TextBytes(tokenizer)
         report["val"][name] = validation_loss(model, rows, cfg.batch_size, cfg.max_batches, device,
-                                              dtype, byte_lengths)
+                                              dtype, text_bytes)
         if general:  # the init model is the base in continued pretraining: forgetting shows here
             report["general"][name] = validation_loss(
                 model, text_rows(general, tokenizer, rows.shape[1]), cfg.batch_size, cfg.max_batches,
-                device, dtype, byte_lengths)
-        label = f"init ({lineage.get('init', 'random')})" if name == "init" else name
+                device, dtype, text_bytes)
         generations[label] = generate(model, tokenizer, cfg.prompts, cfg.max_new_tokens)
+        report["lm_eval"][name] = run_lm_eval(model, tokenizer, cfg, tasks, max_length=rows.shape[1])
     report["val"]["perplexity_ratio"] = report["val"]["init"]["perplexity"] / report["val"]["trained"]["perplexity"]
-    report["lm_eval"] = run_lm_eval(model, tokenizer, cfg, data_dir, max_length=rows.shape[1])
-    report["contamination"] = contamination(data_dir, tokenizer, general)
+    report["contamination"] = {}
+    for name, result in contamination(data_dir, tokenizer, general).items():
+        if result["documents"]:
+            report["contamination"][name] = result
+        else:
+            skipped[f"contamination.{name}"] = f"no text of {NGRAM} tokens or more to compare"
+    report["skipped"] = skipped
     return report, generations_markdown(cfg.prompts, generations)
+
+
+def models_to_score(init_dir: Path, trained_dir: Path) -> list[tuple[str, str, Callable]]:
+    """``(key, generations label, loader)`` of each model to score, in order: the base before
+    surgery (downscale / upscale only), the init model, the trained model."""
+    lineage_file = init_dir / "lineage.json"
+    lineage = json.loads(lineage_file.read_text()) if lineage_file.exists() else {}
+    models = []
+    if lineage.get("base") and lineage.get("init") != "pretrained":
+        base = lineage["base"]
+        models.append(("base", f"base ({base})",
+                       lambda device: (load_base(base).to(device).eval(),
+                                       match_training(load_tokenizer(base, key="model.base")))))
+    models.append(("init", f"init ({lineage.get('init', 'random')})",
+                   lambda device: load_model(init_dir, device)))
+    models.append(("trained", "trained", lambda device: load_model(trained_dir, device)))
+    return models

@@ -1,7 +1,12 @@
 """Exact duplicates: 16-byte keys of (normalised) texts, and the first occurrence of each key.
 
 The course deduplicates on the whole text (60,009 documents: 52,327 -> 43,598). With
-``normalized`` the comparison ignores Unicode normalisation form (NFC) and runs of whitespace.
+``normalized`` the comparison ignores Unicode normalisation form (NFC) and runs of whitespace,
+and a line break between two East Asian wide characters counts as nothing at all: Chinese and
+Japanese put no space between words, so the same paragraph wrapped at another width differs by
+line breaks where English text differs by a line break against a space. This is CSS Text 3's
+segment break rule (section 4.1.3: a segment break between two characters of East Asian Width
+F, W or H, neither of them Hangul, is removed), here for the CJK blocks only (not the emoji).
 Only the 16-byte blake2b digests are held in memory, not the texts.
 """
 
@@ -18,12 +23,22 @@ ASCII_SPACE = np.zeros(256, dtype=bool)
 ASCII_SPACE[[0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x1C, 0x1D, 0x1E, 0x1F, 0x20]] = True
 OTHER_SPACE = re.compile("[\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")
 """The other characters for which str.isspace() is true (all of them, checked for Unicode 15)."""
+_WIDE = ("\u2e80-\u2fdf\u2ff0-\u2fff\u3001-\u303f\u3040-\u30ff\u3100-\u312f\u3190-\u33ff\u3400-\u4dbf"
+         "\u4e00-\u9fff\ua000-\ua4cf\uf900-\ufaff\ufe10-\ufe1f\ufe30-\ufe4f\uff01-\uff9f\uffe0-\uffe6"
+         "\U00016fe0-\U00016fff\U00017000-\U00018d7f\U0001aff0-\U0001b2ff\U00020000-\U0003ffff")
+"""The CJK blocks of East Asian Width F, W or H (EastAsianWidth.txt): ideographs and their
+radicals, kana, bopomofo, Yi, CJK punctuation, fullwidth and halfwidth forms; no Hangul."""
+WIDE_BREAK = re.compile(f"(?<=[{_WIDE}])[^\\S\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]*"
+                        f"[\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]\\s*(?=[{_WIDE}])")
+"""A run of whitespace holding a line break (a character str.splitlines() breaks at) between two
+East Asian wide characters."""
 
 
 def normalize(text: str) -> str:
-    """NFC, whitespace runs collapsed to one space, stripped: re.sub(r"\\s+", " ", text).strip()."""
+    """NFC, line breaks between East Asian wide characters removed, the other whitespace runs
+    collapsed to one space, stripped: re.sub(r"\\s+", " ", text).strip() on ASCII text."""
     if not text.isascii():  # O(1) in CPython; ASCII text is always NFC
-        text = unicodedata.normalize("NFC", text)
+        text = WIDE_BREAK.sub("", unicodedata.normalize("NFC", text))
     return " ".join(text.split())
 
 
@@ -38,7 +53,8 @@ def exact_keys(texts: list[str], normalized: bool) -> tuple[np.ndarray, np.ndarr
     together with numpy on their UTF-8 bytes; the others one by one with str.split."""
     keys, tokens = [b""] * len(texts), np.zeros(len(texts), dtype=np.int64)
     nfc = [t if t.isascii() else unicodedata.normalize("NFC", t) for t in texts] if normalized else texts
-    simple = [i for i, t in enumerate(nfc) if t.isascii() or not OTHER_SPACE.search(t)]
+    simple = [i for i, t in enumerate(nfc)
+              if t.isascii() or not (normalized and WIDE_BREAK.search(t) or OTHER_SPACE.search(t))]
     encoded = [nfc[i].encode("utf-8") for i in simple]
     pieces, counts = _collapse(encoded)
     for i, raw, piece, count in zip(simple, encoded, pieces, counts.tolist()):

@@ -24,6 +24,14 @@ from pretrain.errors import ConfigError
 
 Verdict = tuple[bool, Optional[str]]
 KEEP: Verdict = (True, None)
+EMPTY: Verdict = (False, "empty")
+"""What every filter says about a document that is empty or only whitespace (before any of its
+own reasons, which would otherwise name whichever rule happens to come first)."""
+
+
+def blank(text: str) -> bool:
+    """Empty or only whitespace (``str.isspace``: Unicode whitespace, as ``str.strip`` removes)."""
+    return not text or text.isspace()
 
 
 class Filter(Protocol):
@@ -88,3 +96,8 @@ def check_names(names: list[str], where: str = "params.yaml", key: str = "filter
         if name not in FILTERS:
             raise ConfigError(f"{where}: clean.{key}: unknown filter {name!r} "
                               f"(expected one of {sorted(FILTERS)})")
+    # C4 judges a page by the lines it has before its line rules remove any (TFDS c4_utils):
+    # after c4_lines, c4 would never see a "lorem ipsum" or '{' on a line c4_lines removed.
+    if "c4" in names and "c4_lines" in names[:names.index("c4")]:
+        raise ConfigError(f"{where}: clean.{key}: list c4 before c4_lines (C4's page rules judge "
+                          "the page's lines before c4_lines removes any)")

@@ -9,13 +9,18 @@ Quality (drop when ...)                             Repetition (table A1; drop w
   lines starting with a bullet > 0.9                  duplicate paragraph char fraction   0.20
   lines ending with an ellipsis > 0.3                 top 2/3/4-gram character fraction   0.20/0.18/0.16
   words with an alphabetic character < 0.8            duplicated 5..10-gram char fraction 0.15..0.10
-  fewer than 2 of: the be to of and that have with
+  fewer than 2 of: the be to of and that have with (any case: "The" counts)
 
-Speed: the words are found by two regular expressions (pretrain.words) rather than spaCy, word
-statistics are counted by regular expressions over the words joined by newlines, and n-grams
-are 64-bit polynomial hashes of word ids in numpy (a collision, ~n^2 / 2^64, could merge two
-n-grams; at 10^6 words that is a 1 in 10^7 chance per document). The rules run in the paper's
-order and stop at the first failure.
+An empty or whitespace-only document is dropped as ``empty`` by both. Where this differs from
+datatrove: stop words match in any case (datatrove: exact case, so "The" does not count; the
+paper lists words, not spellings), and a whitespace-only text is ``empty`` for repetition too
+(datatrove's repetition filter says so only for "").
+
+Speed: the words are found by pretrain.words (spaCy's rules, cached per chunk) rather than
+spaCy, word statistics are counted by regular expressions over the words joined by newlines,
+and n-grams are 64-bit polynomial hashes of word ids in numpy (a collision, ~n^2 / 2^64,
+could merge two n-grams; at 10^6 words that is a 1 in 10^7 chance per document). The rules run
+in the paper's order and stop at the first failure.
 """
 
 from __future__ import annotations
@@ -25,12 +30,14 @@ import re
 import numpy as np
 
 from pretrain.config import GopherQualityConfig, GopherRepetitionConfig
-from pretrain.filters import KEEP, Verdict
-from pretrain.words import PUNCTUATION, TERMINAL_PUNCTUATION, split_words
+from pretrain.filters import EMPTY, KEEP, Verdict, blank
+from pretrain.words import LETTER, PUNCTUATION, TERMINAL_PUNCTUATION, split_words
 
 _SYMBOL_WORD = re.compile("^[" + re.escape("".join(set(PUNCTUATION + TERMINAL_PUNCTUATION)))
                           + "]+$", re.M)
-_ALPHA_WORD = re.compile(r"^[^\n]*?[^\W\d_]", re.M)  # a word (line) with a letter in it
+# A word (a line of the words joined by newlines) with a letter in it: str.isalpha, as
+# datatrove's ``any(c.isalpha() for c in w)``; ½ ² ① Ⅳ are not letters.
+_ALPHA_WORD = re.compile(r"^[^\n]*?" + LETTER, re.M)
 _PARAGRAPHS = re.compile(r"\n{2,}")
 _LINES = re.compile(r"\n+")
 _BULLETS = ("•", "-")
@@ -45,9 +52,11 @@ class GopherQualityFilter:
 
     def __init__(self, cfg: GopherQualityConfig):
         self.cfg = cfg
-        self.stop_words = frozenset(cfg.stop_words)
+        self.stop_words = frozenset(word.lower() for word in cfg.stop_words)
 
     def filter(self, text: str) -> Verdict:
+        if blank(text):
+            return EMPTY
         words = split_words(text)
         verdict = self._word_rules(words)
         if verdict[0]:
@@ -99,7 +108,8 @@ class GopherQualityFilter:
             if alpha / max(len(words), 1) < cfg.min_alpha_words_frac:
                 return False, "few_alpha_words"
         if cfg.min_stop_words is not None:
-            if len(self.stop_words.intersection(words)) < cfg.min_stop_words:
+            # Case-insensitive ("The" is the stop word "the"); datatrove matches case-sensitively.
+            if len(self.stop_words.intersection(map(str.lower, words))) < cfg.min_stop_words:
                 return False, "few_stop_words"
         return KEEP
 
@@ -119,8 +129,8 @@ class GopherRepetitionFilter:
         self.cfg = cfg
 
     def filter(self, text: str) -> Verdict:
-        if not text:
-            return False, "empty"
+        if blank(text):
+            return EMPTY
         verdict = self._part_rules(text)
         if verdict[0]:
             verdict = self._ngram_rules(text, split_words(text))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -20,6 +21,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from pretrain.errors import ConfigError, DataError
+from pretrain.tokenizer import document_ids
 
 NGRAM = 13
 # Odd 64-bit multipliers of a polynomial hash over token ids (uint64 arithmetic wraps around).
@@ -73,24 +75,53 @@ def _rank(doc_id: str, salt: str) -> int:
     return int.from_bytes(hashlib.blake2b(f"{salt}\0{doc_id}".encode(), digest_size=8).digest(), "big")
 
 
-def multiple_choice_items(documents: list[tuple[str, list[int]]], tokenizer, context_tokens: int,
-                          continuation_tokens: int, choices: int = 4) -> list[dict[str, Any]]:
-    """Items {id, context, choices, label}: the true continuation of each long enough held-out
-    document among the same span of ``choices - 1`` other documents; order fixed by id hashes."""
+def split_at_tokens(tokenizer, text: str, context_tokens: int,
+                    continuation_tokens: int) -> tuple[str, str] | None:
+    """``(context, continuation)``: the text of a document's first ``context_tokens`` tokens and
+    of the ``continuation_tokens`` after them, or None when the document is shorter.
+
+    Cut by the tokens' character offsets in ``text``, not by decoding token spans: a byte-level
+    BPE can split one character (é, 日, an emoji) between two tokens, and decoding either half
+    gives U+FFFD. A character split at a cut goes wholly to the continuation, so both parts are
+    exact substrings of ``text`` and ``context + continuation`` is a prefix of it. The cut lies
+    where the token before it ends (or the next one starts, if earlier), so the space before a
+    word goes with the word also for tokenizers that trim it from their offsets (RoBERTa's
+    ``trim_offsets``). Needs a fast (Rust-backed) tokenizer, which ``AutoTokenizer`` returns.
+    """
+    offsets = tokenizer(text, add_special_tokens=False, split_special_tokens=True,
+                        return_offsets_mapping=True)["offset_mapping"]
     need = context_tokens + continuation_tokens
-    long_enough = sorted((d for d in documents if len(d[1]) >= need), key=lambda d: _rank(d[0], "order"))
-    if len(long_enough) < choices:
+    if len(offsets) < need:
+        return None
+    cut = _boundary(offsets, context_tokens)
+    end = _boundary(offsets, need) if len(offsets) > need else len(text)
+    if not 0 < cut < end:
+        return None
+    return text[:cut], text[cut:end]
+
+
+def _boundary(offsets: list[tuple[int, int]], index: int) -> int:
+    """The character position between token ``index - 1`` and token ``index``."""
+    return min(offsets[index - 1][1], offsets[index][0])
+
+
+def multiple_choice_items(documents: list[tuple[str, str, str]],
+                          choices: int = 4) -> list[dict[str, Any]]:
+    """Items {id, context, choices, label} from ``(id, context, continuation)`` triples of
+    held-out documents (``split_at_tokens``): the true continuation of each among the
+    continuations of ``choices - 1`` other documents; order fixed by id hashes. Empty when fewer
+    than ``choices`` documents are given."""
+    ranked = sorted(documents, key=lambda d: _rank(d[0], "order"))
+    if len(ranked) < choices:
         return []
-    spans = [tokenizer.decode(ids[context_tokens:need]) for _, ids in long_enough]
     items = []
-    for i, (doc_id, ids) in enumerate(long_enough):
-        others = [spans[(i + k) % len(spans)] for k in range(1, choices)]
+    for i, (doc_id, context, continuation) in enumerate(ranked):
+        others = [ranked[(i + k) % len(ranked)][2] for k in range(1, choices)]
         label = _rank(doc_id, "label") % choices
-        options = others[:label] + [spans[i]] + others[label:]
+        options = others[:label] + [continuation] + others[label:]
         if len(set(options)) < choices:
             continue  # two documents continue identically: no right answer to pick
-        items.append({"id": doc_id, "context": tokenizer.decode(ids[:context_tokens]),
-                      "choices": options, "label": label})
+        items.append({"id": doc_id, "context": context, "choices": options, "label": label})
     return items
 
 
@@ -100,26 +131,74 @@ def is_byte_level(tokenizer) -> bool:
     return backend is not None and '"ByteLevel"' in backend.to_str()
 
 
-def token_byte_lengths(tokenizer) -> np.ndarray:
-    """UTF-8 bytes of text each token id stands for; 0 for special tokens.
+class TextBytes:
+    """Counts the UTF-8 bytes of text that the scored tokens of packed rows stand for: the
+    denominator of bits per byte, which compares models across tokenizers (lm-eval's
+    ``bits_per_byte``: the loss in bits over the UTF-8 length of the text scored).
 
-    Exact for byte-level BPE, where each character of a token's string is one byte of text.
-    For other tokenizers (SentencePiece) it is the length of the token decoded on its own.
+    ``self(rows)`` takes an (n, seq_len) integer array of packed rows and returns the bytes of
+    the targets ``rows[:, 1:]``. Special tokens (BOS, EOS, PAD) stand for no bytes. A
+    SentencePiece-style tokenizer (Llama, Mistral, TinySolar) marks a word's leading space
+    inside the token ("▁the"), so a token stands for its space too; but at the start of a
+    document that space is the dummy prefix the tokenizer added, not text, and is not counted.
+    Byte-fallback pieces (``<0xE6>``) are one byte each; for byte-level BPE (GPT-2) each
+    character of a token's string is one byte. A document scored whole therefore counts
+    exactly ``len(text.encode("utf-8"))`` bytes, for every tokenizer family (tests/test_heldout.py).
+
+    Attributes: ``inner`` and ``first``, (vocab,) int64 arrays of the bytes each id stands for
+    inside a text and as the first token of a document; ``start``, the id that precedes a
+    document (BOS, or EOS for a tokenizer without BOS).
     """
+
+    def __init__(self, tokenizer):
+        self.inner, leading_space = _inner_bytes(tokenizer)
+        probe = encode_probe(tokenizer)
+        dummy = int(self.inner[probe].sum()) - 1 if probe else 0  # bytes added before "a"
+        self.first = np.maximum(self.inner - dummy * leading_space, 0)
+        self.start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+
+    def __call__(self, rows: np.ndarray) -> int:
+        previous, targets = rows[:, :-1], rows[:, 1:]
+        return int(np.where(previous == self.start, self.first[targets], self.inner[targets]).sum())
+
+
+def encode_probe(tokenizer) -> list[int]:
+    """The ids of the text "a" (what a tokenizer adds before a text shows up around it)."""
+    return tokenizer("a", add_special_tokens=False, split_special_tokens=True)["input_ids"]
+
+
+def _inner_bytes(tokenizer) -> tuple[np.ndarray, np.ndarray]:
+    """Bytes each id stands for inside a text, and whether that text starts with a space."""
     size = len(tokenizer)
-    tokens = tokenizer.convert_ids_to_tokens(list(range(size)))
+    backend = tokenizer.backend_tokenizer
+    state = json.loads(backend.to_str())
     special = set(tokenizer.all_special_ids)
-    added = set(getattr(tokenizer, "added_tokens_decoder", {}) or {})
-    byte_level = is_byte_level(tokenizer)
-    lengths = np.zeros(size, dtype=np.int64)
-    for i, token in enumerate(tokens):
-        if i in special or token is None:
-            continue
-        if byte_level and i not in added:
-            lengths[i] = len(token)
-        else:
-            lengths[i] = len(tokenizer.convert_tokens_to_string([token]).encode("utf-8"))
-    return lengths
+    added = {t["id"] for t in state.get("added_tokens", [])}
+    tokens = [backend.id_to_token(i) or "" for i in range(size)]
+    if is_byte_level(tokenizer):
+        inner = np.array([len(t) for t in tokens], dtype=np.int64)
+        space = np.array([t.startswith("\u0120") for t in tokens], dtype=np.int64)  # "Ġ" = byte 0x20
+        for i in added:  # an added token's string is its text, not byte-level characters
+            if i < size:
+                inner[i], space[i] = len(tokens[i].encode("utf-8")), tokens[i].startswith(" ")
+    else:
+        # Decode each token after an anchor token: the decoder's own rules (SentencePiece's "▁"
+        # for a space, the leading space stripped from the whole text) give its text in context.
+        anchor = encode_probe(tokenizer)[-1]
+        base = backend.decode([anchor], skip_special_tokens=False)
+        texts = [t[len(base):] for t in backend.decode_batch(
+            [[anchor, i] for i in range(size)], skip_special_tokens=False)]
+        inner = np.array([len(t.encode("utf-8")) for t in texts], dtype=np.int64)
+        space = np.array([t.startswith(" ") for t in texts], dtype=np.int64)
+    if state.get("model", {}).get("byte_fallback"):
+        fallback = np.array([bool(_BYTE_PIECE.fullmatch(t)) for t in tokens])
+        inner[fallback], space[fallback] = 1, 0
+    specials = [i for i in special if i < size]
+    inner[specials], space[specials] = 0, 0
+    return inner, space
+
+
+_BYTE_PIECE = re.compile(r"<0x[0-9A-Fa-f]{2}>")
 
 
 def read_texts(path: str | Path) -> list[str]:
@@ -156,12 +235,11 @@ READERS = {
 
 def text_rows(texts: list[str], tokenizer, seq_len: int) -> np.ndarray:
     """Documents tokenized as pack does (BOS, text, EOS, concatenated) and cut into full rows of
-    ``seq_len`` tokens; the last partial row is left out."""
-    head = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
-    tail = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    ``seq_len`` tokens; the last partial row is left out. Returns an (rows, seq_len) int64
+    array; DataError when the texts do not fill one row."""
     ids: list[int] = []
     for text in texts:
-        ids += head + tokenizer(text, add_special_tokens=False)["input_ids"] + tail
+        ids += document_ids(tokenizer, text)
     rows = len(ids) // seq_len
     if not rows:
         raise DataError(f"evaluate.general_text: {len(ids)} tokens, fewer than one row of {seq_len}")

@@ -27,9 +27,12 @@ DOCUMENT_SCHEMA = pa.schema(
         ("text", pa.string()),
         ("source", pa.string()),
         ("provenance", pa.string()),
+        ("metadata", pa.string()),
     ]
 )
-"""Columns of every document table (raw, clean, dedup)."""
+"""Columns of every document table (raw, clean, dedup). ``metadata`` is a JSON object as text:
+the fields a record brought besides its text and id, ``{}`` for none (pretrain.records says why
+text and not a struct column)."""
 
 
 @contextlib.contextmanager
@@ -89,6 +92,10 @@ class DocumentWriter:
         self.count = 0
 
     def write(self, doc: dict[str, str]) -> None:
+        """Add one document; one without ``metadata`` (a table written before the column
+        existed, a test's) gets ``{}``."""
+        if "metadata" not in doc:
+            doc = {**doc, "metadata": "{}"}
         self._rows.append(doc)
         self.count += 1
         if len(self._rows) >= self._row_group_size:

@@ -2,9 +2,11 @@
 
 Steps 2 and 3 of datatrove's MinHash deduplication (buckets, clusters), done with sorts instead
 of an in-memory index: each band file holds one 64-bit bucket key per document, in input order;
-a band (or, past ``chunk`` entries, one key-range part of it) is sorted and documents sharing a
-key become candidate pairs. Clusters keep their lowest document index as root, so the document
-that survives a cluster is its first in input order.
+a band (or, past ``chunk`` entries, one key-range part of it) is sorted, and each document and
+the first document of its bucket become a candidate pair: k - 1 pairs for a bucket of k, not
+k(k-1)/2, as in datatrove's bucket step (which pairs consecutive members instead), each pair
+compared once however many bands it shares. Clusters keep their lowest document index as root,
+so the document that survives a cluster is its first in input order.
 """
 
 from __future__ import annotations
@@ -84,16 +86,49 @@ def clusters(work: Path, signatures: np.ndarray, eligible: np.ndarray, bands: in
              threshold: float | None, chunk: int) -> tuple[np.ndarray, dict[str, int]]:
     """Root (lowest index) of each document's near-duplicate cluster, from the band files
     ``work/band{i}.u64``; with a ``threshold``, a candidate pair counts only when its
-    signatures' estimated Jaccard similarity reaches it."""
-    root = np.arange(len(eligible))
-    candidates = verified = 0
+    signatures' estimated Jaccard similarity reaches it.
+
+    Also returns ``candidate_pairs``, the distinct pairs (bucket's first member, other member)
+    compared, and ``verified_pairs``, those of them that passed verification (all of them
+    without a threshold). A pair that shares a bucket in several bands is compared and counted
+    once, so neither count can exceed n * (n - 1) / 2. Memory: 8 bytes per distinct pair (16
+    while a band's new pairs are merged in, once per band).
+    """
+    n = len(eligible)
+    root = np.arange(n)
+    seen = np.zeros(0, dtype=np.int64)  # sorted codes u * n + v (u < v) of the pairs compared
+    verified = 0
     for band in range(bands):
+        # A document is in one bucket per band, so it is the second member of at most one pair
+        # per band: the parts of a band yield disjoint pairs, and ``seen`` (the earlier bands'
+        # pairs) is merged with the band's new ones once per band, not re-sorted for every part.
+        fresh = []
         for keys, index in band_parts(work / f"band{band}.u64", eligible, chunk):
-            u, v = bucket_pairs(keys, index)
-            candidates += len(u)
+            codes = new_pairs(*bucket_pairs(keys, index), n, seen)
+            fresh.append(codes)
+            u, v = np.divmod(codes, n)
             if threshold is not None and len(u):
                 similar = minhash.estimated_jaccard(signatures[u], signatures[v]) >= threshold
                 u, v = u[similar], v[similar]
             verified += len(u)
             union(root, u, v)
-    return root, {"candidate_pairs": candidates, "verified_pairs": verified}
+        if fresh:
+            seen = merge_sorted(seen, np.unique(np.concatenate(fresh)))
+    return root, {"candidate_pairs": len(seen), "verified_pairs": verified}
+
+
+def new_pairs(u: np.ndarray, v: np.ndarray, n: int, seen: np.ndarray) -> np.ndarray:
+    """Sorted distinct codes u[i] * n + v[i] (int64; u < v < n) of the pairs (u[i], v[i]) whose
+    code is not in the sorted array ``seen``."""
+    codes = np.unique(u.astype(np.int64) * n + v)
+    at = np.searchsorted(seen, codes)
+    known = np.zeros(len(codes), dtype=bool)
+    inside = at < len(seen)
+    known[inside] = seen[at[inside]] == codes[inside]
+    return codes[~known]
+
+
+def merge_sorted(seen: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """The sorted union of two sorted int64 arrays with no value in common, in one linear pass
+    over ``seen`` (no sort of the whole, as ``np.union1d`` does)."""
+    return np.insert(seen, np.searchsorted(seen, new), new)

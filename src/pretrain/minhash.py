@@ -5,11 +5,24 @@ Makes Language Models Better": word 5-grams, MinHash, LSH), laid out like datatr
 pipeline (signatures -> buckets -> clusters -> filter) but vectorised: no Python object is made
 per word or per shingle.
 
-- Words are maximal runs of word bytes of the lower-cased UTF-8 text: ASCII letters, digits and
-  ``_``, and every non-ASCII byte (so a non-ASCII letter never splits a word). This is the regular
-  expression ``[^\\x00-\\x2f\\x3a-\\x40\\x5b-\\x5e\\x60\\x7b-\\x7f]+`` on the lower-cased text.
-- A word's hash is a polynomial hash of its bytes mod 2**64 (prefix sums over the whole batch,
-  normalised by the inverse power of the word's start), finished with murmur3's fmix64.
+- Words follow Unicode's default word boundaries (UAX #29, as dolma's tokenizer does through
+  ``unicode-segmentation``), simplified: a word is a maximal run of letters, digits (Unicode
+  categories L and N) and ``_``, with combining marks and format characters (M, Cf: accents,
+  virama, ZWNJ) kept in the word of the character before them; every other character
+  (punctuation, symbols, whitespace, also non-ASCII ones such as the em dash or ``、。``)
+  separates words. Scripts written without spaces between words have no such runs, so there
+  each character (with its marks) is a word of its own, as UAX #29's default rules do for
+  ideographs, hiragana and the Line_Break=SA scripts (leaving real word segmentation of them to
+  dictionaries): Han, hiragana, bopomofo, Yi, Tangut, Thai, Lao, Khmer, Myanmar, the Tai
+  scripts, Balinese, Javanese and Buginese. A shingle of ``ngram`` such words is then a
+  character n-gram, as in NeMo Curator's fuzzy dedup (character n-grams for every language);
+  datatrove instead runs a word segmenter per language (jieba, SudachiPy, pythainlp,
+  khmer-nltk, ...), which needs the language of each document and a segmenter per script. Runs
+  of katakana stay one word (UAX #29 rule WB13), and Hangul, written with spaces, forms words as
+  Latin does. text-dedup splits on ``\\W`` and so makes a whole Chinese paragraph one word. On
+  ASCII this is exactly ``[0-9A-Za-z_]+``, as before.
+- A word's hash is a polynomial hash of its UTF-8 bytes mod 2**64 (prefix sums over the whole
+  batch, normalised by the inverse power of the word's start), finished with murmur3's fmix64.
 - A shingle is ``ngram`` consecutive words of one document (a document with fewer words has one
   shingle, all of them); its hash is fmix64 of a position-weighted sum of the word hashes.
 - Permutation k maps a 32-bit shingle hash x to ``(a_k * x + b_k) mod 2**32`` (a_k odd, so a
@@ -19,11 +32,78 @@ per word or per shingle.
 
 from __future__ import annotations
 
+import functools
+import re
+import unicodedata
+
 import numpy as np
 
-# A byte is part of a word when it is an ASCII letter/digit/underscore or any non-ASCII byte.
-WORD_BYTES = np.zeros(256, dtype=bool)
-WORD_BYTES[[*range(0x30, 0x3A), *range(0x41, 0x5B), 0x5F, *range(0x61, 0x7B), *range(0x80, 0x100)]] = True
+# Character classes of the word splitter, per code point.
+SEPARATOR, LETTER, EACH, KATAKANA, MARK = 0, 1, 2, 3, 4
+"""Separators split words; runs of LETTER (or of KATAKANA) are words; each EACH character is a
+word; a MARK continues the character before it (or starts a LETTER run after a separator)."""
+
+# An ASCII byte is part of a word when it is a letter, a digit or an underscore.
+WORD_BYTES = np.zeros(128, dtype=bool)
+WORD_BYTES[[*range(0x30, 0x3A), *range(0x41, 0x5B), 0x5F, *range(0x61, 0x7B)]] = True
+
+EACH_RANGES = (
+    (0x0E00, 0x0EFF), (0x1000, 0x109F), (0x1780, 0x17FF),  # Thai, Lao; Myanmar; Khmer
+    (0x1950, 0x1AAF), (0x1B00, 0x1B7F),  # Tai Le, New Tai Lue, Buginese, Tai Tham; Balinese
+    (0x3005, 0x3006), (0x303B, 0x303C), (0x3040, 0x309F),  # CJK iteration marks; hiragana
+    (0x3100, 0x312F), (0x31A0, 0x31BF), (0xA000, 0xA4CF),  # bopomofo; Yi
+    (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0x20000, 0x3FFFF),  # Han
+    (0xA980, 0xA9FF), (0xAA60, 0xAADF), (0x11700, 0x1174F),  # Javanese, Myanmar; Tai Viet; Ahom
+    (0x17000, 0x18D7F), (0x1AFF0, 0x1B2FF),  # Tangut, Khitan; kana supplements, Nushu
+)
+"""Scripts written without spaces between words: their letters (L, Nl) are EACH."""
+KATAKANA_RANGES = ((0x3031, 0x3035), (0x30A0, 0x30FF), (0x31F0, 0x31FF), (0xFF66, 0xFF9F))
+
+
+@functools.cache
+def char_classes(limit: int = 0x40000) -> np.ndarray:
+    """The class of every code point (uint8, 0x110000 entries) from ``unicodedata`` (Unicode
+    as the running Python knows it); above ``limit`` (unassigned, private use, tags) only the
+    variation selectors are not separators. Built on first use (0.06 s), once per process."""
+    major = np.frombuffer("".join(unicodedata.category(chr(c)) for c in range(limit)).encode(), "S2")
+    table = np.zeros(0x110000, dtype=np.uint8)
+    table[: limit][np.isin(major, [b"Lu", b"Ll", b"Lt", b"Lm", b"Lo", b"Nd", b"Nl", b"No"])] = LETTER
+    letter = table[:limit] == LETTER
+    for lo, hi in EACH_RANGES:
+        names = major[lo : hi + 1]
+        table[lo : hi + 1][letter[lo : hi + 1] & (names != b"Nd") & (names != b"No")] = EACH
+    for lo, hi in KATAKANA_RANGES:
+        table[lo : hi + 1][letter[lo : hi + 1]] = KATAKANA
+    table[: limit][np.isin(major, [b"Mn", b"Mc", b"Me", b"Cf"])] = MARK
+    table[[0x5F, 0x200B]] = LETTER, SEPARATOR  # "_" joins words; ZERO WIDTH SPACE separates them
+    table[0xE0100:0xE01F0] = MARK  # variation selectors supplement
+    return table
+
+
+def word_regex() -> re.Pattern:
+    """The words of ``word_hashes`` as one regular expression on the lower-cased text, for
+    tools that take one (benchmarks, audits): ``[LETTER MARK]+|[EACH][MARK]*|[KATAKANA]
+    [KATAKANA MARK]*`` with each class written out as ranges of code points. Python's ``re``
+    tests a class holding characters above U+FFFF range by range (15x slower on the built-in
+    corpus), so each class is split into its BMP part and, behind a one-range guard, the rest."""
+    table = char_classes()
+
+    def ranges(classes: tuple[int, ...], lo: int, hi: int) -> str:
+        points = lo + np.flatnonzero(np.isin(table[lo:hi], classes))
+        if not len(points):
+            return ""
+        cut = np.flatnonzero(np.diff(points) != 1)
+        lows, highs = points[np.concatenate(([0], cut + 1))], points[np.concatenate((cut, [-1]))]
+        return "".join(re.escape(chr(a)) + ("" if a == b else "-" + re.escape(chr(b)))
+                       for a, b in zip(lows.tolist(), highs.tolist()))
+
+    def one(*classes: int, many: str = "") -> str:
+        bmp, astral = ranges(classes, 0, 0x10000), ranges(classes, 0x10000, 0x110000)
+        return f"(?:[{bmp}]{many}|(?=[\U00010000-\U0010ffff])[{astral}])" if astral else f"[{bmp}]{many}"
+
+    return re.compile(f"{one(LETTER, MARK, many='+')}+|{one(EACH)}{one(MARK, many='+')}*|"
+                      f"{one(KATAKANA)}{one(KATAKANA, MARK, many='+')}*")
+
 
 _BASE = np.uint64(0x100000001B3)  # FNV-1a's 64-bit prime: odd, so invertible mod 2**64
 _BASE_INV = np.uint64(pow(0x100000001B3, -1, 2**64))
@@ -68,14 +148,15 @@ _POWERS = _Powers()
 
 
 def word_hashes(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Hashes of the words of all ``texts`` (uint64, in order) and each text's word count."""
-    encoded = [t.lower().encode("utf-8") for t in texts]
+    """Hashes of the words of all ``texts`` (uint64, in order) and each text's word count
+    (int64); words as described in the module docstring, of the lower-cased texts."""
+    lowered = [t.lower() for t in texts]
+    encoded = [t.encode("utf-8", "surrogatepass") for t in lowered]
     buf = np.frombuffer(b" ".join(encoded) + b" ", dtype=np.uint8)  # a separator after each text
-    is_word = WORD_BYTES[buf]
-    edges = np.flatnonzero(is_word[1:] != is_word[:-1]) + 1
-    if is_word[0]:
-        edges = np.concatenate(([0], edges))
-    starts, ends = edges[0::2], edges[1::2]
+    if all(t.isascii() for t in lowered):  # O(1) per text in CPython
+        starts, ends = _word_spans(buf)
+    else:
+        starts, ends = _word_spans_unicode(" ".join(lowered) + " ")
     up, down = _POWERS.get(len(buf) + 1)
     prefix = np.empty(len(buf) + 1, dtype=np.uint64)
     prefix[0] = 0
@@ -84,6 +165,32 @@ def word_hashes(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     text_ends = np.cumsum([len(e) + 1 for e in encoded])
     counts = np.diff(np.searchsorted(ends, text_ends, side="right"), prepend=0)
     return hashes, counts
+
+
+def _word_spans(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end byte offsets of the words of an ASCII buffer ending in a separator."""
+    is_word = WORD_BYTES[buf]
+    edges = np.flatnonzero(is_word[1:] != is_word[:-1]) + 1
+    if is_word[0]:
+        edges = np.concatenate(([0], edges))
+    return edges[0::2], edges[1::2]
+
+
+def _word_spans_unicode(text: str) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end UTF-8 byte offsets of the words of ``text`` (ending in a separator):
+    classes are looked up per code point, then spread over each character's UTF-8 bytes."""
+    points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    cls = char_classes()[points]
+    mark = cls == MARK
+    if mark.any():  # a mark takes the class of the character it follows (LETTER after a separator)
+        base = cls[np.maximum.accumulate(np.where(mark, 0, np.arange(len(cls))))]
+        cls = np.where(mark & ((base == SEPARATOR) | (base == MARK)), LETTER, np.where(mark, base, cls))
+    word = cls != SEPARATOR
+    before = np.concatenate(([SEPARATOR], cls[:-1]))
+    start = word & ((cls != before) | ((cls == EACH) & ~mark))
+    end = word & np.concatenate((start[1:] | ~word[1:], [True]))
+    offsets = np.cumsum(1 + (points >= 0x80) + (points >= 0x800) + (points >= 0x10000), dtype=np.int64)
+    return np.concatenate(([0], offsets))[np.flatnonzero(start)], offsets[np.flatnonzero(end)]
 
 
 def shingle_hashes(words: np.ndarray, counts: np.ndarray, ngram: int) -> tuple[np.ndarray, np.ndarray]:

@@ -14,11 +14,12 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
+from pretrain.bases import folder_problem, load_failure
 from pretrain.config import ModelConfig
 from pretrain.errors import ConfigError
 from pretrain.io import atomic_path
 from pretrain.presets import resolve_sizes
-from pretrain.surgery import depth_surgery, layer_list
+from pretrain.surgery import depth_surgery, describe_plan
 from pretrain.tokenizer import split_gguf
 
 RMS_NORM_EPS = 1e-6
@@ -60,14 +61,30 @@ def build_model(config: LlamaConfig, seed: int, device: str = "cpu") -> LlamaFor
         return LlamaForCausalLM(config)
 
 
-def load_base(base: str) -> torch.nn.Module:
-    """A pretrained causal LM in fp32 from a local folder or GGUF file (or a hub id when online)."""
-    folder, gguf_file = split_gguf(base)
+def load_base(base: str, key: str = "model.base") -> torch.nn.Module:
+    """A pretrained causal LM in fp32 from a local folder or GGUF file (or a hub id when online).
+
+    Any architecture ``AutoModelForCausalLM`` loads is accepted. ConfigError, one line naming
+    ``key`` and saying what is wrong with the base (pretrain.bases): missing, not a GGUF file,
+    empty, truncated or damaged, an architecture the installed transformers does not support,
+    not a causal LM, or a checkpoint that lacks some of the model's weights (transformers would
+    start those from random values and only log it).
+    """
+    folder, gguf_file = split_gguf(base, key)
+    where = f"params.yaml: {key}: cannot load a causal LM from {base!r}"
+    problem = None if gguf_file else folder_problem(folder)
+    if problem:
+        raise ConfigError(f"{where}: {problem}")
     try:
-        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype=torch.float32)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"params.yaml: model.base: cannot load a causal LM from {base!r} "
-                          f"({str(exc).splitlines()[0]})") from None
+        model, info = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype=torch.float32,
+                                                           output_loading_info=True)
+    except Exception as exc:  # transformers, safetensors and gguf raise many types for bad files
+        raise ConfigError(f"{where}: {load_failure(exc, gguf_file and Path(folder) / gguf_file)}") from None
+    missing = sorted(info.get("missing_keys") or ())
+    if missing:
+        raise ConfigError(f"{where}: the checkpoint lacks {len(missing)} of the weights of a "
+                          f"{model.config.model_type!r} causal LM (e.g. {missing[0]!r}): it is damaged, "
+                          "or not saved from a causal LM of this architecture")
     quantizer = getattr(model, "hf_quantizer", None)
     if gguf_file and quantizer is not None:
         # transformers 5.x reads GGUF through GgufHfQuantizer, whose model refuses save_pretrained
@@ -86,15 +103,19 @@ def init_model(cfg: ModelConfig, tokenizer, out_dir: Path) -> dict[str, Any]:
         sizes = {"preset": cfg.preset, **resolve_sizes(cfg)}
     else:
         model = load_base(cfg.base)
-        base_layers = len(layer_list(model))
+        # The config's depth, not surgery's layer list: continued pretraining takes any
+        # architecture transformers loads (get_text_config: the decoder of a multimodal config).
+        base_layers = model.config.get_text_config().num_hidden_layers
         base_parameters = count_parameters(model)
         plan = list(range(base_layers))
         if cfg.init in ("downscale", "upscale"):
             plan = depth_surgery(model, cfg.init, cfg.num_layers)
+        mapping = describe_plan(cfg.init, base_layers, plan)
         lineage = {"init": cfg.init, "base": cfg.base, "base_layers": base_layers,
-                   "base_parameters": base_parameters,
+                   "base_parameters": base_parameters, "mapping": mapping,
                    "layers": [{"layer": i, "source_layer": s} for i, s in enumerate(plan)]}
-        sizes = {"model_type": model.config.model_type, "num_layers": len(plan)}
+        sizes = {"model_type": model.config.model_type, "num_layers": len(plan),
+                 "base_layers": base_layers, "mapping": mapping}
     with atomic_path(out_dir) as tmp:
         model.save_pretrained(str(tmp), safe_serialization=True)
         tokenizer.save_pretrained(str(tmp))

@@ -21,8 +21,9 @@ from tqdm import tqdm
 
 from pretrain.config import PackConfig
 from pretrain.errors import DataError
-from pretrain.heldout import multiple_choice_items
+from pretrain.heldout import multiple_choice_items, split_at_tokens
 from pretrain.io import atomic_path, count_rows, iter_batches
+from pretrain.tokenizer import encode_texts
 
 ROWS_SCHEMA = pa.schema([("input_ids", pa.list_(pa.int32()))])
 
@@ -92,17 +93,18 @@ def pack(cfg: PackConfig, tokenizer, corpus: Path, out_dir: Path) -> dict[str, A
                 tqdm(total=count_rows(corpus), desc="pack", unit="doc") as bar:
             for batch in iter_batches(corpus, columns=["id", "text"], batch_size=cfg.batch_documents):
                 ids, texts = batch.column(0).to_pylist(), batch.column(1).to_pylist()
-                encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
-                for doc_id, text, tokens in zip(ids, texts, encoded):
+                for doc_id, text, tokens in zip(ids, texts, encode_texts(tokenizer, texts)):
                     row = np.asarray(head + tokens + [eos], dtype=np.int32)
-                    if is_validation(doc_id, cfg.val_fraction, cfg.split_salt):
-                        val.add(row)
-                        val_docs.write(json.dumps({"id": doc_id, "text": text}, ensure_ascii=False) + "\n")
-                        mc_docs.append((doc_id, tokens[:mc_context + mc_continuation]))
-                    else:
+                    if not is_validation(doc_id, cfg.val_fraction, cfg.split_salt):
                         train.add(row)
+                        continue
+                    val.add(row)
+                    val_docs.write(json.dumps({"id": doc_id, "text": text}, ensure_ascii=False) + "\n")
+                    split = split_at_tokens(tokenizer, text, mc_context, mc_continuation)
+                    if split is not None:
+                        mc_docs.append((doc_id, *split))
                 bar.update(len(ids))
-        items = multiple_choice_items(mc_docs, tokenizer, mc_context, mc_continuation)
+        items = multiple_choice_items(mc_docs)
         with open(tmp / "val_mc.jsonl", "w", encoding="utf-8") as handle:
             for item in items:
                 handle.write(json.dumps(item, ensure_ascii=False) + "\n")

@@ -9,7 +9,7 @@ import os
 import resource
 import sys
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -116,9 +116,11 @@ def _permuted_batches(n_rows: int, batch_size: int, seed: int, start: int) -> It
 @torch.no_grad()
 def validation_loss(model: torch.nn.Module, rows: np.ndarray, batch_size: int,
                     max_batches: int | None, device: torch.device, dtype: torch.dtype | None,
-                    byte_lengths: np.ndarray | None = None) -> dict[str, float]:
-    """Mean next-token cross-entropy over packed rows, its exponential (perplexity) and, given
-    the bytes each token id stands for, bits per byte (comparable across tokenizers)."""
+                    text_bytes: Callable[[np.ndarray], int] | None = None) -> dict[str, float]:
+    """Mean next-token cross-entropy (nats) over packed (rows, seq_len) int64 rows, its
+    exponential (perplexity) and, given ``text_bytes`` (rows -> UTF-8 bytes of text their
+    targets stand for: ``pretrain.heldout.TextBytes``), bits per byte (comparable across
+    tokenizers)."""
     n = len(rows) if max_batches is None else min(len(rows), max_batches * batch_size)
     total, count, nbytes = 0.0, 0, 0
     for start in range(0, n, batch_size):
@@ -129,11 +131,11 @@ def validation_loss(model: torch.nn.Module, rows: np.ndarray, batch_size: int,
             logits[:, :-1].float().reshape(-1, logits.size(-1)), ids[:, 1:].reshape(-1), reduction="sum")
         total += loss.item()
         count += ids[:, 1:].numel()
-        if byte_lengths is not None:
-            nbytes += int(byte_lengths[rows[start:min(start + batch_size, n), 1:]].sum())
+        if text_bytes is not None:
+            nbytes += text_bytes(rows[start:min(start + batch_size, n)])
     mean = total / count
     result = {"loss": mean, "perplexity": math.exp(mean), "tokens": count}
-    if byte_lengths is not None and nbytes:
+    if text_bytes is not None and nbytes:
         # Document-boundary tokens stand for no bytes; their loss still counts, as in lm-eval.
         result["bits_per_byte"] = total / math.log(2) / nbytes
     return result

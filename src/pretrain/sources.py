@@ -1,10 +1,22 @@
 """Document sources: the built-in corpus, local files, URLs and Hugging Face datasets, alone or
 mixed with weights.
 
-Every source yields dicts with ``id``, ``text``, ``source`` and ``provenance`` (where the text
-came from, precisely enough to find it again). Records that cannot be used are skipped and
-counted in ``skipped`` by reason, with where the first few were; a file that cannot be read at
-all raises DataError naming it.
+Every source yields dicts with ``id``, ``text``, ``source``, ``provenance`` (where the text
+came from, precisely enough to find it again) and ``metadata`` (a record's other fields, as a
+JSON object: see pretrain.records). Records that cannot be used are skipped and counted in
+``skipped`` by reason, with where the first few were; a file that cannot be read at all raises
+DataError naming it.
+
+Ids are unique in the output, whichever sources they come from: the pack stage assigns a
+document to training or validation by a hash of its id, and every later report names documents
+by it. No document is lost for its id: in a mix each id is prefixed with its entry's name
+(``{name}/{id}``; a name holds no "/"), so two sources that both number their records from 0
+cannot meet, and within one source a document whose id an earlier one already has keeps it
+prefixed with its own provenance (``{provenance}/{id}``, e.g. ``data/a.jsonl:3/7``), counted
+in ``ids`` as ``duplicate_made_unique``. A prefix rather than a suffix, because the end of an id
+is read later: ``.py`` makes a document code and ``#html`` HTML to the clean stage. The ids seen
+are held per source as 16-byte BLAKE2b digests (83 bytes per document with the set's overhead,
+measured with tracemalloc for a million ids; a collision by chance needs ~2^64 documents).
 
 Mixing (``source: mix``): each entry of ``download.sources`` gets a share of
 ``max_documents`` equal to its weight over the sum of the weights, rounded to whole documents by
@@ -18,6 +30,7 @@ and not epochs: repeating documents here would only feed the dedup stage duplica
 from __future__ import annotations
 
 import ast
+import hashlib
 import importlib.metadata
 import math
 import random
@@ -34,7 +47,8 @@ from pretrain.errors import ConfigError, DataError
 from pretrain.fetch import mark_cache_dir, read_urls
 from pretrain.files import read_files
 from pretrain.io import DocumentWriter, atomic_path
-from pretrain.records import Document, Skipped, make_document, params_key
+from pretrain.records import (EMPTY_METADATA, Document, Skipped, metadata_columns, params_key,
+                              record_document)
 
 __all__ = ["Skipped", "download", "iter_documents", "mix_counts"]
 TEST_DIRS = {"test", "tests", "idle_test"}
@@ -55,10 +69,38 @@ def iter_documents(cfg: DownloadConfig, skipped: Skipped,
     if cfg.source == "mix":
         yield from _mix(cfg, ctx, skipped)
         return
-    for n, doc in enumerate(SOURCES[cfg.source](cfg, ctx, skipped, None)):
+    docs = unique_ids(SOURCES[cfg.source](cfg, ctx, skipped, None), skipped)
+    for n, doc in enumerate(docs):
         if cfg.max_documents is not None and n >= cfg.max_documents:
             return
         yield doc
+
+
+def unique_ids(docs: Iterator[Document], skipped: Skipped, prefix: str = "") -> Iterator[Document]:
+    """Every document of one source, its id made unique where an earlier one has it (see the
+    module docstring; counted in ``skipped.ids["duplicate_made_unique"]``) and put after
+    ``prefix``."""
+    seen: set[bytes] = set()
+    for doc in docs:
+        doc_id, n = doc["id"], 1
+        while not _first_sight(doc_id, seen):  # a made-up id could, just, be a real one
+            n += 1
+            again = "" if n == 2 else f"#{n - 1}"
+            doc_id = f"{doc['provenance']}{again}/{doc['id']}"
+        if n > 1:
+            skipped.ids["duplicate_made_unique"] += 1
+        if prefix or n > 1:
+            doc = {**doc, "id": prefix + doc_id}
+        yield doc
+
+
+def _first_sight(doc_id: str, seen: set[bytes]) -> bool:
+    """Whether ``doc_id`` is new to ``seen``, which then has it."""
+    key = hashlib.blake2b(doc_id.encode(), digest_size=16).digest()
+    if key in seen:
+        return False
+    seen.add(key)
+    return True
 
 
 # --- mixing ---------------------------------------------------------------------------------------
@@ -81,7 +123,8 @@ def _mix(cfg: DownloadConfig, ctx: Context, skipped: Skipped) -> Iterator[Docume
         if count == 0:
             raise ConfigError(f"download.sources[{i}].weight: {src.weight} gives {src.name!r} no "
                               f"document of max_documents {cfg.max_documents}")
-    streams = [SOURCES[s.source](s, ctx, skipped, s.name) for s in cfg.sources]
+    streams = [unique_ids(SOURCES[s.source](s, ctx, skipped, s.name), skipped, f"{s.name}/")
+               for s in cfg.sources]
     order = [i for i, count in enumerate(counts) for _ in range(count)]
     random.Random(cfg.seed).shuffle(order)
     taken = [0] * len(streams)
@@ -101,9 +144,11 @@ def _mix(cfg: DownloadConfig, ctx: Context, skipped: Skipped) -> Iterator[Docume
 
 def _builtin(src: SourceConfig, ctx: Context, skipped: Skipped,
              label: str | None) -> Iterator[Document]:
-    """Each document labelled with its part (stdlib, ...), or with ``label`` in a mix."""
+    """Each document labelled with its part (stdlib, ...), or with ``label`` in a mix; no
+    metadata of its own (its provenance names the Python version and file)."""
     for part in src.builtin_parts:
         for doc in BUILTIN_PARTS[part](src.include_tests, skipped):
+            doc["metadata"] = EMPTY_METADATA
             yield {**doc, "source": label} if label else doc
 
 
@@ -227,9 +272,23 @@ def _hf(src: SourceConfig, ctx: Context, skipped: Skipped, label: str | None) ->
     except Exception as exc:  # datasets raises many types: offline, missing, bad config
         raise DataError(f"{params_key(label, 'path')}: cannot load dataset {src.path!r}: "
                         f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    data, kept = _hf_columns(data, src)
     for row, record in enumerate(data):
-        yield from make_document(record.get(src.text_field), f"{src.path}:{src.hf_split}:{row}",
-                                 f"{src.path}#{src.hf_split}[{row}]", skipped, label or "hf")
+        yield from record_document(record, src.text_field, src.id_field, kept,
+                                   f"{src.path}:{src.hf_split}:{row}",
+                                   f"{src.path}#{src.hf_split}[{row}]", skipped, label or "hf")
+
+
+def _hf_columns(data: Any, src: SourceConfig) -> tuple[Any, list[str] | None]:
+    """``data`` with only the text, id and metadata columns, and the names of the metadata ones,
+    when its features are known (an image column is then never decoded); else ``data`` and
+    ``src.metadata_fields``, for each record's fields to be chosen as they come."""
+    if data.features is None:  # a stream of JSON files without a dataset card
+        return data, src.metadata_fields
+    kept = metadata_columns(data.features.arrow_schema, src.text_field, src.id_field,
+                            src.metadata_fields)
+    used = [src.text_field, src.id_field, *kept]
+    return data.select_columns([c for c in data.column_names if c in used]), kept
 
 
 Source = Callable[[SourceConfig, Context, Skipped, str | None], Iterator[Document]]
@@ -262,7 +321,8 @@ def download(cfg: DownloadConfig, out_dir: Path, url_cache: Path | None = None) 
               "skipped": dict(sorted(skipped.items())),
               "skipped_examples": dict(sorted(skipped.examples.items())),
               "decoded": dict(sorted(skipped.decoded.items())),
-              "fetched": dict(sorted(skipped.fetched.items()))}
+              "fetched": dict(sorted(skipped.fetched.items())),
+              "ids": dict(sorted(skipped.ids.items()))}
     if cfg.source == "mix":
         total = sum(s.weight for s in cfg.sources)
         report["mix"] = {s.name: {"weight": s.weight, "share": s.weight / total,

@@ -34,12 +34,17 @@ LAYER_PATHS: dict[str, str] = {
 """model_type -> attribute path of the decoder's layer list (each family is tested)."""
 
 
-def layer_list(model: torch.nn.Module) -> torch.nn.ModuleList:
-    """The ModuleList of decoder layers of a supported causal LM."""
+def layer_list(model: torch.nn.Module, init: str = "downscale/upscale") -> torch.nn.ModuleList:
+    """The ModuleList of decoder layers of a causal LM whose ``model_type`` is in LAYER_PATHS.
+
+    Only depth surgery needs it (``model.init: pretrained`` trains any causal LM as it is), so
+    the ConfigError for another architecture names ``model.init`` (``init``) and the known ones.
+    """
     kind = model.config.model_type
     if kind not in LAYER_PATHS:
-        raise ConfigError(f"params.yaml: model.base: depth surgery does not know where {kind!r} "
-                          f"models keep their layers (supported: {sorted(LAYER_PATHS)})")
+        raise ConfigError(f"params.yaml: model.init: {init} (depth surgery) needs to know where {kind!r} "
+                          f"models keep their layers; it knows {', '.join(sorted(LAYER_PATHS))} "
+                          "(model.init: pretrained takes any causal LM as it is)")
     module = model
     for name in LAYER_PATHS[kind].split("."):
         module = getattr(module, name)
@@ -47,27 +52,65 @@ def layer_list(model: torch.nn.Module) -> torch.nn.ModuleList:
 
 
 def downscale_plan(n: int, target: int) -> list[int]:
-    """Source layer of each kept layer: the first ceil(target/2) and the last floor(target/2)."""
-    if not 0 < target < n:
-        raise ConfigError(f"params.yaml: model.num_layers: downscaling a {n}-layer model needs "
-                          f"0 < num_layers < {n}, got {target}")
+    """Source layer of each kept layer: the first ceil(target/2) and the last floor(target/2).
+    ConfigError (check_depth) unless 0 < target < n."""
+    check_depth("downscale", n, target)
     head = (target + 1) // 2
     return list(range(head)) + list(range(n - (target - head), n))
 
 
 def upscale_plan(n: int, target: int) -> list[int]:
     """Source layer of each layer of the up-scaled model: layers[:n-k] then layers[k:] with
-    k = (2n - target) / 2 (SOLAR; the course's 12 -> 16 drops k = 4 from each copy)."""
-    if not n < target < 2 * n or (2 * n - target) % 2:
-        raise ConfigError(f"params.yaml: model.num_layers: up-scaling a {n}-layer model needs "
-                          f"{n} < num_layers < {2 * n} with {2 * n} - num_layers even, got {target}")
+    k = (2n - target) / 2 (SOLAR; the course's 12 -> 16 drops k = 4 from each copy).
+    ConfigError (check_depth) unless n < target < 2n and target is even (2n - target = 2k)."""
+    check_depth("upscale", n, target)
     k = (2 * n - target) // 2
     return list(range(n - k)) + list(range(k, n))
 
 
+def valid_depths(init: str, n: int) -> list[int]:
+    """Every num_layers that ``init`` can make from an ``n``-layer base: 1 .. n-1 for downscale;
+    for upscale the even numbers between n and 2n (both copies drop the same k >= 1 layers)."""
+    if init == "downscale":
+        return list(range(1, n))
+    return [t for t in range(n + 1, 2 * n) if t % 2 == 0]
+
+
+def check_depth(init: str, n: int, target: int, default: bool = False) -> None:
+    """ConfigError naming model.num_layers, the base depth and the valid values unless
+    ``target`` is one of valid_depths(init, n); ``default``: num_layers was null."""
+    valid = valid_depths(init, n)
+    if target in valid:
+        return
+    shown = ", ".join(map(str, valid)) if len(valid) <= 8 else \
+        f"{', '.join(map(str, valid[:3]))}, ..., {valid[-1]}"
+    got = f"null, which means {target} for a {n}-layer base" if default else str(target)
+    allowed = f"num_layers is one of {shown}" if valid else "no num_layers works (too few layers)"
+    raise ConfigError(f"params.yaml: model.num_layers: {init} of a {n}-layer base: {allowed}; got {got}")
+
+
 def default_target(init: str, n: int) -> int:
-    """The course's layer counts when params leave num_layers unset: 12 -> 10 and 12 -> 16."""
+    """num_layers when params leave it null, the course's proportions for any depth n:
+    downscale n - max(1, n // 6) (12 -> 10, 30 -> 25), upscale 2 * (n - max(1, n // 3)), i.e.
+    each copy drops k = max(1, n // 3) layers (12 -> 16, 30 -> 40; always even)."""
     return n - max(1, n // 6) if init == "downscale" else 2 * (n - max(1, n // 3))
+
+
+def describe_plan(init: str, n: int, plan: list[int]) -> str:
+    """The layer mapping in words, runs of consecutive layers joined, e.g.
+    ``upscale 12 -> 16: new 0-7 <- base 0-7, new 8-15 <- base 4-11``."""
+    runs: list[list[int]] = []  # [first new index, first source, length]
+    for new, source in enumerate(plan):
+        if runs and runs[-1][1] + runs[-1][2] == source:
+            runs[-1][2] += 1
+        else:
+            runs.append([new, source, 1])
+
+    def span(first: int, length: int) -> str:
+        return str(first) if length == 1 else f"{first}-{first + length - 1}"
+
+    parts = [f"new {span(new, length)} <- base {span(source, length)}" for new, source, length in runs]
+    return f"{init} {n} -> {len(plan)}: {', '.join(parts)}"
 
 
 def rebuild_layers(model: torch.nn.Module, plan: list[int]) -> None:
@@ -103,8 +146,11 @@ def set_layer_count(config: Any, plan: list[int]) -> None:
 
 
 def depth_surgery(model: torch.nn.Module, init: str, target: int | None) -> list[int]:
-    """Downscale or upscale ``model`` in place; return the source index of each new layer."""
-    n = len(layer_list(model))
+    """Downscale or upscale ``model`` in place; return the source index of each new layer.
+    ``target`` None: default_target. ConfigError for an architecture outside LAYER_PATHS or a
+    depth that ``init`` cannot make from this base (check_depth)."""
+    n = len(layer_list(model, init))
+    check_depth(init, n, target or default_target(init, n), default=target is None)
     target = target or default_target(init, n)
     plan = downscale_plan(n, target) if init == "downscale" else upscale_plan(n, target)
     rebuild_layers(model, plan)

@@ -15,6 +15,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 from transformers.utils import is_gguf_available
 
+from pretrain.bases import folder_problem, gguf_header_problem, load_failure
 from pretrain.config import TokenizerConfig
 from pretrain.errors import ConfigError
 from pretrain.io import atomic_path, count_rows, iter_batches
@@ -33,25 +34,31 @@ def train_bpe(cfg: TokenizerConfig, texts: Iterator[str], length: int | None = N
         show_progress=True,
     )
     tok.train_from_iterator(texts, trainer=trainer, length=length)
-    return PreTrainedTokenizerFast(
+    return match_training(PreTrainedTokenizerFast(
         tokenizer_object=tok, bos_token=cfg.bos_token, eos_token=cfg.eos_token,
         pad_token=cfg.pad_token, clean_up_tokenization_spaces=False,
-    )
+    ))
 
 
-def split_gguf(path: str | Path) -> tuple[str, str | None]:
+def split_gguf(path: str | Path, key: str = "model.base") -> tuple[str, str | None]:
     """``(folder, file name)`` of a local ``.gguf`` file, or ``(path, None)`` for anything else.
 
     transformers reads GGUF through the optional ``gguf`` package and wants the folder and the
-    file apart: ``from_pretrained(folder, gguf_file=name)``.
+    file apart: ``from_pretrained(folder, gguf_file=name)``. ConfigError, naming ``key`` (the
+    params key that gave the path), when the file is missing, empty or not a GGUF file
+    (pretrain.bases.gguf_header_problem), or when the gguf package is not installed.
     """
     path = str(path)
     if not path.endswith(".gguf"):
         return path, None
+    where = f"params.yaml: {key}: {path}"
     if not Path(path).is_file():
-        raise ConfigError(f"{path}: no such GGUF file")
+        raise ConfigError(f"{where}: no such GGUF file")
     if not is_gguf_available():
-        raise ConfigError(f'{path}: reading a GGUF file needs the gguf package: pip install ".[gguf]"')
+        raise ConfigError(f'{where}: reading a GGUF file needs the gguf package: pip install ".[gguf]"')
+    problem = gguf_header_problem(Path(path))
+    if problem:
+        raise ConfigError(f"{where}: {problem}")
     return str(Path(path).parent), Path(path).name
 
 
@@ -75,20 +82,72 @@ def drop_tokens_past_vocab(tok: PreTrainedTokenizerBase) -> None:
         tok._tokenizer = Tokenizer.from_str(json.dumps(state))
 
 
-def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
-    """Load a Hugging Face tokenizer from a local folder or GGUF file (or a hub id when online)."""
-    folder, gguf_file = split_gguf(path)
+def load_tokenizer(path: str | Path, key: str = "tokenizer.path") -> PreTrainedTokenizerBase:
+    """Load a Hugging Face tokenizer from a local folder or GGUF file (or a hub id when online).
+
+    ``key`` is the params key that named ``path``; errors name it. A ``model.base`` must be a
+    whole model (pretrain.bases.folder_problem), so a damaged base stops the tokenizer stage
+    instead of the init-model stage after it. ConfigError, one line, for a path that cannot be
+    loaded, saying what is wrong with it.
+    """
+    folder, gguf_file = split_gguf(path, key)
+    where = f"params.yaml: {key}: cannot load a tokenizer from {str(path)!r}"
+    problem = None if gguf_file else folder_problem(folder, whole_model=key == "model.base")
+    if problem:
+        raise ConfigError(f"{where}: {problem}")
     try:
         tok = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"tokenizer.path: cannot load a tokenizer from {str(path)!r} "
-                          f"({str(exc).splitlines()[0]})") from None
+    except Exception as exc:  # transformers, tokenizers and gguf raise many types for bad files
+        raise ConfigError(f"{where}: {load_failure(exc, gguf_file and Path(folder) / gguf_file)}") from None
     if gguf_file:
         drop_tokens_past_vocab(tok)
     if tok.eos_token_id is None:
-        raise ConfigError(f"tokenizer.path: {path} has no end-of-sequence token")
+        raise ConfigError(f"params.yaml: {key}: {path} has no end-of-sequence token")
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token  # only used to pad batches in evaluation
+    return tok
+
+
+def encode_texts(tokenizer: PreTrainedTokenizerBase, texts: list[str]) -> list[list[int]]:
+    """Token ids of plain texts, one list per text: nothing added at either end, and the literal
+    text of a special token (``<s>`` in a regex group, an HTML ``<s>`` tag) encoded as text.
+
+    Without ``split_special_tokens`` a tokenizer maps the text ``<s>`` to the BOS id even with
+    ``add_special_tokens=False`` (transformers ``TokenizersBackend``, tokenizers'
+    ``encode_special_tokens``): a document would then hold control tokens its text never had.
+    Every place that turns text into ids (pack, evaluation, generation prompts, contamination)
+    goes through here, so they all see what training saw.
+    """
+    if not texts:
+        return []  # transformers fails on an empty batch
+    return tokenizer(texts, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+
+
+def document_ids(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
+    """A document as training sees it: BOS (when the tokenizer has one), its ids, EOS."""
+    head = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    tail = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    return head + encode_texts(tokenizer, [text])[0] + tail
+
+
+def match_training(tok: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
+    """Make the saved tokenizer encode text the way pack does, for every later user of it
+    (``AutoTokenizer`` in lm-eval, a user's own script): the literal text of a special token
+    stays text (``split_special_tokens``, saved in tokenizer_config.json), and
+    ``tokenizer(text)`` starts with BOS, as every training document does (Llama's convention:
+    BOS added, EOS not). A tokenizer that already adds BOS (Llama, Mistral) keeps its own
+    post-processor. Returns ``tok``, changed in place.
+    """
+    tok.split_special_tokens = True
+    tok.init_kwargs["split_special_tokens"] = True
+    backend = getattr(tok, "backend_tokenizer", None)
+    if backend is not None:
+        backend.encode_special_tokens = True
+    bos = tok.bos_token_id
+    if bos is not None and hasattr(type(tok), "add_bos_token"):
+        probe = tok("a", add_special_tokens=True)["input_ids"]
+        if not probe or probe[0] != bos:
+            tok.add_bos_token = True  # TokenizersBackend rebuilds its TemplateProcessing
     return tok
 
 
@@ -104,7 +163,7 @@ def build_tokenizer(cfg: TokenizerConfig, corpus: Path, out_dir: Path,
             raise ConfigError(f"params.yaml: tokenizer.path: {cfg.path!r} conflicts with model.base "
                               f"{base_model!r}, whose own tokenizer a pretrained model needs; "
                               "set tokenizer.path: null")
-        tok = load_tokenizer(base_model)
+        tok = load_tokenizer(base_model, key="model.base")
         origin = base_model
     elif cfg.path:
         tok = load_tokenizer(cfg.path)
@@ -116,6 +175,7 @@ def build_tokenizer(cfg: TokenizerConfig, corpus: Path, out_dir: Path,
 
         tok = train_bpe(cfg, texts(), length=count_rows(corpus))
         origin = "trained"
+    match_training(tok)
     with atomic_path(out_dir) as tmp:
         tok.save_pretrained(str(tmp))
     return {"origin": origin, "vocab_size": len(tok), "bos_token_id": tok.bos_token_id,

@@ -8,9 +8,9 @@ small models (benchmarks/train_speed.py).
 
 Batches do not depend on the number of processes: ``micro_batch_size`` rows are drawn for the
 whole job and each of N processes takes 1/N of them, so 1 and N processes see the same rows in
-the same optimizer steps and follow the same loss curve up to floating-point noise. With
-``sharding`` the processes split the model and optimizer state among them (FSDP, sharding.py)
-instead of each holding a copy (DDP); with ``deepspeed`` a DeepSpeed ZeRO engine does (zero.py).
+the same optimizer steps and follow the same loss curve up to floating-point noise. How the
+processes hold the model (a copy each, FSDP shards, DeepSpeed ZeRO partitions) is a backend
+chosen from the train params and applied from outside the loop (pretrain.backends).
 """
 
 from __future__ import annotations
@@ -28,22 +28,20 @@ from typing import Any, Iterator, Optional
 import numpy as np
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DistributedType, broadcast_object_list
-from torch.distributed.tensor import DTensor
 from tqdm import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from pretrain import checkpoint, zero
+from pretrain import checkpoint
+from pretrain.backends import check_split, make_backend
 from pretrain.config import TrainConfig
-from pretrain.errors import ConfigError, DataError
+from pretrain.errors import DataError
 from pretrain.estimate import flops_per_token, measured_peak_flops
 from pretrain.io import atomic_path
-from pretrain.optim import build_optimizer, lr_at
+from pretrain.optim import lr_at
 from pretrain.reporters import Reporters
 from pretrain.runtime import (autocast, autocast_dtype, batch_order, check_batch,
                               deterministic_algorithms, enable_activation_checkpointing, load_rows,
                               memory_bytes, precision_name, validation_loss)
-from pretrain.sharding import full_weights, shard_model
 
 
 def total_steps(cfg: TrainConfig, seq_len: int) -> int:
@@ -81,11 +79,26 @@ def shard_batches(rows: np.ndarray, cfg: TrainConfig, start: int, rank: int, wor
                                             num_workers=cfg.num_workers, pin_memory=pin))
 
 
-def check_split(cfg: TrainConfig, world: int) -> None:
-    """Each of ``world`` processes takes an equal share of every micro-batch."""
-    if cfg.micro_batch_size % world:
-        raise ConfigError(f"train.micro_batch_size: {cfg.micro_batch_size} rows cannot be split "
-                          f"evenly among {world} processes")
+def load_data(cfg: TrainConfig, data_dir: Path) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """The packed training rows and the first ``eval_batches`` micro-batches of validation rows
+    (None without ``val.parquet``), as (rows, seq_len) int64 arrays."""
+    rows = load_rows(data_dir / "train.parquet")
+    check_batch(len(rows), cfg.micro_batch_size)
+    val_path = data_dir / "val.parquet"
+    return rows, (load_rows(val_path)[:cfg.eval_batches * cfg.micro_batch_size]
+                  if val_path.exists() else None)
+
+
+def load_model(cfg: TrainConfig, model_dir: Path) -> torch.nn.Module:
+    """The initial model in fp32 (autocast supplies bf16 / fp16), in training mode, on the CPU:
+    single-device code that the backend places, shards or wraps."""
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32,
+                                                 use_safetensors=True)  # never a pickle
+    model.config.use_cache = False
+    if cfg.gradient_checkpointing:
+        enable_activation_checkpointing(model)
+    model.train()
+    return model
 
 
 class StopRequest:
@@ -131,7 +144,9 @@ def train(cfg: TrainConfig, model_dir: Path, data_dir: Path, out_dir: Path, log_
 
 
 class Run:
-    """One training run: its data, model, optimizer and the state it resumes from."""
+    """One training run: its data, model, backend, optimizer and the state it resumes from.
+    Single-device code: the backend (pretrain.backends) places, shards or wraps the model and
+    performs the backward pass and optimizer step."""
 
     def __init__(self, cfg: TrainConfig, accelerator: Accelerator, model_dir: Path, data_dir: Path,
                  checkpoint_dir: Optional[Path]):
@@ -139,124 +154,48 @@ class Run:
         self.device = accelerator.device
         self.main = accelerator.is_main_process
         self.world = accelerator.num_processes
-        if accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED,
-                                            DistributedType.MEGATRON_LM):
-            raise ConfigError(f"train.launcher: accelerate's {accelerator.distributed_type.value} "
-                              "plugin is not used by this loop; launch with --multi_gpu and set "
-                              "train.sharding: full_shard (FSDP) or train.deepspeed (ZeRO) "
-                              "instead")
-        check_split(cfg, self.world)
-        self.sharded = cfg.sharding != "none" and self.world > 1
-        self.ds_config = (zero.engine_config(cfg, self.world)
-                          if cfg.deepspeed is not None and self.world > 1 else None)
-        # FSDP and ZeRO-3 split the weights: every process takes part in each forward pass.
-        self.split_weights = self.sharded or bool(self.ds_config and zero.stage(cfg) == 3)
-        for name, used in (("sharding", cfg.sharding != "none"), ("deepspeed", cfg.deepspeed is not None)):
-            if used and self.world == 1 and self.main:
-                print(f"warning: train.{name} has no effect in one process; launch several with "
-                      "train.launcher (accelerate launch --multi_gpu ...)")
         self.dtype = autocast_dtype(cfg.precision, self.device)
-        if (self.sharded or self.ds_config) and self.dtype == torch.float16:
-            raise ConfigError("train.precision: fp16 loss scaling is not supported with "
-                              "train.sharding or train.deepspeed; use bf16 or fp32")
-        self.rows = load_rows(data_dir / "train.parquet")
-        check_batch(len(self.rows), cfg.micro_batch_size)  # fails before the model loads
-        val_path = data_dir / "val.parquet"
-        self.val_rows = (load_rows(val_path)[:cfg.eval_batches * cfg.micro_batch_size]
-                         if val_path.exists() else None)
+        self.backend = make_backend(cfg, accelerator, self.dtype)  # fails before the model loads
+        self.rows, self.val_rows = load_data(cfg, data_dir)  # likewise
         self.seq_len = self.rows.shape[1]
         self.steps = total_steps(cfg, self.seq_len)
         self.tokens_per_step = cfg.micro_batch_size * cfg.grad_accum_steps * self.seq_len
         self.checkpoint_dir = checkpoint_dir
         self.key = checkpoint.run_key(cfg, model_dir, data_dir / "train.parquet")
-        self.resume = self._find_checkpoint()
+        self.resume = checkpoint.find_for_all(checkpoint_dir, self.key, self.main, self.world)
         # Measured before seeding: the timing matmuls draw random numbers.
         self.peak = (cfg.peak_tflops * 1e12 if cfg.peak_tflops
                      else measured_peak_flops(self.dtype or torch.float32, self.device))
         torch.manual_seed(cfg.seed)
-        self.model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32,
-                                                          use_safetensors=True)  # never a pickle
-        self.model.config.use_cache = False
-        if cfg.gradient_checkpointing:
-            enable_activation_checkpointing(self.model)
-        if self.sharded:
-            shard_model(self.model, self.device, cfg.sharding)  # moves each shard to the device
-        else:
-            self.model.to(self.device)
-        self.model.train()
-        self.optimizer = build_optimizer(self.model, cfg)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
-        self.history: list[float] = []
-        self.engine = None
-        if self.ds_config:
-            self._start_deepspeed()
-        elif self.resume:
-            checkpoint.restore(self.resume, self.model, self.optimizer, self.scaler,
-                               read=self.main, broadcast=self.world > 1)
-        if self.resume:
-            self.history = list(self.resume.state["history"])
-        # DDP when there are several processes and no sharding; FSDP and DeepSpeed sync
-        # gradients themselves.
-        if self.engine:
-            self.wrapped = self.engine
-        else:
-            self.wrapped = self.model if self.sharded else accelerator.prepare_model(self.model)
+        self.model = load_model(cfg, model_dir)
+        self.flops_per_step = flops_per_token(self.model.config, self.seq_len) * self.tokens_per_step
+        self.wrapped, self.optimizer = self.backend.prepare(self.model, self.resume)
+        self.history: list[float] = list(self.resume.state["history"]) if self.resume else []
         self.step_fn = torch.compile(self.wrapped) if cfg.compile else self.wrapped
 
-    def _start_deepspeed(self) -> None:
-        """The DeepSpeed engine, from the checkpoint's weights and optimizer state if resuming:
-        weights go into the model before DeepSpeed partitions it, the optimizer state into the
-        partitions after."""
-        names = {id(p): name for name, p in self.model.named_parameters()}
-        self.group_names = [[names[id(p)] for p in group["params"]]
-                            for group in self.optimizer.param_groups]
-        weights, optim, rng = {}, None, None
-        if self.resume:
-            if self.main:
-                weights, optim, rng = checkpoint.load(self.resume)
-            checkpoint.restore_weights(self.model, weights, broadcast=True)
-        self.engine = zero.initialize(self.model, self.optimizer, self.ds_config)
-        if self.resume:
-            zero.load_optimizer_state(self.engine, self.model, optim, self.device)
-            checkpoint.restore_rest(self.resume, self.scaler, rng, broadcast=True)
-
-    def _find_checkpoint(self) -> Optional[checkpoint.Checkpoint]:
-        if self.checkpoint_dir is None:
-            return None
-        # Only the main process looks (and removes other runs' checkpoints); the others learn
-        # what it found, so the folder need not be shared between machines.
-        box = [checkpoint.find(self.checkpoint_dir, self.key) if self.main else None]
-        return broadcast_object_list(box)[0] if self.world > 1 else box[0]
-
-    def fit(self, out_dir: Path, log_dir: Path) -> dict[str, Any]:
+    def fit(self, out_dir: Path, log_dir: Path) -> Optional[dict[str, Any]]:
+        """Train to the last step, logging, validating and checkpointing on the way; save the
+        model to ``out_dir``. The report on the main process, None on the others."""
         cfg, start = self.cfg, self.resume.step if self.resume else 0
         if start and self.main:
             print(f"train: resuming from the checkpoint of step {start} ({self.resume.path})")
         reporters = Reporters(cfg.report_to, log_dir, start if self.resume else None,
                               dataclasses.asdict(cfg), self.key) if self.main else None
-        flops = flops_per_token(self.model.config, self.seq_len) * self.tokens_per_step
         batches = shard_batches(self.rows, cfg, start * cfg.grad_accum_steps, self.acc.process_index,
                                 self.world, pin=self.device.type == "cuda")
         bar = tqdm(total=self.steps, initial=start, desc="train", unit="step", disable=not self.main)
         began, mfus, metrics = time.perf_counter(), [], {}
         with StopRequest() if self.world == 1 else contextlib.nullcontext() as stop:
             for step in range(start, self.steps):
-                t0 = time.perf_counter()
-                lr = lr_at(step, cfg.learning_rate, cfg.warmup_steps, self.steps, cfg.schedule,
-                           cfg.min_lr_ratio)
-                loss, norm = self._step(batches, lr, step)
-                seconds = time.perf_counter() - t0
-                metrics = {"train/loss": loss, "train/learning_rate": lr, "train/grad_norm": norm,
-                           "train/tokens_per_second": self.tokens_per_step / seconds,
-                           "train/mfu": flops / seconds / (self.peak * self.world),
-                           "train/memory_gb": memory_bytes(self.device) / 2**30}
+                metrics = self._step(batches, step)
                 mfus.append(metrics["train/mfu"])
                 done = step + 1
                 if cfg.eval_every and done % cfg.eval_every == 0 or done == self.steps:
                     metrics.update(self._validate())
                 if self.main and (done % cfg.log_every == 0 or done == self.steps or "val/loss" in metrics):
                     reporters.log(done, metrics)
-                bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2e}", refresh=False,
+                bar.set_postfix(loss=f"{metrics['train/loss']:.3f}", refresh=False,
+                                lr=f"{metrics['train/learning_rate']:.2e}",
                                 tok_s=f"{metrics['train/tokens_per_second']:,.0f}")
                 bar.update(1)  # one redraw per step, with the new figures
                 stopping = stop is not None and stop.requested
@@ -272,45 +211,26 @@ class Run:
             reporters.close()
         return self._report(elapsed, start, metrics.get("val/loss"), mfus) if self.main else None
 
-    def _step(self, batches: Iterator[torch.Tensor], lr: float, step: int) -> tuple[float, float]:
-        cfg = self.cfg
+    def _step(self, batches: Iterator[torch.Tensor], step: int) -> dict[str, float]:
+        """One optimizer step (0-based ``step``) over ``grad_accum_steps`` micro-batches."""
+        cfg, t0 = self.cfg, time.perf_counter()
+        lr = lr_at(step, cfg.learning_rate, cfg.warmup_steps, self.steps, cfg.schedule,
+                   cfg.min_lr_ratio)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        if self.engine:
-            loss_sum = self._engine_step(batches, step)
-            return self._record(loss_sum, self.engine.get_global_grad_norm(), step)
         loss_sum = torch.zeros((), device=self.device)
         for micro in range(cfg.grad_accum_steps):
             ids = next(batches).to(self.device, non_blocking=True)
-            last = micro == cfg.grad_accum_steps - 1
-            sync = contextlib.nullcontext()
-            if self.sharded:
-                self.model.set_requires_gradient_sync(last)
-            elif not last and self.world > 1:
-                sync = self.wrapped.no_sync()
-            with sync:
+            with self.backend.accumulating(last=micro == cfg.grad_accum_steps - 1):
                 loss = self._forward(ids, step)
-                self.scaler.scale(loss / cfg.grad_accum_steps).backward()
+                self.backend.backward(loss)
             loss_sum += loss.detach().float()
-        self.scaler.unscale_(self.optimizer)
-        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip or float("inf"))
-        if isinstance(norm, DTensor):  # sharded gradients: the norm over all of them
-            norm = norm.full_tensor()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.optimizer.zero_grad(set_to_none=True)
-        return self._record(loss_sum, norm, step)
-
-    def _engine_step(self, batches: Iterator[torch.Tensor], step: int) -> torch.Tensor:
-        """One optimizer step through DeepSpeed, which scales the loss for accumulation,
-        clips and steps at the last micro-batch; returns the summed micro-batch losses."""
-        loss_sum = torch.zeros((), device=self.device)
-        for _ in range(self.cfg.grad_accum_steps):
-            loss = self._forward(next(batches).to(self.device, non_blocking=True), step)
-            self.engine.backward(loss)
-            self.engine.step()
-            loss_sum += loss.detach().float()
-        return loss_sum
+        loss, norm = self._record(loss_sum, self.backend.step(), step)
+        seconds = time.perf_counter() - t0
+        return {"train/loss": loss, "train/learning_rate": lr, "train/grad_norm": norm,
+                "train/tokens_per_second": self.tokens_per_step / seconds,
+                "train/mfu": self.flops_per_step / seconds / (self.peak * self.world),
+                "train/memory_gb": memory_bytes(self.device) / 2**30}
 
     def _record(self, loss_sum: torch.Tensor, norm: Any, step: int) -> tuple[float, float]:
         """The step's loss (mean over micro-batches and processes), checked and kept."""
@@ -335,7 +255,7 @@ class Run:
     def _validate(self) -> dict[str, float]:
         if self.val_rows is None or not len(self.val_rows):
             return {}
-        if not self.main and not self.split_weights:
+        if not self.main and not self.backend.every_process_validates:
             return {"val/loss": 0.0}
         self.model.eval()
         loss = validation_loss(self.model, self.val_rows, self.cfg.micro_batch_size, None,
@@ -344,21 +264,16 @@ class Run:
         return {"val/loss": loss}
 
     def _save_checkpoint(self, step: int) -> None:
-        if self.engine:
-            weights = zero.full_weights(self.model)
-            optim = zero.full_optimizer_state(self.engine, self.model, self.group_names)
-        else:
-            weights, optim = checkpoint.gather(self.model, self.optimizer)
+        weights, optim, scaler = self.backend.full_state()
         if self.main:
-            path = checkpoint.save(self.checkpoint_dir, self.key, step, weights, optim, self.scaler,
+            path = checkpoint.save(self.checkpoint_dir, self.key, step, weights, optim, scaler,
                                    extra={"history": self.history})
             tqdm.write(f"train: checkpoint {path}")
         self.acc.wait_for_everyone()
 
     def _save(self, out_dir: Path) -> None:
         self.acc.wait_for_everyone()
-        weights = (zero.full_weights(self.model) if self.engine
-                   else full_weights(self.model) if self.sharded else None)
+        weights = self.backend.full_weights()
         if not self.main:
             return
         save_trained(self.model, self.model_dir, out_dir, weights)
@@ -374,18 +289,11 @@ class Run:
                   "tokens_per_second": round((self.steps - start) * self.tokens_per_step / elapsed, 1),
                   "mfu": round(float(np.median(mfus)), 4) if mfus else None,
                   "precision": precision_name(self.dtype), "device": self.device.type,
-                  "processes": self.world,
-                  "sharding": layout_name(self.cfg) if self.world > 1 else "none",
+                  "processes": self.world, "sharding": self.backend.name,
                   "compiled": self.cfg.compile}
         if val_loss is not None:
             report["val_loss"] = val_loss
         return report
-
-
-def layout_name(cfg: TrainConfig) -> str:
-    """How several processes hold the training state: none (DDP), an FSDP strategy, or
-    deepspeed_zero1/2/3."""
-    return f"deepspeed_zero{zero.stage(cfg)}" if cfg.deepspeed is not None else cfg.sharding
 
 
 def leave() -> None:

@@ -8,18 +8,24 @@ as with DDP and FSDP, so all three follow the same loss curve. Checkpoints are t
 (safetensors, keyed to the run): the whole model and optimizer state is gathered from the ZeRO
 partitions parameter by parameter with DeepSpeed's tensor-fragment API and written by the first
 process, so a DeepSpeed run resumes on another ZeRO stage, on FSDP or on DDP, and back.
+
+DeepSpeed is imported only inside the functions below that a run with ``train.deepspeed`` calls;
+a stage run without it keeps DeepSpeed out of the process altogether (pretrain.stage.OPTIONAL).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib.util
-from typing import Any, Optional
+from typing import Any, ContextManager, Optional
 
 import torch
 
+from pretrain import checkpoint
 from pretrain.config import TrainConfig
 from pretrain.errors import ConfigError
+from pretrain.optim import build_optimizer
 
 # Sections that the train params set: the optimizer and its schedule (train.optimizer,
 # learning_rate, schedule, ...) and the precision (train.precision, as autocast).
@@ -30,6 +36,64 @@ REFUSED = {"optimizer": "the optimizer comes from train.optimizer, train.learnin
            "bf16": "precision comes from train.precision (autocast over fp32 weights)",
            "amp": "precision comes from train.precision (autocast over fp32 weights)",
            "torch_autocast": "precision comes from train.precision (autocast over fp32 weights)"}
+
+
+class DeepSpeedZero:
+    """The ``deepspeed`` entry of ``pretrain.backends.BACKENDS``: a DeepSpeed engine over the
+    loop's model and torch optimizer, configured by ``engine_config`` (checked when built, before
+    the model loads)."""
+
+    loss_scaling = False  # the weights stay fp32 under autocast; fp16 is refused, bf16 needs none
+
+    def __init__(self, cfg: TrainConfig, accelerator: Any, dtype: Optional[torch.dtype]):
+        self.cfg, self.acc = cfg, accelerator
+        self.config = engine_config(cfg, accelerator.num_processes)
+        self.name = f"deepspeed_zero{stage(cfg)}"
+        self.every_process_validates = stage(cfg) == 3  # ZeRO-3 splits the weights
+
+    def prepare(self, model: torch.nn.Module, resume: Optional[checkpoint.Checkpoint]
+                ) -> tuple[Any, torch.optim.Optimizer]:
+        """The engine, from the checkpoint's weights and optimizer state if resuming: weights go
+        into the model before DeepSpeed partitions it, the optimizer state into the partitions
+        after. Returns the engine (called like the model) and the torch optimizer."""
+        model.to(self.acc.device)
+        self.model, optimizer = model, build_optimizer(model, self.cfg)
+        names = {id(p): name for name, p in model.named_parameters()}
+        self.group_names = [[names[id(p)] for p in group["params"]]
+                            for group in optimizer.param_groups]
+        weights, optim, rng = {}, None, None
+        if resume:
+            if self.acc.is_main_process:
+                weights, optim, rng = checkpoint.load(resume)
+            checkpoint.restore_weights(model, weights, broadcast=True)
+        self.engine = initialize(model, optimizer, self.config)
+        if resume:
+            load_optimizer_state(self.engine, model, optim, self.acc.device)
+            checkpoint.restore_rest(resume, None, rng, broadcast=True)
+        return self.engine, optimizer
+
+    def accumulating(self, last: bool) -> ContextManager:
+        """Nothing: the engine counts micro-batches and reduces gradients at the last one."""
+        return contextlib.nullcontext()
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """The engine scales the loss for accumulation; its ``step`` must follow every backward
+        (it counts the micro-batch, and at the last one clips and updates the weights)."""
+        self.engine.backward(loss)
+        self.engine.step()
+
+    def step(self) -> Optional[float]:
+        """The update happened in the last micro-batch's ``backward``: its gradient norm."""
+        return self.engine.get_global_grad_norm()
+
+    def full_state(self) -> tuple[dict, dict, None]:
+        """Whole weights and optimizer state gathered from the partitions (no loss scaler)."""
+        return (full_weights(self.model),
+                full_optimizer_state(self.engine, self.model, self.group_names), None)
+
+    def full_weights(self) -> dict[str, torch.Tensor]:
+        """The whole weights, gathered from the partitions."""
+        return full_weights(self.model)
 
 
 def zero_section(cfg: TrainConfig) -> dict[str, Any]:
