@@ -10,11 +10,11 @@ process, one after the other on the same core, with the same thresholds (Gopher'
 both) and in the same order (repetition, then quality on the documents repetition kept, as
 FineWeb runs them). datatrove splits words with spaCy's blank English tokenizer (its default for
 English; spaCy's blank pipeline needs no downloaded model), pretrain with its own regular
-expressions (pretrain.words). Each side gets the texts already in memory (datatrove's Document
+expressions (pretrain.clean.words). Each side gets the texts already in memory (datatrove's Document
 objects are built before its clock starts), its word cache is cleared before each pass, and the
 best of ``--repeats`` passes counts (the machine is shared: other processes slow both sides
 alike, so read the ratio, not the absolute numbers). Then the whole clean stage
-(pretrain.clean.clean with the default params: every rule, Parquet in and out) with one worker
+(pretrain.clean.runner.clean with the default params: every rule, Parquet in and out) with one worker
 process and with one per core, to show what the parallel workers gain.
 
 Agreement: every document through each rule family on both sides, with the same thresholds, and
@@ -54,14 +54,20 @@ from typing import Callable
 
 from web_pages import web_pages
 
-from pretrain.clean import apply_rules, clean
-from pretrain.config import CleanConfig, DownloadConfig, GopherQualityConfig, GopherRepetitionConfig
-from pretrain.gopher import GopherQualityFilter, GopherRepetitionFilter
-from pretrain.io import DocumentWriter, iter_documents as read_table
-from pretrain.records import Skipped
-from pretrain.sources import iter_documents as builtin_documents
-from pretrain.web_rules import C4DocumentFilter, C4LineFilter, FineWebFilter
-from pretrain.words import clear_caches, split_words
+from pretrain.clean.gopher import GopherQualityFilter, GopherRepetitionFilter
+from pretrain.clean.runner import apply_rules, clean
+from pretrain.clean.web import C4DocumentFilter, C4LineFilter, FineWebFilter
+from pretrain.clean.words import clear_caches, split_words
+from pretrain.config.clean import (
+    CleanConfig,
+    GopherQualityConfig,
+    GopherRepetitionConfig,
+)
+from pretrain.config.sources import DownloadConfig
+from pretrain.io import DocumentWriter
+from pretrain.io import iter_documents as read_table
+from pretrain.sources.download import iter_documents as builtin_documents
+from pretrain.sources.records import Skipped
 
 
 def load(path: Path | None, n_web: int, seed: int) -> list[dict]:
@@ -96,7 +102,8 @@ def first_drop(rules, doc) -> tuple[bool, str | None]:
 
 def datatrove_runner(texts: list[str]) -> Callable[[], list]:
     from datatrove.data import Document
-    from datatrove.pipeline.filters import GopherQualityFilter as DQ, GopherRepetitionFilter as DR
+    from datatrove.pipeline.filters import GopherQualityFilter as DQ
+    from datatrove.pipeline.filters import GopherRepetitionFilter as DR
     from datatrove.utils.text import split_into_parts
 
     rules = [DR(), DQ()]
@@ -111,7 +118,7 @@ def datatrove_runner(texts: list[str]) -> Callable[[], list]:
 
 
 def same_words(docs: list[dict]) -> str:
-    """Documents whose words pretrain.words splits exactly as datatrove's spaCy tokenizer does,
+    """Documents whose words pretrain.clean.words splits exactly as datatrove's spaCy tokenizer does,
     per source."""
     from datatrove.utils.text import split_into_words
 
@@ -133,8 +140,9 @@ def our_families() -> dict[str, list]:
 
 def datatrove_families() -> dict[str, tuple[str, object]]:
     """Row name -> (pretrain family, datatrove filter), with pretrain's default thresholds."""
-    from datatrove.pipeline.filters import (C4QualityFilter, FineWebQualityFilter,
-                                            GopherQualityFilter as DQ, GopherRepetitionFilter as DR)
+    from datatrove.pipeline.filters import C4QualityFilter, FineWebQualityFilter
+    from datatrove.pipeline.filters import GopherQualityFilter as DQ
+    from datatrove.pipeline.filters import GopherRepetitionFilter as DR
 
     return {"gopher_quality": ("gopher_quality", DQ()),
             "gopher_repetition": ("gopher_repetition", DR()),
@@ -151,7 +159,9 @@ def punkt_sentences():
     parameters (C4's reference, TFDS c4_utils) instead of spaCy's sentencizer."""
     from datatrove.pipeline.filters import c4_filters
     from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer
-    from punkt.data import english  # NLTK's punkt_tab English parameters as Python literals
+    from punkt.data import (
+        english,  # NLTK's punkt_tab English parameters as Python literals
+    )
 
     params = PunktParameters()
     params.abbrev_types = set(english.ABBREV_TYPES)
@@ -282,7 +292,7 @@ def main() -> None:
     if not args.no_speed:
         speed(docs, megabytes, args.repeats, args.show)
     if not args.no_agreement:
-        print(f"identical word lists (pretrain.words vs spaCy): {same_words(docs)}")
+        print(f"identical word lists (pretrain.clean.words vs spaCy): {same_words(docs)}")
         for name, pairs in agreement(docs).items():
             print_agreement(name, docs, pairs, args.show)
     if not args.no_stage:

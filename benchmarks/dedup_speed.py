@@ -1,13 +1,13 @@
 """Near-duplicate removal: throughput and accuracy of pretrain.dedup against rensa and datasketch.
 
 Every contender runs end to end from the document texts, shingling included, with the same
-shingles (lower-cased word 5-grams, words as pretrain.minhash splits them: ``word_regex()``,
+shingles (lower-cased word 5-grams, words as pretrain.dedup.minhash splits them: ``word_regex()``,
 one character a word in scripts written without spaces), the same
 num_perm / bands / rows, and the same keep-the-first rule: a document is flagged when an earlier
 kept document shares an LSH bucket with it and, when ``verify`` is on, the two signatures
 estimate a Jaccard similarity >= threshold.
 
-- ours: ``pretrain.dedup.dedup`` on a Parquet file, timed whole: reading the Parquet twice,
+- ours: ``pretrain.dedup.runner.dedup`` on a Parquet file, timed whole: reading the Parquet twice,
   exact deduplication, NFC/whitespace normalisation, signatures in worker processes, the
   on-disk bands, clustering and writing the output Parquet. The others start from texts already
   in memory and do no exact deduplication, so the comparison favours them.
@@ -39,13 +39,14 @@ import unicodedata
 from collections import defaultdict
 from pathlib import Path
 
-from pretrain.config import DedupConfig, DownloadConfig
-from pretrain.dedup import dedup
+from pretrain.config.dedup import DedupConfig
+from pretrain.config.sources import DownloadConfig
+from pretrain.dedup.minhash import word_regex
+from pretrain.dedup.runner import dedup
 from pretrain.io import DocumentWriter, iter_documents, worker_count
-from pretrain.minhash import word_regex
-from pretrain.sources import download
+from pretrain.sources.download import download
 
-WORD = word_regex()  # pretrain.minhash's words, as a regular expression
+WORD = word_regex()  # pretrain.dedup.minhash's words, as a regular expression
 TOKEN = re.compile(f"({WORD.pattern})")
 RATES = (0.01, 0.02, 0.03)
 MIN_WORDS = 100
@@ -53,7 +54,7 @@ MIN_WORDS = 100
 
 
 def shingles(text: str, n: int) -> list[str]:
-    """The word n-grams pretrain.minhash hashes, as strings (for rensa and datasketch)."""
+    """The word n-grams pretrain.dedup.minhash hashes, as strings (for rensa and datasketch)."""
     words = WORD.findall(unicodedata.normalize("NFC", text).lower())  # as pretrain.dedup does
     if len(words) < n:
         return [" ".join(words)] if words else []

@@ -1,9 +1,9 @@
 """How often encoding detection garbles text: charset-normalizer's best guess, chardet's guess,
-and pretrain.encoding.decode (which uses a guess only when confident), side by side.
+and pretrain.sources.encoding.decode (which uses a guess only when confident), side by side.
 
 Paragraphs in many languages, each encoded in a legacy encoding of its language, cut to
 prefixes of 20 characters and up (detection is hardest on short texts); prefixes that happen
-to be ASCII (valid UTF-8) are left out. Two sets: SAMPLES, on which pretrain.encoding's
+to be ASCII (valid UTF-8) are left out. Two sets: SAMPLES, on which pretrain.sources.encoding's
 thresholds were chosen, and HELD_OUT, written afterwards to check them. A decode is "right" if it gives back the original text, "garbled"
 if it gives other text, "skipped" if it gives none. Runs in the project's own environment:
 
@@ -17,7 +17,7 @@ import time
 import chardet
 import charset_normalizer
 
-from pretrain.encoding import decode
+from pretrain.sources.encoding import decode
 
 SAMPLES = {
     "fr": ("cp1252", "Le château se trouve au bord de la rivière. Les élèves étudient l'histoire de la région depuis des années, et leurs professeurs sont très fiers de leurs progrès. À la fin de l'été, on organise une fête où chacun apporte un plat préparé à la maison. Ça fait plaisir à tout le monde."),
@@ -81,7 +81,7 @@ def chardet_guess(raw: bytes) -> str | None:
 
 def compare(title: str, samples: dict) -> None:
     methods = {"charset-normalizer best()": charset_normalizer_guess, "chardet.detect()": chardet_guess,
-               "pretrain.encoding.decode": lambda raw: decode(raw).text}
+               "pretrain.sources.encoding.decode": lambda raw: decode(raw).text}
     data = cases(samples)
     encodings = {encoding for encoding, _ in samples.values()}
     print(f"{title}: {len(data)} non-ASCII texts from {len(samples)} paragraphs in {len(encodings)} encodings")

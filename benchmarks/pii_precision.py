@@ -1,4 +1,4 @@
-"""Precision of the PII placeholders (pretrain.pii) on the built-in corpus, re-countable.
+"""Precision of the PII placeholders (pretrain.clean.pii) on the built-in corpus, re-countable.
 
 Every e-mail and IP replacement the default ``pii`` settings make on the documents that
 ``pretrain.sources.download`` writes with the default download params (or on ``--corpus``) is
@@ -7,9 +7,9 @@ decided by reading each of them in context once; those strings are listed below 
 reason, and every other replacement was found to be an address. Precision = replacements that
 are addresses / replacements. A corpus that has changed since needs its new replacements read
 again (``--show`` prints them all); a string not seen at labelling time is printed as such.
-This project's own package description (its README, ``package_docs/pretrain``) is left out: its
-"Personal data" section quotes the rule's test cases, versions and addresses side by side, and
-changes whenever that section is edited.
+This project's own package description (its README, ``package_docs/pretrain``) is left out: it
+changes whenever the README is edited, and when the figures were first measured it held the
+"Personal data" section (now docs/cleaning.md), which quotes the rule's test cases.
 
 Also counted: the dotted quads the version/section rule keeps (with the same labels, so that a
 kept real address would show as a miss), and the e-mail-like strings kept as ssh remotes or at
@@ -26,10 +26,11 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from pretrain.config import DownloadConfig, PiiConfig
+from pretrain.clean.pii import EMAIL, IPV4, IPV6, PiiPlaceholders
+from pretrain.config.clean import PiiConfig
+from pretrain.config.sources import DownloadConfig
 from pretrain.io import iter_documents
-from pretrain.pii import EMAIL, IPV4, IPV6, PiiPlaceholders
-from pretrain.sources import download
+from pretrain.sources.download import download
 
 NOT_ADDRESSES = {
     # replaced by the IP rule, but versions / section numbers / netmasks / names

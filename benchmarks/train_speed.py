@@ -1,7 +1,7 @@
 """Training speed: tokens/s and MFU of pretrain's loop against the HF Trainer and a plain loop.
 
-Same model (pretrain.model.init_model of each preset, with a byte-level BPE tokenizer of 8,192
-tokens trained by pretrain.tokenizer), same packed rows (pretrain.pack, sequence length 256),
+Same model (pretrain.model.build.init_model of each preset, with a byte-level BPE tokenizer of 8,192
+tokens trained by pretrain.tokens.tokenizer), same packed rows (pretrain.tokens.pack, sequence length 256),
 same micro-batch (8), bf16 autocast, AdamW, gradient clipping at 1.0, torch.compile on or off
 for all. Each contender runs ``--warmup`` optimizer steps (compilation included) that are not
 timed, then ``--steps`` timed ones:
@@ -13,7 +13,7 @@ timed, then ``--steps`` timed ones:
   every contender (on 2 shared cores a worker process only competes with the training).
   Timed from the callback at the end of the last warm-up step to the end of the last step.
 - plain-loop: a minimal PyTorch loop: AdamW, autocast, clip, step.
-- pretrain: ``pretrain.train.train`` itself (deterministic CPU kernels, DVCLive logging every
+- pretrain: ``pretrain.train.loop.train`` itself (deterministic CPU kernels, DVCLive logging every
   step, the model saved at the end). Its time is the loop's wall-clock (``train_runtime_s``)
   minus the warm-up steps' own times from its per-step ``train/tokens_per_second`` log.
 
@@ -23,8 +23,8 @@ rounds: another process on a shared machine only ever slows a run down (on 2 sha
 busy neighbour made the same compiled run 1.3k to 6.8k tokens/s), so the fastest window is the
 least disturbed one, as ``timeit`` takes the minimum. Every round's window and the median step
 (tokens per step / median step time, insensitive to a burst inside a window) are printed too.
-MFU = tokens/s x FLOPs per token (pretrain.estimate.flops_per_token) / the measured bf16 matmul
-peak (pretrain.estimate.measured_peak_flops). Only the project's own dependencies are needed:
+MFU = tokens/s x FLOPs per token (pretrain.cost.formulas.flops_per_token) / the measured bf16 matmul
+peak (pretrain.cost.formulas.measured_peak_flops). Only the project's own dependencies are needed:
 
     python benchmarks/train_speed.py                 # debug and small presets, compiled
     python benchmarks/train_speed.py --no-compile --rounds 3
@@ -55,12 +55,13 @@ LEARNING_RATE, WEIGHT_DECAY, BETAS = 2e-3, 0.1, (0.9, 0.95)
 def prepare(root: Path, presets: list[str], documents: int) -> dict[str, dict[str, str]]:
     """A corpus of standard-library files, its tokenizer, packed rows and one initial model
     per preset, all made with the project's own functions."""
-    from pretrain.config import ModelConfig, PackConfig, TokenizerConfig
+    from pretrain.config.model import ModelConfig
+    from pretrain.config.tokens import PackConfig, TokenizerConfig
     from pretrain.io import DocumentWriter, iter_documents
-    from pretrain.model import init_model
-    from pretrain.pack import pack
-    from pretrain.sources import stdlib_files
-    from pretrain.tokenizer import train_bpe
+    from pretrain.model.build import init_model
+    from pretrain.sources.builtin import stdlib_files
+    from pretrain.tokens.pack import pack
+    from pretrain.tokens.tokenizer import train_bpe
 
     corpus = root / "documents.parquet"
     with DocumentWriter(corpus) as writer:
@@ -84,7 +85,12 @@ def prepare(root: Path, presets: list[str], documents: int) -> dict[str, dict[st
 
 def run_hf_trainer(model_dir: str, data_dir: str, warmup: int, steps: int, compile: bool,
                    work: Path) -> tuple[float, list[float]]:
-    from transformers import AutoModelForCausalLM, Trainer, TrainerCallback, TrainingArguments
+    from transformers import (
+        AutoModelForCausalLM,
+        Trainer,
+        TrainerCallback,
+        TrainingArguments,
+    )
     from transformers.trainer_callback import PrinterCallback
 
     from pretrain.runtime import load_rows
@@ -153,8 +159,8 @@ def run_plain_loop(model_dir: str, data_dir: str, warmup: int, steps: int, compi
 
 def run_pretrain(model_dir: str, data_dir: str, warmup: int, steps: int, compile: bool,
                    work: Path) -> tuple[float, list[float]]:
-    from pretrain.config import TrainConfig
-    from pretrain.train import train
+    from pretrain.config.train import TrainConfig
+    from pretrain.train.loop import train
 
     cfg = TrainConfig(max_steps=warmup + steps, warmup_steps=warmup, learning_rate=LEARNING_RATE,
                       weight_decay=WEIGHT_DECAY, beta1=BETAS[0], beta2=BETAS[1],
@@ -242,7 +248,7 @@ def main() -> None:
 def run_all(args: argparse.Namespace) -> None:
     from transformers import AutoConfig
 
-    from pretrain.estimate import flops_per_token, measured_peak_flops
+    from pretrain.train.flops import flops_per_token, measured_peak_flops
 
     steps = dict(zip(args.presets, args.steps * len(args.presets) if len(args.steps) == 1 else args.steps))
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,6 +1,6 @@
 """clean: apply the configured rules and report documents dropped by reason."""
 
-from pretrain.clean import clean
+from pretrain.clean.runner import clean
 from pretrain.io import write_json
 from pretrain.stage import run_stage
 

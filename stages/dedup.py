@@ -2,9 +2,9 @@
 
 import sys
 
-from pretrain.dedup import dedup, lsh_summary
+from pretrain.dedup.minhash import swapped_warning
+from pretrain.dedup.runner import dedup, lsh_summary
 from pretrain.io import write_json
-from pretrain.minhash import swapped_warning
 from pretrain.stage import run_stage
 
 

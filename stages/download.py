@@ -1,7 +1,7 @@
 """download: documents from the configured source (or mix of sources) into a Parquet table."""
 
 from pretrain.io import write_json
-from pretrain.sources import download
+from pretrain.sources.download import download
 from pretrain.stage import run_stage
 
 

@@ -1,6 +1,6 @@
 """evaluate: held-out perplexity of the initial and trained models, lm-eval tasks, generations."""
 
-from pretrain.evaluate import evaluate
+from pretrain.evaluate.runner import evaluate
 from pretrain.io import write_json, write_text
 from pretrain.stage import run_stage
 

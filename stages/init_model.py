@@ -2,9 +2,9 @@
 model.base (and downscale or upscale it)."""
 
 from pretrain.io import write_json
-from pretrain.model import init_model
+from pretrain.model.build import init_model
 from pretrain.stage import run_stage
-from pretrain.tokenizer import load_tokenizer
+from pretrain.tokens.tokenizer import load_tokenizer
 
 
 def main(args, params):

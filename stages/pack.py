@@ -1,9 +1,9 @@
 """pack: tokenize documents and pack them into fixed-length rows, with a held-out split."""
 
 from pretrain.io import write_json
-from pretrain.pack import pack
 from pretrain.stage import run_stage
-from pretrain.tokenizer import load_tokenizer
+from pretrain.tokens.pack import pack
+from pretrain.tokens.tokenizer import load_tokenizer
 
 
 def main(args, params):

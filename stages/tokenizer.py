@@ -2,7 +2,7 @@
 
 from pretrain.io import write_json
 from pretrain.stage import run_stage
-from pretrain.tokenizer import build_tokenizer
+from pretrain.tokens.tokenizer import build_tokenizer
 
 
 def main(args, params):

@@ -3,7 +3,7 @@ the checkpoints it writes (run under train.launcher: python, or accelerate launc
 
 from pretrain.io import write_json
 from pretrain.stage import run_stage
-from pretrain.train import leave, train
+from pretrain.train.loop import leave, train
 
 
 def main(args, params):

@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from pretrain.config import ModelConfig, PackConfig, TokenizerConfig
+from pretrain.config.model import ModelConfig
+from pretrain.config.tokens import PackConfig, TokenizerConfig
 from pretrain.io import DocumentWriter
-from pretrain.sources import stdlib_files
+from pretrain.sources.builtin import stdlib_files
 
 # Tests never reach the Hugging Face hub: an unknown name fails at once instead of retrying.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -35,14 +36,14 @@ def corpus_path(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_tokenizer(corpus_path):
     from pretrain.io import iter_documents
-    from pretrain.tokenizer import train_bpe
+    from pretrain.tokens.tokenizer import train_bpe
 
     return train_bpe(TokenizerConfig(vocab_size=512), (d["text"] for d in iter_documents(corpus_path)))
 
 
 @pytest.fixture(scope="session")
 def packed_dir(tmp_path_factory, corpus_path, tiny_tokenizer) -> Path:
-    from pretrain.pack import pack
+    from pretrain.tokens.pack import pack
 
     out = tmp_path_factory.mktemp("packed") / "packed"
     pack(PackConfig(seq_len=32, val_fraction=0.2), tiny_tokenizer, corpus_path, out)
@@ -51,7 +52,7 @@ def packed_dir(tmp_path_factory, corpus_path, tiny_tokenizer) -> Path:
 
 @pytest.fixture(scope="session")
 def init_dir(tmp_path_factory, tiny_tokenizer) -> Path:
-    from pretrain.model import init_model
+    from pretrain.model.build import init_model
 
     out = tmp_path_factory.mktemp("models") / "init"
     init_model(ModelConfig(preset="debug"), tiny_tokenizer, out)
@@ -80,7 +81,14 @@ def sentencepiece_style(texts: list[str], legacy: bool):
     ``prepend_scheme="first"`` (Mistral, newer conversions)."""
     import json
 
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from tokenizers import (
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        trainers,
+    )
     from transformers import PreTrainedTokenizerFast
 
     specials = ["<unk>", "<s>", "</s>"]

@@ -12,12 +12,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pretrain.config import DownloadConfig, load_all
+from pretrain.config import load_all
+from pretrain.config.sources import DownloadConfig
 from pretrain.errors import ConfigError, DataError
 from pretrain.io import iter_documents
-from pretrain.pack import is_validation
-from pretrain.sources import download
+from pretrain.sources.download import download
 from pretrain.stage import check_registries
+from pretrain.tokens.pack import is_validation
 
 ROOT = Path(__file__).resolve().parents[1]
 

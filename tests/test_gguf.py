@@ -9,12 +9,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, Phi3Config
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    LlamaConfig,
+    LlamaForCausalLM,
+    Phi3Config,
+)
 
-from pretrain.config import ModelConfig, TokenizerConfig
+from pretrain.bases import load_base, split_gguf
+from pretrain.config.model import ModelConfig
+from pretrain.config.tokens import TokenizerConfig
 from pretrain.errors import ConfigError
-from pretrain.model import init_model, load_base
-from pretrain.tokenizer import build_tokenizer, load_tokenizer, split_gguf
+from pretrain.model.build import init_model
+from pretrain.tokens.tokenizer import build_tokenizer, load_tokenizer
 
 SAMPLE = "def find_max(numbers):\n    return max(numbers)  # <s> café\n"
 
@@ -150,7 +158,7 @@ def test_missing_gguf_file_is_a_config_error(tmp_path):
 def test_missing_gguf_package_says_how_to_install_it(tmp_path, monkeypatch):
     path = tmp_path / "m.gguf"
     path.write_bytes(b"")
-    monkeypatch.setattr("pretrain.tokenizer.is_gguf_available", lambda: False)
+    monkeypatch.setattr("pretrain.bases.is_gguf_available", lambda: False)
     for load in (load_base, load_tokenizer):
         with pytest.raises(ConfigError, match=r'pip install "\.\[gguf\]"'):
             load(str(path))

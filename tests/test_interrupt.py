@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from test_pipeline import debug_clone, run
 
 pytestmark = pytest.mark.slow

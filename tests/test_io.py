@@ -6,7 +6,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from pretrain.errors import DataError
-from pretrain.io import DocumentWriter, atomic_path, count_rows, iter_documents, write_json
+from pretrain.io import (
+    DocumentWriter,
+    atomic_path,
+    count_rows,
+    iter_documents,
+    write_json,
+)
 
 DOCS = [
     {"id": f"doc-{i}", "text": f"text {i}: naïve café — 日本語 🐍\n\nsecond paragraph",

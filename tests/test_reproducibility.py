@@ -13,9 +13,9 @@ import yaml
 from test_pipeline import debug_clone, run
 from transformers import AutoModelForCausalLM
 
-from pretrain.config import TrainConfig
+from pretrain.config.train import TrainConfig
 from pretrain.runtime import cpu_has_bf16
-from pretrain.train import train
+from pretrain.train.loop import train
 
 pytestmark = pytest.mark.slow
 

@@ -15,11 +15,11 @@ import torch
 import yaml
 from transformers import AutoModelForCausalLM
 
-from pretrain import checkpoint
-from pretrain.config import TrainConfig
-from pretrain.evaluate import load_model
-from pretrain.optim import build_optimizer
-from pretrain.train import train
+from pretrain.config.train import TrainConfig
+from pretrain.evaluate.runner import load_model
+from pretrain.train import checkpoint
+from pretrain.train.loop import train
+from pretrain.train.optim import build_optimizer
 
 ROOT = Path(__file__).resolve().parents[1]
 CODE = sorted([*(ROOT / "src").rglob("*.py"), *(ROOT / "stages").rglob("*.py")])

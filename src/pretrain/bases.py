@@ -1,4 +1,6 @@
-"""What is wrong with a pretrained base (a GGUF file or a Hugging Face model folder), in words.
+"""Pretrained bases that params name (``model.base``, ``tokenizer.path``): a Hugging Face model
+folder, a GGUF file or a hub id, loaded (``load_base``, ``split_gguf``) with what is wrong with
+it said in words. Shared by the tokenizer, init-model and evaluate stages and the estimate.
 
 transformers reports a damaged base by the low-level error it hit ("cannot reshape array of size
 251 into shape (64,32)", "unpack_from requires a buffer of at least 172 bytes", "header too
@@ -17,12 +19,16 @@ import json
 import re
 from pathlib import Path
 
+import torch
 import transformers
 from safetensors import safe_open
+from transformers import AutoModelForCausalLM
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+from transformers.utils import is_gguf_available
 
 from pretrain.config import is_local_path
+from pretrain.errors import ConfigError
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
                 "pytorch_model.bin.index.json")
@@ -133,7 +139,9 @@ def load_failure(exc: BaseException, gguf_path: Path | None = None) -> str:
                 f"not be fetched ({first_line(exc)})")
     found = re.search(r"GGUF model with architecture (\S+) is not supported", str(exc))
     if found:
-        from transformers.modeling_gguf_pytorch_utils import GGUF_SUPPORTED_ARCHITECTURES
+        from transformers.modeling_gguf_pytorch_utils import (
+            GGUF_SUPPORTED_ARCHITECTURES,
+        )
 
         known = sorted(set(GGUF_SUPPORTED_ARCHITECTURES) - {"general", "tokenizer"})  # key groups
         return (f"its architecture {found.group(1)!r} is not supported by the installed transformers "
@@ -158,3 +166,57 @@ def from_hub(exc: BaseException) -> bool:
 def first_line(exc: BaseException) -> str:
     """The first non-empty line of an exception's message (stage errors are one line)."""
     return next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+
+
+def split_gguf(path: str | Path, key: str = "model.base") -> tuple[str, str | None]:
+    """``(folder, file name)`` of a local ``.gguf`` file, or ``(path, None)`` for anything else.
+
+    transformers reads GGUF through the optional ``gguf`` package and wants the folder and the
+    file apart: ``from_pretrained(folder, gguf_file=name)``. ConfigError, naming ``key`` (the
+    params key that gave the path), when the file is missing, empty or not a GGUF file
+    (pretrain.bases.gguf_header_problem), or when the gguf package is not installed.
+    """
+    path = str(path)
+    if not path.endswith(".gguf"):
+        return path, None
+    where = f"params.yaml: {key}: {path}"
+    if not Path(path).is_file():
+        raise ConfigError(f"{where}: no such GGUF file")
+    if not is_gguf_available():
+        raise ConfigError(f'{where}: reading a GGUF file needs the gguf package: pip install ".[gguf]"')
+    problem = gguf_header_problem(Path(path))
+    if problem:
+        raise ConfigError(f"{where}: {problem}")
+    return str(Path(path).parent), Path(path).name
+
+
+def load_base(base: str, key: str = "model.base") -> torch.nn.Module:
+    """A pretrained causal LM in fp32 from a local folder or GGUF file (or a hub id when online).
+
+    Any architecture ``AutoModelForCausalLM`` loads is accepted. ConfigError, one line naming
+    ``key`` and saying what is wrong with the base (pretrain.bases): missing, not a GGUF file,
+    empty, truncated or damaged, an architecture the installed transformers does not support,
+    not a causal LM, or a checkpoint that lacks some of the model's weights (transformers would
+    start those from random values and only log it).
+    """
+    folder, gguf_file = split_gguf(base, key)
+    where = f"params.yaml: {key}: cannot load a causal LM from {base!r}"
+    problem = None if gguf_file else folder_problem(folder)
+    if problem:
+        raise ConfigError(f"{where}: {problem}")
+    try:
+        model, info = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype=torch.float32,
+                                                           output_loading_info=True)
+    except Exception as exc:  # transformers, safetensors and gguf raise many types for bad files
+        raise ConfigError(f"{where}: {load_failure(exc, gguf_file and Path(folder) / gguf_file)}") from None
+    missing = sorted(info.get("missing_keys") or ())
+    if missing:
+        raise ConfigError(f"{where}: the checkpoint lacks {len(missing)} of the weights of a "
+                          f"{model.config.model_type!r} causal LM (e.g. {missing[0]!r}): it is damaged, "
+                          "or not saved from a causal LM of this architecture")
+    quantizer = getattr(model, "hf_quantizer", None)
+    if gguf_file and quantizer is not None:
+        # transformers 5.x reads GGUF through GgufHfQuantizer, whose model refuses save_pretrained
+        # ("quantized with gguf and is not serializable") even with every weight unpacked to fp32.
+        quantizer.remove_quantization_config(model)
+    return model

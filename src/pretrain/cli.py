@@ -12,9 +12,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 from pretrain.config import load_all
-from pretrain.cost import estimate
+from pretrain.cost.estimate import estimate
+from pretrain.cost.formulas import (
+    ASSUMED_GPU_MFU,
+    CHINCHILLA_TOKENS_PER_PARAMETER,
+    GPUS,
+    gpu,
+)
 from pretrain.errors import PretrainError
-from pretrain.estimate import ASSUMED_GPU_MFU, CHINCHILLA_TOKENS_PER_PARAMETER, GPUS, gpu
 
 
 def add_estimate(parser: argparse.ArgumentParser) -> None:

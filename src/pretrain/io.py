@@ -31,7 +31,7 @@ DOCUMENT_SCHEMA = pa.schema(
     ]
 )
 """Columns of every document table (raw, clean, dedup). ``metadata`` is a JSON object as text:
-the fields a record brought besides its text and id, ``{}`` for none (pretrain.records says why
+the fields a record brought besides its text and id, ``{}`` for none (pretrain.sources.records says why
 text and not a struct column)."""
 
 

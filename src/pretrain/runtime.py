@@ -14,7 +14,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from pretrain.errors import DataError
+from pretrain.errors import ConfigError, DataError
 from pretrain.io import iter_batches
 
 
@@ -119,7 +119,7 @@ def validation_loss(model: torch.nn.Module, rows: np.ndarray, batch_size: int,
                     text_bytes: Callable[[np.ndarray], int] | None = None) -> dict[str, float]:
     """Mean next-token cross-entropy (nats) over packed (rows, seq_len) int64 rows, its
     exponential (perplexity) and, given ``text_bytes`` (rows -> UTF-8 bytes of text their
-    targets stand for: ``pretrain.heldout.TextBytes``), bits per byte (comparable across
+    targets stand for: ``pretrain.evaluate.bits_per_byte.TextBytes``), bits per byte (comparable across
     tokenizers)."""
     n = len(rows) if max_batches is None else min(len(rows), max_batches * batch_size)
     total, count, nbytes = 0.0, 0, 0
@@ -159,3 +159,11 @@ def memory_bytes(device: torch.device) -> int:
         return torch.cuda.max_memory_allocated(device)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024  # macOS reports bytes, Linux KiB
+
+
+def check_split(micro_batch_size: int, world: int) -> None:
+    """Each of ``world`` processes takes an equal share of every micro-batch of
+    ``micro_batch_size`` rows (``train.micro_batch_size``); ConfigError otherwise."""
+    if micro_batch_size % world:
+        raise ConfigError(f"train.micro_batch_size: {micro_batch_size} rows cannot be split "
+                          f"evenly among {world} processes")

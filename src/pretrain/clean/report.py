@@ -1,0 +1,87 @@
+"""The clean stage's accounting: counts in and out, drops by reason, changes by modifier, samples
+of dropped documents and one score per document, all gathered in input order."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from pretrain.clean.registry import FILTERS
+
+SAMPLE_CHARS = 2000
+KIND_KEYS = {"prose": "clean.filters", "code": "clean.code_filters"}
+
+
+class Tally:
+    """Accumulates outcomes (pretrain.clean.runner.Outcome) into the report."""
+
+    def __init__(self, samples_per_reason: int):
+        self.samples_per_reason = samples_per_reason
+        self.totals: Counter = Counter()
+        self.dropped: Counter = Counter()
+        self.dropped_by_kind: dict[str, Counter] = {}
+        self.modified: Counter = Counter()
+        self.by_kind: dict[str, Counter] = {}
+        self.by_source: dict[str, Counter] = {}
+        self.samples: dict[str, list] = {}
+        self.scores: list[dict] = []
+
+    @property
+    def documents_in(self) -> int:
+        return self.totals["documents_in"]
+
+    @property
+    def documents_out(self) -> int:
+        return self.totals["documents_out"]
+
+    def add(self, outcome) -> None:
+        doc, kept = outcome.doc, outcome.reason is None
+        self.totals.update(documents_in=1, chars_in=outcome.chars_in, words_in=outcome.words_in)
+        self.modified.update(outcome.modified)
+        for counts in (self.by_kind.setdefault(outcome.kind, Counter()),
+                       self.by_source.setdefault(doc["source"], Counter())):
+            counts.update(**{"in": 1, "out": int(kept)})
+        if kept:
+            self.totals.update(documents_out=1, chars_out=len(doc["text"]),
+                               words_out=len(doc["text"].split()))
+        else:
+            self.dropped[outcome.reason] += 1
+            self.dropped_by_kind.setdefault(outcome.kind, Counter())[outcome.reason] += 1
+            bucket = self.samples.setdefault(outcome.reason, [])
+            if len(bucket) < self.samples_per_reason:
+                bucket.append({"id": doc["id"], "reason": outcome.reason, "kind": outcome.kind,
+                               "text": doc["text"][:SAMPLE_CHARS]})
+        self.scores.append({"id": doc["id"], "kind": outcome.kind, "language": outcome.language,
+                            "language_score": outcome.score, "kept": kept})
+
+    def report(self) -> dict[str, Any]:
+        """The report of metrics/clean.json."""
+        keys = ("documents_in", "documents_out", "chars_in", "chars_out", "words_in", "words_out")
+        return {
+            **{key: self.totals[key] for key in keys},
+            "dropped": dict(sorted(self.dropped.items())),
+            "modified": dict(sorted(self.modified.items())),
+            "by_kind": {kind: {**counts, "dropped": dict(sorted(self.dropped_by_kind.get(kind, {}).items()))}
+                        for kind, counts in sorted(self.by_kind.items())},
+            "by_source": {s: dict(c) for s, c in sorted(self.by_source.items())},
+        }
+
+    def write_samples(self, path: Path) -> None:
+        """The kept samples of dropped documents, by reason then input order, as JSON lines."""
+        with open(path, "w", encoding="utf-8") as handle:
+            for reason in sorted(self.samples):
+                for sample in self.samples[reason]:
+                    handle.write(json.dumps(sample, ensure_ascii=False) + "\n")
+
+    def all_dropped_message(self) -> str:
+        """The error when the rules leave no document: which rules removed them, and why."""
+        reasons = self.dropped.most_common()
+        names = list(dict.fromkeys(reason.split(".")[0] for reason, _ in reasons))
+        sections = list(dict.fromkeys(f"clean.{FILTERS[name].section or name}" for name in names))
+        lists = " / ".join(KIND_KEYS[kind] for kind in sorted(self.dropped_by_kind, reverse=True))
+        return (f"clean: the filters dropped all {sum(self.dropped.values())} documents "
+                f"({', '.join(f'{reason}: {n}' for reason, n in reasons)}); loosen "
+                f"{', '.join(sections)} in params.yaml or take "
+                f"{'it' if len(names) == 1 else 'them'} out of {lists}")

@@ -1,0 +1,146 @@
+"""The `download` section of params.yaml: where documents come from."""
+
+from __future__ import annotations
+
+import codecs
+import dataclasses
+from typing import Optional
+
+from pretrain.config import http_url, one_of, positive
+
+SOURCE_KINDS = ("builtin", "files", "hf", "urls")
+BUILTIN_PARTS = ("stdlib", "pydoc_topics", "docstrings", "package_docs")
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceConfig:
+    """One source of documents: the download section itself, or an entry of download.sources."""
+
+    _may_mix = False  # a class constant, not a field: only the section itself may be a mix
+    source: str = "builtin"
+    """Where documents come from: builtin (Python's own sources and docs), files, hf or urls."""
+    path: Optional[str] = None
+    """files: a file, folder or glob; hf: a dataset id or a local dataset folder."""
+    urls: list[str] = dataclasses.field(default_factory=list)
+    """urls: the http(s) addresses to fetch, one document each."""
+    text_field: str = "text"
+    """Name of the text column/field in JSONL, JSON, Parquet, CSV or Hugging Face records."""
+    id_field: Optional[str] = "id"
+    """Field/column of those records whose value becomes the document id when a record has one
+    (else its file:line). None: always file:line."""
+    metadata_fields: Optional[list[str]] = None
+    """Fields/columns of those records kept as the document's metadata. None: every scalar one
+    (text, number, boolean, date/time, null; not bytes, lists, structs or maps); []: none."""
+    encoding: Optional[str] = None
+    """Encoding of text, HTML and CSV files and URL bodies that are not UTF-8 (None: detected)."""
+    hf_config: Optional[str] = None
+    """hf: dataset configuration name."""
+    hf_split: str = "train"
+    """hf: split to read."""
+    builtin_parts: list[str] = dataclasses.field(default_factory=lambda: list(BUILTIN_PARTS))
+    """builtin: which parts of the installed Python to collect (see pretrain.sources)."""
+    include_tests: bool = False
+    """builtin: include the standard library's own test suites (19 MB of mostly test code)."""
+
+    def __post_init__(self) -> None:
+        one_of("source", self.source, SOURCE_KINDS + (("mix",) if self._may_mix else ()))
+        if self.id_field is not None and not self.id_field.strip():
+            raise ValueError("id_field: expected a field name, or null for file:line ids")
+        if self.id_field == self.text_field:
+            raise ValueError(f"id_field: {self.id_field!r} is also the text_field")
+        for i, name in enumerate(self.metadata_fields or []):
+            if not isinstance(name, str) or not name.strip():
+                raise ValueError(f"metadata_fields[{i}]: expected a field name, got {name!r}")
+            if name in (self.text_field, self.id_field):
+                raise ValueError(f"metadata_fields[{i}]: {name!r} is already the document's "
+                                 f"{'text' if name == self.text_field else 'id'}")
+            if name in self.metadata_fields[:i]:
+                raise ValueError(f"metadata_fields[{i}]: {name!r} is listed twice")
+        if self.source in ("files", "hf") and not self.path:
+            raise ValueError(f"path: required when source is {self.source!r}")
+        if self.source == "urls" and not self.urls:
+            raise ValueError("urls: required when source is 'urls' (a list of http(s) addresses)")
+        seen: set[str] = set()
+        for i, url in enumerate(self.urls):
+            http_url(f"urls[{i}]", url)
+            if url in seen:
+                raise ValueError(f"urls[{i}]: {url!r} is listed twice")
+            seen.add(url)
+        if self.encoding is not None:
+            try:
+                codecs.lookup(self.encoding)
+            except LookupError:
+                raise ValueError(f"encoding: unknown encoding {self.encoding!r}") from None
+        for part in self.builtin_parts:
+            one_of("builtin_parts", part, BUILTIN_PARTS)
+
+
+@dataclasses.dataclass(frozen=True)
+class MixSourceConfig(SourceConfig):
+    """An entry of download.sources: a source with a name and a weight."""
+
+    name: str = ""
+    """Names the source: its documents' ``source`` field and its line in the report."""
+    weight: float = 1.0
+    """Share of the output documents, relative to the other weights (normalised by their sum)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.name:
+            raise ValueError("name: required (it labels the source's documents)")
+        if "/" in self.name:  # ids become name/id: a "/" in a name could make two sources' ids meet
+            raise ValueError(f"name: {self.name!r} contains '/' (it prefixes the source's ids)")
+        positive("weight", self.weight)
+
+
+@dataclasses.dataclass(frozen=True)
+class FetchConfig:
+    timeout_s: float = 30.0
+    """Seconds to wait for a connection and for each read of a response."""
+    retries: int = 3
+    """Retries after a timeout, a dropped connection or HTTP 408 / 429 / 5xx (not after a 404)."""
+    backoff_s: float = 1.0
+    """Wait before the first retry, doubled after each (or the server's Retry-After)."""
+    max_bytes: int = 10_000_000
+    """Skip a response larger than this (it is not read past the cap)."""
+    workers: int = 4
+    """URLs fetched at the same time."""
+
+    def __post_init__(self) -> None:
+        positive("timeout_s", self.timeout_s)
+        positive("retries", self.retries, zero=True)
+        positive("backoff_s", self.backoff_s, zero=True)
+        positive("max_bytes", self.max_bytes)
+        positive("workers", self.workers)
+
+
+@dataclasses.dataclass(frozen=True)
+class DownloadConfig(SourceConfig):
+    max_documents: Optional[int] = None
+    """Stop after this many documents (None: all); with source mix, the total the weights share."""
+    sources: list[MixSourceConfig] = dataclasses.field(default_factory=list)
+    """source mix: several sources, each with a name and a weight (see README)."""
+    seed: int = 0
+    """source mix: seed of the order in which the sources' documents are interleaved."""
+    fetch: FetchConfig = dataclasses.field(default_factory=FetchConfig)
+    """How URLs are fetched (source urls, or a urls entry of sources)."""
+
+    _may_mix = True
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        positive("max_documents", self.max_documents, allow_none=True)
+        if self.source != "mix":
+            if self.sources:
+                raise ValueError(f"sources: used only when source is 'mix' (source is {self.source!r})")
+            return
+        if not self.sources:
+            raise ValueError("sources: required when source is 'mix' (a list of named, weighted sources)")
+        if self.max_documents is None:
+            raise ValueError("max_documents: required when source is 'mix' (the weights share it)")
+        for f in dataclasses.fields(SourceConfig):  # a single-source key would silently be unused
+            if f.name != "source" and getattr(self, f.name) != getattr(SourceConfig(), f.name):
+                raise ValueError(f"{f.name}: not used when source is 'mix' (set it in each of sources)")
+        names = [s.name for s in self.sources]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise ValueError(f"sources[{i}].name: {name!r} is used twice")

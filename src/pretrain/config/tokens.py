@@ -1,0 +1,49 @@
+"""The ``tokenizer`` and ``pack`` sections of params.yaml."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+from pretrain.config import positive
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenizerConfig:
+    path: Optional[str] = None
+    """Use this existing tokenizer (local folder, GGUF file or hub id) instead of training one."""
+    vocab_size: int = 8192
+    """Vocabulary size of the trained byte-level BPE tokenizer, special tokens included."""
+    min_frequency: int = 2
+    """A pair must occur this often to be merged."""
+    bos_token: str = "<s>"
+    """Beginning-of-document token."""
+    eos_token: str = "</s>"
+    """End-of-document token."""
+    pad_token: str = "<pad>"
+    """Padding token (used only for batched evaluation and generation)."""
+
+    def __post_init__(self) -> None:
+        if self.vocab_size < 300:
+            raise ValueError("vocab_size: must be at least 300 (256 bytes + special tokens + merges)")
+        positive("min_frequency", self.min_frequency)
+        if len({self.bos_token, self.eos_token, self.pad_token}) != 3:
+            raise ValueError("bos_token, eos_token and pad_token must differ")
+
+
+@dataclasses.dataclass(frozen=True)
+class PackConfig:
+    seq_len: int = 256
+    """Tokens per packed row (the course uses 32)."""
+    val_fraction: float = 0.05
+    """Fraction of documents held out for validation (chosen by a hash of the document id)."""
+    split_salt: str = "pretrain"
+    """Salt of the document hash, to draw a different validation set."""
+    batch_documents: int = 512
+    """Documents tokenized per batch (bounds memory)."""
+
+    def __post_init__(self) -> None:
+        positive("seq_len", self.seq_len)
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction: expected a value in (0, 1), got {self.val_fraction}")
+        positive("batch_documents", self.batch_documents)

@@ -1,0 +1,107 @@
+"""Evaluation: held-out loss, perplexity and bits per byte of every model (the base of a
+downscale or upscale, the init and the trained model), lm-eval harness tasks
+(pretrain.evaluate.harness), 13-gram contamination of the local evaluation sets
+(pretrain.evaluate.contamination), and greedy generations for fixed prompts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from pretrain.bases import load_base
+from pretrain.config.evaluate import EvaluateConfig
+from pretrain.evaluate.bits_per_byte import TextBytes
+from pretrain.evaluate.contamination import NGRAM, contamination
+from pretrain.evaluate.general_text import read_texts, text_rows
+from pretrain.evaluate.harness import resolve_tasks, run_lm_eval
+from pretrain.runtime import autocast_dtype, load_rows, pick_device, validation_loss
+from pretrain.tokens.tokenizer import encode_texts, load_tokenizer, match_training
+
+
+def load_model(path: Path, device: torch.device):
+    """A saved causal LM (safetensors weights only, never a pickle) in eval mode, and its tokenizer."""
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32, use_safetensors=True)
+    model = model.to(device).eval()
+    return model, AutoTokenizer.from_pretrained(str(path))
+
+
+@torch.no_grad()
+def generate(model, tokenizer, prompts: list[str], max_new_tokens: int) -> list[str]:
+    """Greedy continuations (the course's settings: repetition penalty 1.1)."""
+    outputs = []
+    for prompt in prompts:
+        head = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+        ids = torch.tensor([head + encode_texts(tokenizer, [prompt])[0]])
+        out = model.generate(ids.to(model.device), attention_mask=torch.ones_like(ids).to(model.device),
+                             max_new_tokens=max_new_tokens, do_sample=False, repetition_penalty=1.1,
+                             pad_token_id=tokenizer.pad_token_id)
+        outputs.append(tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True))
+    return outputs
+
+
+def generations_markdown(prompts: list[str], columns: dict[str, list[str]]) -> str:
+    """The generations of several models, prompt by prompt, as Markdown."""
+    lines = ["# Greedy generations", ""]
+    for i, prompt in enumerate(prompts):
+        lines += [f"## Prompt {i + 1}", "", "```", prompt, "```", ""]
+        for name, outputs in columns.items():
+            lines += [f"**{name}**", "", "```", prompt + outputs[i], "```", ""]
+    return "\n".join(lines)
+
+
+def evaluate(cfg: EvaluateConfig, init_dir: Path, trained_dir: Path, data_dir: Path) -> tuple[dict, str]:
+    """All evaluation metrics, and the generations as Markdown.
+
+    Every model is scored the same way under stable keys: ``init`` (the model training started
+    from: the base itself for continued pretraining), ``trained``, and ``base`` when the init
+    was cut or grown from a base (downscale / upscale). ``skipped`` names each part that had
+    nothing to score, and why.
+    """
+    device = pick_device()
+    dtype = autocast_dtype("auto", device)
+    rows = load_rows(data_dir / "val.parquet")
+    general = read_texts(cfg.general_text) if cfg.general_text else None
+    tasks, skipped = resolve_tasks(cfg, data_dir)
+    report: dict[str, Any] = {"val": {}, **({"general": {}} if general else {}), "lm_eval": {}}
+    generations = {}
+    for name, label, load in models_to_score(init_dir, trained_dir):
+        model, tokenizer = load(device)
+        text_bytes = TextBytes(tokenizer)
+        report["val"][name] = validation_loss(model, rows, cfg.batch_size, cfg.max_batches, device,
+                                              dtype, text_bytes)
+        if general:  # the init model is the base in continued pretraining: forgetting shows here
+            report["general"][name] = validation_loss(
+                model, text_rows(general, tokenizer, rows.shape[1]), cfg.batch_size, cfg.max_batches,
+                device, dtype, text_bytes)
+        generations[label] = generate(model, tokenizer, cfg.prompts, cfg.max_new_tokens)
+        report["lm_eval"][name] = run_lm_eval(model, tokenizer, cfg, tasks, max_length=rows.shape[1])
+    report["val"]["perplexity_ratio"] = report["val"]["init"]["perplexity"] / report["val"]["trained"]["perplexity"]
+    report["contamination"] = {}
+    for name, result in contamination(data_dir, tokenizer, general).items():
+        if result["documents"]:
+            report["contamination"][name] = result
+        else:
+            skipped[f"contamination.{name}"] = f"no text of {NGRAM} tokens or more to compare"
+    report["skipped"] = skipped
+    return report, generations_markdown(cfg.prompts, generations)
+
+
+def models_to_score(init_dir: Path, trained_dir: Path) -> list[tuple[str, str, Callable]]:
+    """``(key, generations label, loader)`` of each model to score, in order: the base before
+    surgery (downscale / upscale only), the init model, the trained model."""
+    lineage_file = init_dir / "lineage.json"
+    lineage = json.loads(lineage_file.read_text()) if lineage_file.exists() else {}
+    models = []
+    if lineage.get("base") and lineage.get("init") != "pretrained":
+        base = lineage["base"]
+        models.append(("base", f"base ({base})",
+                       lambda device: (load_base(base).to(device).eval(),
+                                       match_training(load_tokenizer(base, key="model.base")))))
+    models.append(("init", f"init ({lineage.get('init', 'random')})",
+                   lambda device: load_model(init_dir, device)))
+    models.append(("trained", "trained", lambda device: load_model(trained_dir, device)))
+    return models

@@ -1,0 +1,11 @@
+"""The download stage: where documents come from, as one table of (id, text, source,
+provenance, metadata).
+
+- ``download.py``: ``download()``, the sources by kind (builtin, files, urls, hf) and the mix.
+- ``builtin.py``: the offline built-in corpus (standard library, its manual, docstrings, package
+  descriptions).
+- ``files.py``: local JSONL / JSON / Parquet / CSV / text / HTML files.
+- ``urls.py``: http(s) fetching with retries, size caps and a response cache.
+- ``encoding.py``: decoding bytes that are not UTF-8 (two detectors that must agree).
+- ``records.py``: a record -> a document (its id, metadata), and the skip counter.
+"""

@@ -1,0 +1,104 @@
+"""The built-in corpus, offline on every Python installation: the standard library's source
+code, its reference manual's topics (``pydoc_data``), its docstrings, and the descriptions of
+the installed packages. Each part yields documents; ``include_tests`` adds the test suites."""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import sys
+import sysconfig
+from pathlib import Path
+from typing import Iterator
+
+from pretrain.sources.records import Document, Skipped
+
+TEST_DIRS = {"test", "tests", "idle_test"}
+
+
+def stdlib_files(include_tests: bool) -> list[tuple[str, Path]]:
+    """The standard library's ``.py`` files as (relative posix path, path), sorted."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    found = []
+    for path in root.rglob("*.py"):
+        rel = path.relative_to(root)
+        if "site-packages" in rel.parts or "dist-packages" in rel.parts:
+            continue
+        if not include_tests and TEST_DIRS & set(rel.parts[:-1]):
+            continue
+        found.append((rel.as_posix(), path))
+    return sorted(found)
+
+
+def _python_version() -> str:
+    return "python " + ".".join(map(str, sys.version_info[:3]))
+
+
+def stdlib_sources(include_tests: bool, skipped: Skipped) -> Iterator[Document]:
+    """One document per standard-library source file (code)."""
+    for rel, path in stdlib_files(include_tests):
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError:
+            skipped.add("stdlib_not_utf8", f"Lib/{rel}")
+            continue
+        yield {"id": f"stdlib/{rel}", "text": text, "source": "stdlib",
+               "provenance": f"{_python_version()}: Lib/{rel}"}
+
+
+def pydoc_topics(include_tests: bool, skipped: Skipped) -> Iterator[Document]:
+    """One document per topic of the Python reference manual that ships as ``pydoc_data``."""
+    try:
+        from pydoc_data.topics import topics
+    except ImportError:
+        skipped.add("pydoc_topics_missing", "pydoc_data.topics")
+        return
+    for name in sorted(topics):
+        yield {"id": f"pydoc_topics/{name}", "text": topics[name], "source": "pydoc_topics",
+               "provenance": f"{_python_version()}: pydoc_data.topics[{name!r}]"}
+
+
+def module_docstrings(source: str) -> list[str]:
+    """The module, class and function docstrings of a Python source, in source order."""
+    tree = ast.parse(source)
+    nodes = [tree] + [n for n in ast.walk(tree)
+                      if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+    nodes.sort(key=lambda n: getattr(n, "lineno", 0))
+    return [d for n in nodes if (d := ast.get_docstring(n, clean=True))]
+
+
+def stdlib_docstrings(include_tests: bool, skipped: Skipped) -> Iterator[Document]:
+    """One document per standard-library module: its docstrings joined by blank lines."""
+    for rel, path in stdlib_files(include_tests):
+        try:
+            docs = module_docstrings(path.read_bytes().decode("utf-8"))
+        except (UnicodeDecodeError, SyntaxError, ValueError):
+            skipped.add("docstrings_unparsable", f"Lib/{rel}")
+            continue
+        if docs:
+            yield {"id": f"docstrings/{rel}", "text": "\n\n".join(docs), "source": "docstrings",
+                   "provenance": f"{_python_version()}: docstrings of Lib/{rel}"}
+
+
+def package_descriptions(include_tests: bool, skipped: Skipped) -> Iterator[Document]:
+    """One document per installed distribution: its long description (usually its README), but
+    for this project's own: its README changes with every edit of the docs, which would change
+    the corpus, and every hash after it, with no change to what the pipeline does (counted as
+    skipped, ``package_docs_own``)."""
+    seen = set()
+    dists = sorted(importlib.metadata.distributions(),
+                   key=lambda d: (d.metadata["Name"] or "").lower())
+    for dist in dists:
+        name, version = dist.metadata["Name"], dist.version
+        if not name or name.lower() in seen:
+            continue
+        seen.add(name.lower())
+        if name.lower() == "pretrain":
+            skipped.add("package_docs_own", f"{name} {version}")
+            continue
+        text = dist.metadata.get_payload() or dist.metadata.get("Description") or ""
+        if not isinstance(text, str) or not text.strip():
+            skipped.add("package_docs_empty", f"{name} {version}")
+            continue
+        yield {"id": f"package_docs/{name}", "text": text, "source": "package_docs",
+               "provenance": f"{name} {version}: package metadata description"}

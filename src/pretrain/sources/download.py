@@ -1,0 +1,255 @@
+"""Document sources: the built-in corpus (pretrain.sources.builtin), local files, URLs and
+Hugging Face datasets, alone or mixed with weights.
+
+Every source yields dicts with ``id``, ``text``, ``source``, ``provenance`` (where the text
+came from, precisely enough to find it again) and ``metadata`` (a record's other fields, as a
+JSON object: see pretrain.sources.records). Records that cannot be used are skipped and counted in
+``skipped`` by reason, with where the first few were; a file that cannot be read at all raises
+DataError naming it.
+
+Ids are unique in the output, whichever sources they come from: the pack stage assigns a
+document to training or validation by a hash of its id, and every later report names documents
+by it. No document is lost for its id: in a mix each id is prefixed with its entry's name
+(``{name}/{id}``; a name holds no "/"), so two sources that both number their records from 0
+cannot meet, and within one source a document whose id an earlier one already has keeps it
+prefixed with its own provenance (``{provenance}/{id}``, e.g. ``data/a.jsonl:3/7``), counted
+in ``ids`` as ``duplicate_made_unique``. A prefix rather than a suffix, because the end of an id
+is read later: ``.py`` makes a document code and ``#html`` HTML to the clean stage. The ids seen
+are held per source as 16-byte BLAKE2b digests (83 bytes per document with the set's overhead,
+measured with tracemalloc for a million ids; a collision by chance needs ~2^64 documents).
+
+Mixing (``source: mix``): each entry of ``download.sources`` gets a share of
+``max_documents`` equal to its weight over the sum of the weights, rounded to whole documents by
+the largest-remainder method (so the counts are exact and add up to ``max_documents``). Each
+source gives its first documents, in its own order; the output interleaves the sources in an
+order shuffled with ``seed``. A source with fewer documents than its share is an error: the mix
+would not be the one asked for. Weights are shares of documents, not of characters or tokens,
+and not epochs: repeating documents here would only feed the dedup stage duplicates to remove.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable, Iterator, NamedTuple
+
+from tqdm import tqdm
+
+from pretrain.config.sources import DownloadConfig, FetchConfig, SourceConfig
+from pretrain.errors import ConfigError, DataError
+from pretrain.io import DocumentWriter, atomic_path
+from pretrain.sources.builtin import (
+    package_descriptions,
+    pydoc_topics,
+    stdlib_docstrings,
+    stdlib_sources,
+)
+from pretrain.sources.files import read_files
+from pretrain.sources.records import (
+    EMPTY_METADATA,
+    Document,
+    Skipped,
+    metadata_columns,
+    params_key,
+    record_document,
+)
+from pretrain.sources.urls import mark_cache_dir, read_urls
+
+__all__ = ["Skipped", "download", "iter_documents", "mix_counts"]
+
+
+class Context(NamedTuple):
+    """What a source may need beyond its own settings."""
+
+    fetch: FetchConfig
+    url_cache: Path | None
+
+
+def iter_documents(cfg: DownloadConfig, skipped: Skipped,
+                   url_cache: Path | None = None) -> Iterator[Document]:
+    """Yield the documents of the configured source (at most ``cfg.max_documents``), or of the
+    mix of ``cfg.sources``."""
+    ctx = Context(cfg.fetch, url_cache)
+    if cfg.source == "mix":
+        yield from _mix(cfg, ctx, skipped)
+        return
+    docs = unique_ids(SOURCES[cfg.source](cfg, ctx, skipped, None), skipped)
+    for n, doc in enumerate(docs):
+        if cfg.max_documents is not None and n >= cfg.max_documents:
+            return
+        yield doc
+
+
+def unique_ids(docs: Iterator[Document], skipped: Skipped, prefix: str = "") -> Iterator[Document]:
+    """Every document of one source, its id made unique where an earlier one has it (see the
+    module docstring; counted in ``skipped.ids["duplicate_made_unique"]``) and put after
+    ``prefix``."""
+    seen: set[bytes] = set()
+    for doc in docs:
+        doc_id, n = doc["id"], 1
+        while not _first_sight(doc_id, seen):  # a made-up id could, just, be a real one
+            n += 1
+            again = "" if n == 2 else f"#{n - 1}"
+            doc_id = f"{doc['provenance']}{again}/{doc['id']}"
+        if n > 1:
+            skipped.ids["duplicate_made_unique"] += 1
+        if prefix or n > 1:
+            doc = {**doc, "id": prefix + doc_id}
+        yield doc
+
+
+def _first_sight(doc_id: str, seen: set[bytes]) -> bool:
+    """Whether ``doc_id`` is new to ``seen``, which then has it."""
+    key = hashlib.blake2b(doc_id.encode(), digest_size=16).digest()
+    if key in seen:
+        return False
+    seen.add(key)
+    return True
+
+
+# --- mixing ---------------------------------------------------------------------------------------
+
+
+def mix_counts(weights: list[float], total: int) -> list[int]:
+    """Documents per source: ``total`` shared in proportion to ``weights``, rounded by largest
+    remainder (Hamilton's method; ties go to the earlier source)."""
+    shares = [w / sum(weights) * total for w in weights]
+    counts = [math.floor(share) for share in shares]
+    by_remainder = sorted(range(len(shares)), key=lambda i: (counts[i] - shares[i], i))
+    for i in by_remainder[:total - sum(counts)]:
+        counts[i] += 1
+    return counts
+
+
+def _mix(cfg: DownloadConfig, ctx: Context, skipped: Skipped) -> Iterator[Document]:
+    counts = mix_counts([s.weight for s in cfg.sources], cfg.max_documents)
+    for i, (src, count) in enumerate(zip(cfg.sources, counts)):
+        if count == 0:
+            raise ConfigError(f"download.sources[{i}].weight: {src.weight} gives {src.name!r} no "
+                              f"document of max_documents {cfg.max_documents}")
+    streams = [unique_ids(SOURCES[s.source](s, ctx, skipped, s.name), skipped, f"{s.name}/")
+               for s in cfg.sources]
+    order = [i for i, count in enumerate(counts) for _ in range(count)]
+    random.Random(cfg.seed).shuffle(order)
+    taken = [0] * len(streams)
+    for i in order:
+        doc = next(streams[i], None)
+        if doc is None:
+            src = cfg.sources[i]
+            raise DataError(f"download.sources[{i}] ({src.name!r}): has {taken[i]} usable "
+                            f"documents, but its weight asks for {counts[i]} of max_documents "
+                            f"{cfg.max_documents}; lower its weight or max_documents")
+        taken[i] += 1
+        yield doc
+
+
+# --- built-in corpus: real text that every machine with Python installed has ---------------
+
+
+def _builtin(src: SourceConfig, ctx: Context, skipped: Skipped,
+             label: str | None) -> Iterator[Document]:
+    """Each document labelled with its part (stdlib, ...), or with ``label`` in a mix; no
+    metadata of its own (its provenance names the Python version and file)."""
+    for part in src.builtin_parts:
+        for doc in BUILTIN_PARTS[part](src.include_tests, skipped):
+            doc["metadata"] = EMPTY_METADATA
+            yield {**doc, "source": label} if label else doc
+
+
+BUILTIN_PARTS: dict[str, Callable[[bool, Skipped], Iterator[Document]]] = {
+    "stdlib": stdlib_sources,
+    "pydoc_topics": pydoc_topics,
+    "docstrings": stdlib_docstrings,
+    "package_docs": package_descriptions,
+}
+
+
+# --- local files, URLs, Hugging Face datasets ---------------------------------------------------
+
+
+def _files(src: SourceConfig, ctx: Context, skipped: Skipped,
+           label: str | None) -> Iterator[Document]:
+    return read_files(src, skipped, label or "files", params_key(label, "path"))
+
+
+def _urls(src: SourceConfig, ctx: Context, skipped: Skipped,
+          label: str | None) -> Iterator[Document]:
+    return read_urls(src, ctx.fetch, ctx.url_cache, skipped, label or "urls")
+
+
+def _hf(src: SourceConfig, ctx: Context, skipped: Skipped, label: str | None) -> Iterator[Document]:
+    """A saved dataset (``save_to_disk``) is loaded from disk; anything else (a hub id, a folder
+    of data files) is streamed, so that only the documents used are downloaded and read."""
+    import datasets
+
+    path = Path(src.path or "")
+    try:
+        if any((path / f).exists() for f in ("state.json", "dataset_dict.json")):
+            data = datasets.load_from_disk(str(path))
+            if isinstance(data, datasets.DatasetDict):
+                data = data[src.hf_split]
+        else:
+            data = datasets.load_dataset(src.path, src.hf_config, split=src.hf_split,
+                                         streaming=True)
+    except Exception as exc:  # datasets raises many types: offline, missing, bad config
+        raise DataError(f"{params_key(label, 'path')}: cannot load dataset {src.path!r}: "
+                        f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    data, kept = _hf_columns(data, src)
+    for row, record in enumerate(data):
+        yield from record_document(record, src.text_field, src.id_field, kept,
+                                   f"{src.path}:{src.hf_split}:{row}",
+                                   f"{src.path}#{src.hf_split}[{row}]", skipped, label or "hf")
+
+
+def _hf_columns(data: Any, src: SourceConfig) -> tuple[Any, list[str] | None]:
+    """``data`` with only the text, id and metadata columns, and the names of the metadata ones,
+    when its features are known (an image column is then never decoded); else ``data`` and
+    ``src.metadata_fields``, for each record's fields to be chosen as they come."""
+    if data.features is None:  # a stream of JSON files without a dataset card
+        return data, src.metadata_fields
+    kept = metadata_columns(data.features.arrow_schema, src.text_field, src.id_field,
+                            src.metadata_fields)
+    used = [src.text_field, src.id_field, *kept]
+    return data.select_columns([c for c in data.column_names if c in used]), kept
+
+
+Source = Callable[[SourceConfig, Context, Skipped, str | None], Iterator[Document]]
+SOURCES: dict[str, Source] = {"builtin": _builtin, "files": _files, "hf": _hf, "urls": _urls}
+
+
+# --- the stage ---------------------------------------------------------------------------------
+
+
+def download(cfg: DownloadConfig, out_dir: Path, url_cache: Path | None = None) -> dict[str, Any]:
+    """Write the documents to ``out_dir/documents.parquet``; return the report. Fetched URLs are
+    cached in ``url_cache`` (a DVC output, so it is created even when nothing is fetched)."""
+    if url_cache is not None:
+        mark_cache_dir(url_cache)
+    skipped = Skipped()
+    by_source: Counter = Counter()
+    chars = 0
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        with DocumentWriter(tmp / "documents.parquet") as writer:
+            for doc in tqdm(iter_documents(cfg, skipped, url_cache), desc="download", unit="doc"):
+                writer.write(doc)
+                by_source[doc["source"]] += 1
+                chars += len(doc["text"])
+        if writer.count == 0:
+            raise DataError(f"download: the {cfg.source} source yielded no documents"
+                            + (f" (skipped: {dict(skipped)})" if skipped else ""))
+    report = {"documents": writer.count, "chars": chars,
+              "by_source": dict(sorted(by_source.items())),
+              "skipped": dict(sorted(skipped.items())),
+              "skipped_examples": dict(sorted(skipped.examples.items())),
+              "decoded": dict(sorted(skipped.decoded.items())),
+              "fetched": dict(sorted(skipped.fetched.items())),
+              "ids": dict(sorted(skipped.ids.items()))}
+    if cfg.source == "mix":
+        total = sum(s.weight for s in cfg.sources)
+        report["mix"] = {s.name: {"weight": s.weight, "share": s.weight / total,
+                                  "documents": by_source[s.name]} for s in cfg.sources}
+    return report

@@ -1,0 +1,248 @@
+"""Local files: JSON lines, JSON arrays, Parquet, CSV / TSV, plain text and HTML.
+
+A reader per file type, chosen by suffix (``READERS``). Records that cannot be used are skipped
+and counted; a file that cannot be read at all raises DataError naming it.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import json
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pretrain.config.sources import SourceConfig
+from pretrain.errors import DataError
+from pretrain.sources.encoding import Decoded, decode, html_charset
+from pretrain.sources.records import (
+    HTML_SUFFIX,
+    Document,
+    Skipped,
+    display_name,
+    make_document,
+    metadata_columns,
+    record_document,
+)
+
+TEXT_SUFFIXES = {".txt", ".md", ".rst", ".py"}
+HTML_SUFFIXES = {".html", ".htm"}
+SAMPLE_BYTES = 1 << 20  # the part of a CSV file its encoding is told from
+UTF8 = {"utf-8", "utf-8-sig"}
+
+
+def read_files(cfg: SourceConfig, skipped: Skipped, label: str,
+               key: str = "download.path") -> Iterator[Document]:
+    """The documents of every file that ``cfg.path`` (the params ``key``) names, file by file
+    in sorted order."""
+    for path in resolve_files(cfg.path or "", key):
+        reader = READERS.get(path.suffix.lower())
+        try:
+            if reader is None:
+                skipped.add("unsupported_file_type", display_name(path))
+            else:
+                yield from reader(path, cfg, skipped, label)
+        except OSError as exc:  # permission denied, a device error: the file cannot be read at all
+            raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def resolve_files(pattern: str, key: str = "download.path") -> list[Path]:
+    """Files named by a path, a folder (searched recursively) or a glob, sorted."""
+    path = Path(pattern)
+    if path.is_dir():
+        files = [p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in READERS]
+    elif path.is_file():
+        files = [path]
+    else:
+        files = [Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file()]
+    if not files:
+        raise DataError(f"{key}: no input files match {pattern!r}")
+    return sorted(files)
+
+
+# --- JSON lines and JSON arrays: UTF-8 by definition (RFC 8259, section 8.1) -------------------
+
+
+def _jsonl(path: Path, cfg: SourceConfig, skipped: Skipped, label: str) -> Iterator[Document]:
+    name, records = display_name(path), 0
+    for lineno, record, reason in _json_records(path):
+        records += 1
+        where = f"{name}:{lineno}"
+        if reason:
+            skipped.add(reason, where)
+        elif not isinstance(record, dict):
+            skipped.add("json_record_not_an_object", where)
+        else:
+            yield from record_document(record, cfg.text_field, cfg.id_field,
+                                       cfg.metadata_fields, where, where, skipped, label)
+    if not records:
+        skipped.add("empty_file", name)
+
+
+def _json_records(path: Path) -> Iterator[tuple[int, Any, str | None]]:
+    """``(line, record, None)`` per non-blank JSON line, ``(line, None, reason)`` for one that
+    cannot be used; a JSON array file gives its elements, numbered from 1."""
+    with open(path, "rb") as handle:
+        head = handle.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
+        handle.seek(0)
+        if head.startswith(b"["):  # a JSON array of records rather than JSON lines
+            yield from ((n, record, None) for n, record in enumerate(_json_array(path, handle), 1))
+            return
+        for lineno, raw in enumerate(handle, 1):
+            try:
+                line = raw.decode("utf-8-sig")  # utf-8-sig: drops a byte-order mark
+            except UnicodeDecodeError:  # one bad line costs that line, not the file
+                yield lineno, None, "not_utf8"
+                continue
+            if line.strip():
+                yield (lineno, *_parse_json(line))
+
+
+def _parse_json(line: str) -> tuple[Any, str | None]:
+    try:
+        return json.loads(line), None  # CRLF line endings: the \r is whitespace to JSON
+    except json.JSONDecodeError:
+        return None, "malformed_json_line"
+
+
+def _json_array(path: Path, handle) -> list:
+    try:
+        return json.loads(handle.read().decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: not valid JSON ({exc})") from None
+
+
+# --- Parquet -------------------------------------------------------------------------------------
+
+
+def _parquet(path: Path, cfg: SourceConfig, skipped: Skipped, label: str) -> Iterator[Document]:
+    name, field = display_name(path), cfg.text_field
+    if path.stat().st_size == 0:
+        skipped.add("empty_file", name)
+        return
+    try:
+        reader = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises several types for a damaged file
+        raise DataError(f"{path}: cannot read Parquet ({_one_line(exc)})") from None
+    if field not in reader.schema_arrow.names:
+        raise DataError(f"{path}: no column {field!r} (columns: {reader.schema_arrow.names}); "
+                        "set download.text_field")
+    if reader.metadata.num_rows == 0:
+        skipped.add("empty_file", name)
+        return
+    # Only the columns used: converting a wide binary or list column to Python objects, only to
+    # leave it out, made reading ~50x slower on a table with a 16 KiB image and an embedding.
+    names = reader.schema_arrow.names
+    kept = metadata_columns(reader.schema_arrow, field, cfg.id_field, cfg.metadata_fields)
+    columns = [field] + ([cfg.id_field] if cfg.id_field in names else []) + kept
+    row = 0
+    try:
+        for batch in reader.iter_batches(batch_size=1024, columns=columns):
+            for record in batch.to_pylist():
+                yield from record_document(record, field, cfg.id_field, kept, f"{name}:{row}",
+                                           f"{name}#row={row}", skipped, label)
+                row += 1
+    except (pa.ArrowException, OSError) as exc:  # a damaged page behind a readable footer
+        raise DataError(f"{path}: cannot read Parquet ({_one_line(exc)})") from None
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())  # pyarrow's messages span lines
+
+
+# --- CSV / TSV: one document per row, the text in the column named text_field ---------------------
+
+
+def _csv(path: Path, cfg: SourceConfig, skipped: Skipped, label: str) -> Iterator[Document]:
+    name = display_name(path)
+    encoding = _csv_encoding(path, cfg.encoding, skipped, name)
+    if encoding is None:
+        return
+    # Python's csv refuses fields over 131,072 characters by default; a document may be longer.
+    csv.field_size_limit(2**31 - 1)
+    with open(path, encoding=encoding, newline="") as handle:
+        reader = csv.reader(handle, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+        try:
+            header = next(reader, None)
+            if header is None:
+                skipped.add("empty_file", name)
+                return
+            if cfg.text_field not in header:
+                raise DataError(f"{path}: no column {cfg.text_field!r} (columns: {header}); "
+                                "set download.text_field")
+            for row, values in enumerate(filter(None, reader)):  # blank lines give no values
+                # A short row lacks its last fields (a missing text is counted), a long row's
+                # extra values have no name and are left out; of two columns of one name, the
+                # first counts.
+                record: dict = {}
+                for column, value in zip(header, values):
+                    record.setdefault(column, value)
+                yield from record_document(record, cfg.text_field, cfg.id_field,
+                                           cfg.metadata_fields, f"{name}:{row}",
+                                           f"{name}#row={row}", skipped, label)
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise DataError(f"{path}: line {reader.line_num}: cannot read as {encoding} CSV "
+                            f"({_one_line(exc)}); set download.encoding if it is not "
+                            f"{encoding}") from None
+
+
+def _csv_encoding(path: Path, configured: str | None, skipped: Skipped, name: str) -> str | None:
+    """The encoding of a CSV file, told from its first MiB (cut at a line end), which is
+    streamed rather than read whole; None (and counted) if it cannot be told."""
+    with open(path, "rb") as handle:
+        sample = handle.read(SAMPLE_BYTES)
+    if len(sample) == SAMPLE_BYTES and b"\n" in sample:
+        sample = sample[:sample.rindex(b"\n") + 1]
+    decoded = decode(sample, configured)
+    if decoded.reason:
+        skipped.add(decoded.reason, name)
+        return None
+    _count_encoding(decoded, skipped)
+    return "utf-8-sig" if decoded.encoding == "utf-8" else decoded.encoding
+
+
+# --- plain text and HTML: one document per file ---------------------------------------------
+
+
+def _text(path: Path, cfg: SourceConfig, skipped: Skipped, label: str) -> Iterator[Document]:
+    name = display_name(path)
+    html = path.suffix.lower() in HTML_SUFFIXES
+    yield from bytes_document(path.read_bytes(), name, name, html, cfg.encoding, (), skipped, label)
+
+
+def bytes_document(raw: bytes, doc_id: str, provenance: str, html: bool, encoding: str | None,
+                   declared: tuple[str | None, ...], skipped: Skipped,
+                   label: str) -> Iterator[Document]:
+    """One document from a whole file or response body: decoded (see pretrain.sources.encoding), its id
+    ending in HTML_SUFFIX if it is HTML, kept raw for the clean stage to extract the text."""
+    if html:
+        declared = (*declared, html_charset(raw))
+    decoded = decode(raw, encoding, declared)
+    if decoded.reason:
+        skipped.add(decoded.reason, provenance)
+        return
+    if not decoded.text.strip():
+        skipped.add("empty_file", provenance)
+        return
+    if _count_encoding(decoded, skipped):
+        provenance += f" (decoded from {decoded.encoding})"
+    yield from make_document(decoded.text, doc_id + (HTML_SUFFIX if html else ""), provenance,
+                             skipped, label)
+
+
+def _count_encoding(decoded: Decoded, skipped: Skipped) -> bool:
+    """Count a file read in another encoding than UTF-8 (ASCII is UTF-8); whether it was."""
+    if decoded.encoding in UTF8 or decoded.text is None or decoded.text.isascii():
+        return False
+    skipped.decoded[decoded.encoding] += 1
+    return True
+
+
+Reader = Callable[[Path, SourceConfig, Skipped, str], Iterator[Document]]
+READERS: dict[str, Reader] = {
+    ".jsonl": _jsonl, ".json": _jsonl, ".parquet": _parquet, ".csv": _csv, ".tsv": _csv,
+    **{suffix: _text for suffix in TEXT_SUFFIXES | HTML_SUFFIXES},
+}

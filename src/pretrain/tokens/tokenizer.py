@@ -1,0 +1,161 @@
+"""Train a byte-level BPE tokenizer on the corpus, or take an existing one from a path.
+
+Byte-level BPE (GPT-2, RoBERTa) needs no unknown token: every byte is in the base alphabet.
+Special tokens get the first ids, pad=0, bos=1, eos=2, as in Llama's SentencePiece vocabulary
+(BOS=1, EOS=2).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
+
+from pretrain.bases import folder_problem, load_failure, split_gguf
+from pretrain.errors import ConfigError
+from pretrain.io import atomic_path, count_rows, iter_batches
+
+if TYPE_CHECKING:  # annotations only: evaluate and init-model do not read the tokenizer section
+    from pretrain.config.tokens import TokenizerConfig
+
+
+def train_bpe(cfg: TokenizerConfig, texts: Iterator[str], length: int | None = None) -> PreTrainedTokenizerFast:
+    """Train a byte-level BPE tokenizer on ``texts``."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=cfg.vocab_size,
+        min_frequency=cfg.min_frequency,
+        special_tokens=[cfg.pad_token, cfg.bos_token, cfg.eos_token],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=True,
+    )
+    tok.train_from_iterator(texts, trainer=trainer, length=length)
+    return match_training(PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token=cfg.bos_token, eos_token=cfg.eos_token,
+        pad_token=cfg.pad_token, clean_up_tokenization_spaces=False,
+    ))
+
+
+def drop_tokens_past_vocab(tok: PreTrainedTokenizerBase) -> None:
+    """Remove added tokens whose ids lie past the vocabulary that the tokenizer was read from.
+
+    Every token of a GGUF file is in its vocabulary, but transformers (5.x,
+    integrations/gguf/gguf_tokenizer_mapping.py ``byte_level_tokenizer``) reads a byte-level one
+    through GPT2Tokenizer, whose default unk_token "<|endoftext|>" is added after the file's last
+    id when the file lacks it: a literal "<|endoftext|>" in the corpus would then get an id the
+    model has no embedding for.
+    """
+    backend = tok.backend_tokenizer
+    state = json.loads(backend.to_str())
+    size = backend.get_vocab_size(with_added_tokens=False)
+    kept = [t for t in state["added_tokens"] if t["id"] < size]
+    if len(kept) < len(state["added_tokens"]):
+        state["added_tokens"] = kept
+        # tokenizers cannot remove an added token; swap the backend as transformers' own
+        # train_new_from_iterator does.
+        tok._tokenizer = Tokenizer.from_str(json.dumps(state))
+
+
+def load_tokenizer(path: str | Path, key: str = "tokenizer.path") -> PreTrainedTokenizerBase:
+    """Load a Hugging Face tokenizer from a local folder or GGUF file (or a hub id when online).
+
+    ``key`` is the params key that named ``path``; errors name it. A ``model.base`` must be a
+    whole model (pretrain.bases.folder_problem), so a damaged base stops the tokenizer stage
+    instead of the init-model stage after it. ConfigError, one line, for a path that cannot be
+    loaded, saying what is wrong with it.
+    """
+    folder, gguf_file = split_gguf(path, key)
+    where = f"params.yaml: {key}: cannot load a tokenizer from {str(path)!r}"
+    problem = None if gguf_file else folder_problem(folder, whole_model=key == "model.base")
+    if problem:
+        raise ConfigError(f"{where}: {problem}")
+    try:
+        tok = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
+    except Exception as exc:  # transformers, tokenizers and gguf raise many types for bad files
+        raise ConfigError(f"{where}: {load_failure(exc, gguf_file and Path(folder) / gguf_file)}") from None
+    if gguf_file:
+        drop_tokens_past_vocab(tok)
+    if tok.eos_token_id is None:
+        raise ConfigError(f"params.yaml: {key}: {path} has no end-of-sequence token")
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token  # only used to pad batches in evaluation
+    return tok
+
+
+def encode_texts(tokenizer: PreTrainedTokenizerBase, texts: list[str]) -> list[list[int]]:
+    """Token ids of plain texts, one list per text: nothing added at either end, and the literal
+    text of a special token (``<s>`` in a regex group, an HTML ``<s>`` tag) encoded as text.
+
+    Without ``split_special_tokens`` a tokenizer maps the text ``<s>`` to the BOS id even with
+    ``add_special_tokens=False`` (transformers ``TokenizersBackend``, tokenizers'
+    ``encode_special_tokens``): a document would then hold control tokens its text never had.
+    Every place that turns text into ids (pack, evaluation, generation prompts, contamination)
+    goes through here, so they all see what training saw.
+    """
+    if not texts:
+        return []  # transformers fails on an empty batch
+    return tokenizer(texts, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+
+
+def document_ids(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
+    """A document as training sees it: BOS (when the tokenizer has one), its ids, EOS."""
+    head = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    tail = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    return head + encode_texts(tokenizer, [text])[0] + tail
+
+
+def match_training(tok: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
+    """Make the saved tokenizer encode text the way pack does, for every later user of it
+    (``AutoTokenizer`` in lm-eval, a user's own script): the literal text of a special token
+    stays text (``split_special_tokens``, saved in tokenizer_config.json), and
+    ``tokenizer(text)`` starts with BOS, as every training document does (Llama's convention:
+    BOS added, EOS not). A tokenizer that already adds BOS (Llama, Mistral) keeps its own
+    post-processor. Returns ``tok``, changed in place.
+    """
+    tok.split_special_tokens = True
+    tok.init_kwargs["split_special_tokens"] = True
+    backend = getattr(tok, "backend_tokenizer", None)
+    if backend is not None:
+        backend.encode_special_tokens = True
+    bos = tok.bos_token_id
+    if bos is not None and hasattr(type(tok), "add_bos_token"):
+        probe = tok("a", add_special_tokens=True)["input_ids"]
+        if not probe or probe[0] != bos:
+            tok.add_bos_token = True  # TokenizersBackend rebuilds its TemplateProcessing
+    return tok
+
+
+def build_tokenizer(cfg: TokenizerConfig, corpus: Path, out_dir: Path,
+                    base_model: str | None = None) -> dict[str, Any]:
+    """Train (or copy) the tokenizer into ``out_dir`` in Hugging Face format; return a report.
+
+    When the model starts from a pretrained ``base_model``, its own tokenizer is the only one
+    that fits its embeddings, so it is taken whatever this section says.
+    """
+    if base_model:
+        if cfg.path and cfg.path != base_model:
+            raise ConfigError(f"params.yaml: tokenizer.path: {cfg.path!r} conflicts with model.base "
+                              f"{base_model!r}, whose own tokenizer a pretrained model needs; "
+                              "set tokenizer.path: null")
+        tok = load_tokenizer(base_model, key="model.base")
+        origin = base_model
+    elif cfg.path:
+        tok = load_tokenizer(cfg.path)
+        origin = cfg.path
+    else:
+        def texts() -> Iterator[str]:
+            for batch in iter_batches(corpus, columns=["text"], batch_size=256):
+                yield from batch.column(0).to_pylist()
+
+        tok = train_bpe(cfg, texts(), length=count_rows(corpus))
+        origin = "trained"
+    match_training(tok)
+    with atomic_path(out_dir) as tmp:
+        tok.save_pretrained(str(tmp))
+    return {"origin": origin, "vocab_size": len(tok), "bos_token_id": tok.bos_token_id,
+            "eos_token_id": tok.eos_token_id, "pad_token_id": tok.pad_token_id}

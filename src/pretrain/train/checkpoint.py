@@ -1,0 +1,224 @@
+"""Training checkpoints that resume bit for bit, keyed to what produced them.
+
+A checkpoint holds the model, the optimizer state, the loss scaler, the RNG states and the
+step (which fixes the data position: batches are recomputed from the seed). Everything is
+safetensors or JSON, never a pickle. Each is a folder ``step-00000100`` renamed into place when
+complete; older ones are deleted after a newer one is in place, so a kill at any moment leaves
+a usable one. The state is gathered whole from all processes, FSDP-sharded or not, and
+written by the first, so a run can resume on another number of processes or sharding.
+
+The checkpoint folder survives between runs (a DVC ``persist``-like folder outside the cache),
+so a checkpoint records a key: a hash of the training params that change the result and of the
+initial model and training data. A run resumes only from a checkpoint with its own key; another
+experiment's is ignored and removed (DVC's persist alone leaks checkpoints across ``dvc exp run``
+variants).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_state_dict,
+    set_model_state_dict,
+    set_optimizer_state_dict,
+)
+
+from pretrain.config.train import TrainConfig
+from pretrain.io import atomic_path
+
+# State dicts gathered whole on the CPU of the first process (empty on the others), from an
+# FSDP-sharded model or a plain one.
+GATHERED = StateDictOptions(full_state_dict=True, cpu_offload=True)
+
+# Params that change how a run is watched or launched, not the model it ends with.
+UNKEYED = {"log_every", "checkpoint_every", "eval_every", "eval_batches", "report_to", "launcher",
+           "sharding", "deepspeed", "num_workers", "peak_tflops"}
+PREFIX = "step-"
+FORMAT = 2  # tensors named by parameter, not by index (checkpoints of other formats are removed)
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def run_key(cfg: TrainConfig, model_dir: Path, train_file: Path) -> str:
+    """Hash of the result-changing params, the initial model's files and the training rows."""
+    params = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in UNKEYED}
+    parts = [json.dumps(params, sort_keys=True)]
+    files = sorted(p for p in Path(model_dir).rglob("*") if p.is_file()) + [Path(train_file)]
+    parts += [f"{p.name}:{file_digest(p)}" for p in files]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+@dataclasses.dataclass
+class Checkpoint:
+    """A checkpoint found on disk: its folder, optimizer step and saved state."""
+    path: Path
+    step: int
+    state: dict[str, Any]
+
+
+def find(folder: Path, key: str) -> Optional[Checkpoint]:
+    """The newest complete checkpoint with ``key``; checkpoints with another key are removed."""
+    found = []
+    for path in sorted(Path(folder).glob(f"{PREFIX}*")) if Path(folder).is_dir() else []:
+        try:
+            state = json.loads((path / "state.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # not a checkpoint this code wrote; leave it
+        if state.get("key") != key or state.get("format") != FORMAT:
+            shutil.rmtree(path, ignore_errors=True)
+            continue
+        found.append(Checkpoint(path, int(state["step"]), state))
+    return max(found, key=lambda c: c.step) if found else None
+
+
+def find_for_all(folder: Optional[Path], key: str, main: bool, world: int) -> Optional[Checkpoint]:
+    """``find`` on the first process only (it removes other runs' checkpoints); the others of
+    the ``world`` processes learn what it found, so the folder need not be shared between
+    machines. None without a folder."""
+    if folder is None:
+        return None
+    box = [find(folder, key) if main else None]
+    if world > 1:
+        torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def gather(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
+    """The whole weights and optimizer state (keyed by parameter name) of a plain, DDP or
+    FSDP-sharded model, on the CPU of the first process (empty on the others); every process
+    must call it."""
+    return get_state_dict(model, optimizer, options=GATHERED)
+
+
+def save(folder: Path, key: str, step: int, weights: dict[str, torch.Tensor], optim: dict[str, Any],
+         scaler: Optional[torch.amp.GradScaler], extra: Optional[dict[str, Any]] = None,
+         keep: int = 1) -> Path:
+    """Write the checkpoint of optimizer step ``step`` from the whole ``weights`` and optimizer
+    state ``optim`` (as ``gather`` gives them), with the JSON-able ``extra`` in its state, and
+    keep only the newest ``keep``. The first process calls it, after every process gathered."""
+    path = Path(folder) / f"{PREFIX}{step:08d}"
+    tensors, groups = _optimizer_tensors(optim)
+    with atomic_path(path) as tmp:
+        tmp.mkdir()
+        save_file(_unshared(weights), str(tmp / "model.safetensors"))
+        save_file(tensors, str(tmp / "optimizer.safetensors"))
+        save_file(_rng_tensors(), str(tmp / "rng.safetensors"))
+        state = {"key": key, "step": step, "format": FORMAT, "param_groups": groups,
+                 "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
+                 **(extra or {})}
+        (tmp / "state.json").write_text(json.dumps(state, indent=1), encoding="utf-8")
+    for old in sorted(Path(folder).glob(f"{PREFIX}*"))[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return path
+
+
+def load(ckpt: Checkpoint) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, torch.Tensor]]:
+    """The weights, optimizer state (as ``gather`` gives them) and RNG states of ``ckpt``."""
+    weights = load_file(str(ckpt.path / "model.safetensors"))
+    optim = _optimizer_state(load_file(str(ckpt.path / "optimizer.safetensors")),
+                             ckpt.state["param_groups"])
+    return weights, optim, load_file(str(ckpt.path / "rng.safetensors"))
+
+
+def restore(ckpt: Checkpoint, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+            scaler: Optional[torch.amp.GradScaler], read: bool = True,
+            broadcast: bool = False) -> None:
+    """Load ``ckpt`` into the (unwrapped, possibly FSDP-sharded) model, the optimizer, the
+    scaler and the RNGs. With ``broadcast`` every process of the group calls it and only the
+    one with ``read`` (the first) reads the files, so other machines need not see them."""
+    weights, optim, rng = load(ckpt) if read else ({}, {}, None)
+    restore_weights(model, weights, broadcast)
+    # Apart from the weights: set_state_dict skips the model on a process given no weights,
+    # which then misses the broadcast of the first.
+    set_optimizer_state_dict(model, optimizer, optim,
+                             options=StateDictOptions(full_state_dict=True,
+                                                      broadcast_from_rank0=broadcast))
+    restore_rest(ckpt, scaler, rng, broadcast)
+
+
+def restore_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor],
+                    broadcast: bool = False) -> None:
+    """Load whole ``weights`` into the model (with ``broadcast``: those of the first process
+    into the model of every process)."""
+    set_model_state_dict(model, weights, options=StateDictOptions(full_state_dict=True,
+                                                                  broadcast_from_rank0=broadcast))
+
+
+def restore_rest(ckpt: Checkpoint, scaler: Optional[torch.amp.GradScaler],
+                 rng: Optional[dict[str, torch.Tensor]], broadcast: bool = False) -> None:
+    """The loss scaler and the RNG states (with ``broadcast``: those the first process read)."""
+    if scaler is not None and ckpt.state["scaler"]:
+        scaler.load_state_dict(ckpt.state["scaler"])
+    if broadcast:
+        box = [rng]
+        torch.distributed.broadcast_object_list(box, src=0)
+        rng = box[0]
+    _set_rng(rng)
+
+
+def clear(folder: Path) -> None:
+    """Remove every checkpoint in ``folder`` (training finished; the model is the artifact)."""
+    for path in Path(folder).glob(f"{PREFIX}*"):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _unshared(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The tensors with shared memory (tied embeddings) copied apart: safetensors refuses
+    shared tensors."""
+    seen, result = set(), {}
+    for name, value in tensors.items():
+        value = value.detach().contiguous()
+        if value.untyped_storage().data_ptr() in seen:
+            value = value.clone()
+        seen.add(value.untyped_storage().data_ptr())
+        result[name] = value
+    return result
+
+
+def _optimizer_tensors(sd: dict[str, Any]) -> tuple[dict[str, torch.Tensor], list]:
+    """A full optimizer state dict (keyed by parameter name) as tensors named
+    ``<parameter>.<state>`` and JSON-able parameter groups."""
+    tensors = {f"{param}.{name}": value for param, entry in sd["state"].items()
+               for name, value in entry.items()}
+    return _unshared(tensors), sd["param_groups"]
+
+
+def _optimizer_state(tensors: dict[str, torch.Tensor], groups: list) -> dict[str, Any]:
+    state: dict[str, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        param, name = key.rsplit(".", 1)
+        state.setdefault(param, {})[name] = value
+    for group in groups:
+        if "betas" in group:
+            group["betas"] = tuple(group["betas"])
+    return {"state": state, "param_groups": groups}
+
+
+def _rng_tensors() -> dict[str, torch.Tensor]:
+    tensors = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        tensors.update({f"cuda{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
+    return tensors
+
+
+def _set_rng(tensors: dict[str, torch.Tensor]) -> None:
+    torch.set_rng_state(tensors["cpu"])
+    cuda = [tensors[k] for k in sorted(tensors) if k.startswith("cuda")]
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)

@@ -1,0 +1,328 @@
+"""Causal-LM training loop: warm-up then decay, clipping, accumulation, mixed precision,
+checkpoints that resume bit for bit, and several processes through accelerate.
+
+A plain PyTorch loop rather than the HF Trainer the course uses: it logs per optimizer step
+(the Trainer's DVCLive callback counts log calls, not steps, and wipes its folder on resume),
+its checkpoints are keyed to the run that wrote them, and it has less per-step overhead on
+small models (benchmarks/train_speed.py).
+
+Batches do not depend on the number of processes: ``micro_batch_size`` rows are drawn for the
+whole job and each of N processes takes 1/N of them, so 1 and N processes see the same rows in
+the same optimizer steps and follow the same loss curve up to floating-point noise. How the
+processes hold the model (a copy each, FSDP shards, DeepSpeed ZeRO partitions) is a backend
+chosen from the train params and applied from outside the loop (pretrain.train.backends).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from tqdm import tqdm
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from pretrain.config.train import TrainConfig
+from pretrain.errors import DataError
+from pretrain.io import atomic_path
+from pretrain.runtime import (
+    autocast,
+    autocast_dtype,
+    batch_order,
+    check_batch,
+    check_split,
+    deterministic_algorithms,
+    enable_activation_checkpointing,
+    load_rows,
+    memory_bytes,
+    precision_name,
+    validation_loss,
+)
+from pretrain.train import checkpoint
+from pretrain.train.backends import make_backend
+from pretrain.train.flops import flops_per_token, measured_peak_flops
+from pretrain.train.optim import lr_at
+from pretrain.train.reporters import Reporters
+
+
+def total_steps(cfg: TrainConfig, seq_len: int) -> int:
+    """Optimizer steps of the run: ``max_steps``, or enough steps to reach ``max_tokens``."""
+    if cfg.max_steps is not None:
+        return cfg.max_steps
+    return math.ceil(cfg.max_tokens / (cfg.micro_batch_size * cfg.grad_accum_steps * seq_len))
+
+
+class Rows(torch.utils.data.Dataset):
+    """Packed rows, fetched a batch of indices at a time (``__getitems__``)."""
+
+    def __init__(self, rows: np.ndarray):
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitems__(self, indices: list[int]) -> torch.Tensor:
+        return torch.from_numpy(self.rows[np.asarray(indices)])
+
+
+def _as_is(batch: torch.Tensor) -> torch.Tensor:
+    return batch
+
+
+def shard_batches(rows: np.ndarray, cfg: TrainConfig, start: int, rank: int, world: int,
+                  pin: bool) -> Iterator[torch.Tensor]:
+    """This process's share of every micro-batch from micro-batch number ``start`` on."""
+    check_split(cfg.micro_batch_size, world)
+    per = cfg.micro_batch_size // world
+    order = batch_order(len(rows), cfg.micro_batch_size, cfg.seed, start)
+    shards = (batch[rank * per:(rank + 1) * per].tolist() for batch in order)
+    return iter(torch.utils.data.DataLoader(Rows(rows), batch_sampler=shards, collate_fn=_as_is,
+                                            num_workers=cfg.num_workers, pin_memory=pin))
+
+
+def load_data(cfg: TrainConfig, data_dir: Path) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """The packed training rows and the first ``eval_batches`` micro-batches of validation rows
+    (None without ``val.parquet``), as (rows, seq_len) int64 arrays."""
+    rows = load_rows(data_dir / "train.parquet")
+    check_batch(len(rows), cfg.micro_batch_size)
+    val_path = data_dir / "val.parquet"
+    return rows, (load_rows(val_path)[:cfg.eval_batches * cfg.micro_batch_size]
+                  if val_path.exists() else None)
+
+
+def load_model(cfg: TrainConfig, model_dir: Path) -> torch.nn.Module:
+    """The initial model in fp32 (autocast supplies bf16 / fp16), in training mode, on the CPU:
+    single-device code that the backend places, shards or wraps."""
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32,
+                                                 use_safetensors=True)  # never a pickle
+    model.config.use_cache = False
+    if cfg.gradient_checkpointing:
+        enable_activation_checkpointing(model)
+    model.train()
+    return model
+
+
+class StopRequest:
+    """Turn Ctrl-C / SIGTERM into a request honoured at the next step boundary, so the
+    checkpoint written on the way out is a consistent one."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "StopRequest":
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:  # a second Ctrl-C stops at once
+            raise KeyboardInterrupt
+        self.requested = True
+        print(f"\ntrain: {signal.Signals(signum).name}, stopping after this step")
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+def train(cfg: TrainConfig, model_dir: Path, data_dir: Path, out_dir: Path, log_dir: Path,
+          checkpoint_dir: Optional[Path] = None) -> Optional[dict[str, Any]]:
+    """Train the model in ``model_dir`` on ``data_dir/train.parquet``; save it to ``out_dir``.
+
+    Curves go to ``log_dir`` (DVCLive); with ``checkpoint_dir``, checkpoints every
+    ``cfg.checkpoint_every`` steps and resumes from the newest one this same run wrote. On the
+    CPU the result is bit-identical from run to run, resumed or not; on a GPU it is
+    reproducible up to floating-point noise. Returns the report on the main process, None on
+    the others.
+    """
+    # Joins the process group under accelerate launch / torchrun; without cpu=True accelerate
+    # sees a CPU-only launch as one process (it detects multi-CPU only when told to use the CPU).
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    with deterministic_algorithms(accelerator.device.type == "cpu"):
+        return Run(cfg, accelerator, Path(model_dir), Path(data_dir), checkpoint_dir).fit(
+            Path(out_dir), Path(log_dir))
+
+
+class Run:
+    """One training run: its data, model, backend, optimizer and the state it resumes from.
+    Single-device code: the backend (pretrain.train.backends) places, shards or wraps the model and
+    performs the backward pass and optimizer step."""
+
+    def __init__(self, cfg: TrainConfig, accelerator: Accelerator, model_dir: Path, data_dir: Path,
+                 checkpoint_dir: Optional[Path]):
+        self.cfg, self.acc, self.model_dir = cfg, accelerator, model_dir
+        self.device = accelerator.device
+        self.main = accelerator.is_main_process
+        self.world = accelerator.num_processes
+        self.dtype = autocast_dtype(cfg.precision, self.device)
+        self.backend = make_backend(cfg, accelerator, self.dtype)  # fails before the model loads
+        self.rows, self.val_rows = load_data(cfg, data_dir)  # likewise
+        self.seq_len = self.rows.shape[1]
+        self.steps = total_steps(cfg, self.seq_len)
+        self.tokens_per_step = cfg.micro_batch_size * cfg.grad_accum_steps * self.seq_len
+        self.checkpoint_dir = checkpoint_dir
+        self.key = checkpoint.run_key(cfg, model_dir, data_dir / "train.parquet")
+        self.resume = checkpoint.find_for_all(checkpoint_dir, self.key, self.main, self.world)
+        # Measured before seeding: the timing matmuls draw random numbers.
+        self.peak = (cfg.peak_tflops * 1e12 if cfg.peak_tflops
+                     else measured_peak_flops(self.dtype or torch.float32, self.device))
+        torch.manual_seed(cfg.seed)
+        self.model = load_model(cfg, model_dir)
+        self.flops_per_step = flops_per_token(self.model.config, self.seq_len) * self.tokens_per_step
+        self.wrapped, self.optimizer = self.backend.prepare(self.model, self.resume)
+        self.history: list[float] = list(self.resume.state["history"]) if self.resume else []
+        self.step_fn = torch.compile(self.wrapped) if cfg.compile else self.wrapped
+
+    def fit(self, out_dir: Path, log_dir: Path) -> Optional[dict[str, Any]]:
+        """Train to the last step, logging, validating and checkpointing on the way; save the
+        model to ``out_dir``. The report on the main process, None on the others."""
+        cfg, start = self.cfg, self.resume.step if self.resume else 0
+        if start and self.main:
+            print(f"train: resuming from the checkpoint of step {start} ({self.resume.path})")
+        reporters = Reporters(cfg.report_to, log_dir, start if self.resume else None,
+                              dataclasses.asdict(cfg), self.key) if self.main else None
+        batches = shard_batches(self.rows, cfg, start * cfg.grad_accum_steps, self.acc.process_index,
+                                self.world, pin=self.device.type == "cuda")
+        bar = tqdm(total=self.steps, initial=start, desc="train", unit="step", disable=not self.main)
+        began, mfus, metrics = time.perf_counter(), [], {}
+        with StopRequest() if self.world == 1 else contextlib.nullcontext() as stop:
+            for step in range(start, self.steps):
+                metrics = self._step(batches, step)
+                mfus.append(metrics["train/mfu"])
+                done = step + 1
+                if cfg.eval_every and done % cfg.eval_every == 0 or done == self.steps:
+                    metrics.update(self._validate())
+                if self.main and (done % cfg.log_every == 0 or done == self.steps or "val/loss" in metrics):
+                    reporters.log(done, metrics)
+                bar.set_postfix(loss=f"{metrics['train/loss']:.3f}", refresh=False,
+                                lr=f"{metrics['train/learning_rate']:.2e}",
+                                tok_s=f"{metrics['train/tokens_per_second']:,.0f}")
+                bar.update(1)  # one redraw per step, with the new figures
+                stopping = stop is not None and stop.requested
+                if self.checkpoint_dir and cfg.checkpoint_every and done < self.steps and (
+                        done % cfg.checkpoint_every == 0 or stopping):
+                    self._save_checkpoint(done)
+                if stopping:
+                    raise KeyboardInterrupt(f"stopped after step {done}; dvc repro resumes from it")
+        bar.close()
+        elapsed = time.perf_counter() - began
+        self._save(out_dir)
+        if reporters:
+            reporters.close()
+        return self._report(elapsed, start, metrics.get("val/loss"), mfus) if self.main else None
+
+    def _step(self, batches: Iterator[torch.Tensor], step: int) -> dict[str, float]:
+        """One optimizer step (0-based ``step``) over ``grad_accum_steps`` micro-batches."""
+        cfg, t0 = self.cfg, time.perf_counter()
+        lr = lr_at(step, cfg.learning_rate, cfg.warmup_steps, self.steps, cfg.schedule,
+                   cfg.min_lr_ratio)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        loss_sum = torch.zeros((), device=self.device)
+        for micro in range(cfg.grad_accum_steps):
+            ids = next(batches).to(self.device, non_blocking=True)
+            with self.backend.accumulating(last=micro == cfg.grad_accum_steps - 1):
+                loss = self._forward(ids, step)
+                self.backend.backward(loss)
+            loss_sum += loss.detach().float()
+        loss, norm = self._record(loss_sum, self.backend.step(), step)
+        seconds = time.perf_counter() - t0
+        return {"train/loss": loss, "train/learning_rate": lr, "train/grad_norm": norm,
+                "train/tokens_per_second": self.tokens_per_step / seconds,
+                "train/mfu": self.flops_per_step / seconds / (self.peak * self.world),
+                "train/memory_gb": memory_bytes(self.device) / 2**30}
+
+    def _record(self, loss_sum: torch.Tensor, norm: Any, step: int) -> tuple[float, float]:
+        """The step's loss (mean over micro-batches and processes), checked and kept."""
+        loss_value = self.acc.reduce(loss_sum, reduction="mean").item() / self.cfg.grad_accum_steps
+        if not math.isfinite(loss_value):
+            raise DataError(f"train: loss became {loss_value} at step {step + 1}; "
+                            "lower train.learning_rate or use train.precision: fp32")
+        self.history.append(loss_value)
+        return loss_value, float(norm)
+
+    def _forward(self, ids: torch.Tensor, step: int) -> torch.Tensor:
+        with autocast(self.device, self.dtype):
+            try:
+                return self.step_fn(input_ids=ids, labels=ids).loss
+            except Exception as exc:  # torch.compile fails on first use without a C++ compiler
+                if self.step_fn is self.wrapped or step > (self.resume.step if self.resume else 0):
+                    raise
+                print(f"warning: torch.compile failed ({type(exc).__name__}); training eagerly")
+                self.step_fn = self.wrapped
+                return self.step_fn(input_ids=ids, labels=ids).loss
+
+    def _validate(self) -> dict[str, float]:
+        if self.val_rows is None or not len(self.val_rows):
+            return {}
+        if not self.main and not self.backend.every_process_validates:
+            return {"val/loss": 0.0}
+        self.model.eval()
+        loss = validation_loss(self.model, self.val_rows, self.cfg.micro_batch_size, None,
+                               self.device, self.dtype)["loss"]
+        self.model.train()
+        return {"val/loss": loss}
+
+    def _save_checkpoint(self, step: int) -> None:
+        weights, optim, scaler = self.backend.full_state()
+        if self.main:
+            path = checkpoint.save(self.checkpoint_dir, self.key, step, weights, optim, scaler,
+                                   extra={"history": self.history})
+            tqdm.write(f"train: checkpoint {path}")
+        self.acc.wait_for_everyone()
+
+    def _save(self, out_dir: Path) -> None:
+        self.acc.wait_for_everyone()
+        weights = self.backend.full_weights()
+        if not self.main:
+            return
+        save_trained(self.model, self.model_dir, out_dir, weights)
+        if self.checkpoint_dir:
+            checkpoint.clear(self.checkpoint_dir)  # the trained model is the artifact now
+
+    def _report(self, elapsed: float, start: int, val_loss: Optional[float],
+                mfus: list[float]) -> dict[str, Any]:
+        tail = self.history[-10:]
+        report = {"steps": self.steps, "tokens": self.steps * self.tokens_per_step,
+                  "first_loss": self.history[0], "final_loss": sum(tail) / len(tail),
+                  "train_runtime_s": round(elapsed, 2),
+                  "tokens_per_second": round((self.steps - start) * self.tokens_per_step / elapsed, 1),
+                  "mfu": round(float(np.median(mfus)), 4) if mfus else None,
+                  "precision": precision_name(self.dtype), "device": self.device.type,
+                  "processes": self.world, "sharding": self.backend.name,
+                  "compiled": self.cfg.compile}
+        if val_loss is not None:
+            report["val_loss"] = val_loss
+        return report
+
+
+def leave() -> None:
+    """End a process of a multi-process run once its outputs are written, without the
+    interpreter's shutdown: gloo's worker threads, still releasing the tensors of DeepSpeed's
+    unawaited all-reduces, would take the GIL of a finalizing interpreter and abort the process
+    (std::terminate, about one run in four). A one-process run returns normally."""
+    if torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
+        torch.distributed.barrier()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
+def save_trained(model: torch.nn.Module, model_dir: Path, out_dir: Path,
+                 weights: Optional[dict[str, torch.Tensor]] = None) -> None:
+    """Save weights (safetensors; ``weights`` if given, as gathered from a sharded model) and
+    the tokenizer that came with the initial model."""
+    model.config.use_cache = True
+    with atomic_path(out_dir) as tmp:
+        model.save_pretrained(str(tmp), state_dict=weights, safe_serialization=True)
+        AutoTokenizer.from_pretrained(str(model_dir)).save_pretrained(str(tmp))

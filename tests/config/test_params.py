@@ -1,0 +1,106 @@
+"""The real params.yaml and the debug profile load into their typed configs; bad keys fail."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pretrain.config import SECTIONS, load_all, load_section, section_class
+from pretrain.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+PROFILES = [ROOT / "params.yaml", ROOT / "profiles" / "debug.yaml"]
+
+
+@pytest.mark.parametrize("path", PROFILES, ids=lambda p: p.name)
+def test_every_section_loads(path):
+    configs = load_all(path)
+    assert set(configs) == set(SECTIONS)
+    for name, cfg in configs.items():
+        assert isinstance(cfg, section_class(name))
+
+
+@pytest.mark.parametrize("path", PROFILES, ids=lambda p: p.name)
+def test_profiles_spell_out_every_key(path):
+    """Every field of every section appears in the file, so users see what they can change."""
+    data = yaml.safe_load(path.read_text())
+    assert set(data) == set(SECTIONS)
+    for name in SECTIONS:
+        assert set(data[name]) == {f for f in section_class(name).__dataclass_fields__}, name
+
+
+def test_debug_profile_differs_only_in_values():
+    default = yaml.safe_load(PROFILES[0].read_text())
+    debug = yaml.safe_load(PROFILES[1].read_text())
+    assert debug["model"]["preset"] == "debug"
+    assert debug["train"]["max_steps"] < default["train"]["max_steps"]
+
+
+def write(tmp_path, text):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_unknown_key_names_key_and_file(tmp_path):
+    path = write(tmp_path, "train:\n  learnig_rate: 0.1\n")
+    with pytest.raises(ConfigError) as err:
+        load_section("train", path)
+    message = str(err.value)
+    assert "train.learnig_rate" in message and str(path) in message and "unknown key" in message
+    assert "\n" not in message
+
+
+def test_unknown_nested_key(tmp_path):
+    path = write(tmp_path, "clean:\n  language:\n    min_scor: 0.5\n")
+    with pytest.raises(ConfigError, match=r"clean\.language\.min_scor: unknown key"):
+        load_section("clean", path)
+
+
+def test_unknown_section(tmp_path):
+    path = write(tmp_path, "trian:\n  max_steps: 3\n")
+    with pytest.raises(ConfigError, match="unknown section 'trian'"):
+        load_all(path)
+
+
+@pytest.mark.parametrize("text, match", [
+    ("train:\n  max_steps: ten\n", r"train\.max_steps: expected int, got str 'ten'"),
+    ("train:\n  max_steps: 2.5\n", r"train\.max_steps: expected int, got float"),
+    ("train:\n  compile: 1\n", r"train\.compile: expected bool, got int"),
+    ("train:\n  learning_rate: -0.1\n", r"train\.learning_rate: expected a value > 0"),
+    ("pack:\n  seq_len: 0\n", r"pack\.seq_len: expected a value > 0"),
+    ("clean:\n  filters: language\n", r"clean\.filters: expected a list"),
+    ("train:\n  schedule: cosin\n", r"train\.schedule: expected one of"),
+    ("download:\n  source: files\n", r"download\.path: required"),
+])
+def test_bad_values_fail_with_one_line(tmp_path, text, match):
+    with pytest.raises(ConfigError, match=match) as err:
+        load_all(write(tmp_path, text))
+    assert "\n" not in str(err.value)
+
+
+def test_float_written_without_dot_is_a_float(tmp_path):
+    """PyYAML reads 3e-4 as a string; `dvc exp run -S train.learning_rate=3e-4` writes it so."""
+    cfg = load_section("train", write(tmp_path, "train:\n  learning_rate: 3e-4\n"))
+    assert cfg.learning_rate == pytest.approx(3e-4)
+
+
+def test_configs_are_frozen():
+    cfg = load_section("train", PROFILES[0])
+    with pytest.raises(Exception):
+        cfg.learning_rate = 1.0
+
+
+def test_stage_reports_bad_params_in_one_line(tmp_path):
+    params = write(tmp_path, "model:\n  num_layerz: 3\n")
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "stages" / "download.py"), "--params", str(params),
+         "--out", str(tmp_path / "raw"), "--metrics", str(tmp_path / "m.json")],
+        capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: {params}: model.num_layerz: unknown key (expected one of "
+        + str(sorted(section_class("model").__dataclass_fields__)) + ")"]
+    assert not (tmp_path / "raw").exists()
