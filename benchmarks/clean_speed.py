@@ -1,7 +1,7 @@
 """Cleaning rules against datatrove's, side by side: speed, and agreement per rule family.
 
 Corpus: the built-in corpus (pretrain.sources: standard-library code, reference docs, docstrings,
-installed packages' READMEs) or ``--input`` (a documents.parquet), plus ``--web-pages`` synthetic
+installed packages' READMEs) or ``--input`` (a Parquet file of documents, or a folder of shards), plus ``--web-pages`` synthetic
 web pages (benchmarks/web_pages.py, deterministic from ``--seed``). ``--save-corpus`` writes the
 mixed corpus to a Parquet file to pass back with ``--input``.
 
@@ -64,7 +64,8 @@ from pretrain.config.clean import (
     GopherRepetitionConfig,
 )
 from pretrain.config.sources import DownloadConfig
-from pretrain.io import DocumentWriter
+from pretrain.config.executor import ExecutorConfig
+from pretrain.io import DocumentWriter, ShardedDocumentWriter
 from pretrain.io import iter_documents as read_table
 from pretrain.sources.download import iter_documents as builtin_documents
 from pretrain.sources.records import Skipped
@@ -235,16 +236,18 @@ def best_time(run: Callable[[], list], repeats: int) -> tuple[float, list]:
 
 
 def stage_times(docs: list[dict], megabytes: float) -> None:
-    """The whole clean stage on ``docs``, with 1 worker and with one per core."""
+    """The whole clean stage on ``docs`` (in 8 shards), with 1 worker and with one per core."""
     with tempfile.TemporaryDirectory() as tmp:
-        src = Path(tmp) / "raw.parquet"
-        with DocumentWriter(src) as writer:
+        src = Path(tmp) / "raw"
+        shard_bytes = max(1, int(megabytes * 1e6 / 8))
+        with ShardedDocumentWriter(src, shard_bytes) as writer:
             for doc in docs:
                 writer.write({"source": "files", "provenance": "", **doc})
         times = {}
         for workers in sorted({1, os.cpu_count() or 1}):
             start = time.perf_counter()
-            clean(CleanConfig(workers=workers), src, Path(tmp) / f"clean{workers}")
+            clean(CleanConfig(), ExecutorConfig(workers=workers), src, Path(tmp) / f"clean{workers}",
+                  Path(tmp) / f"work{workers}")
             times[workers] = time.perf_counter() - start
             print(f"clean stage, {workers:2d} worker(s): {times[workers]:6.2f} s  "
                   f"{len(docs) / times[workers]:7.1f} docs/s  {megabytes / times[workers]:5.2f} MB/s")
@@ -271,7 +274,7 @@ def speed(docs: list[dict], megabytes: float, repeats: int, show: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--input", type=Path, help="a documents.parquet (default: the built-in corpus)")
+    parser.add_argument("--input", type=Path, help="a Parquet file of documents or a folder of shards (default: the built-in corpus)")
     parser.add_argument("--web-pages", type=int, default=1000, help="synthetic web pages to add")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic web pages")
     parser.add_argument("--save-corpus", type=Path, help="write the corpus to this Parquet file")

@@ -7,10 +7,13 @@ num_perm / bands / rows, and the same keep-the-first rule: a document is flagged
 kept document shares an LSH bucket with it and, when ``verify`` is on, the two signatures
 estimate a Jaccard similarity >= threshold.
 
-- ours: ``pretrain.dedup.runner.dedup`` on a Parquet file, timed whole: reading the Parquet twice,
-  exact deduplication, NFC/whitespace normalisation, signatures in worker processes, the
-  on-disk bands, clustering and writing the output Parquet. The others start from texts already
-  in memory and do no exact deduplication, so the comparison favours them.
+- ours: ``pretrain.dedup.runner.dedup`` on a folder of Parquet shards (``--shard-mb`` MB of text
+  each, as download writes them), on the local executor with 1 worker and with every core,
+  timed whole: one task per shard reading the text and writing keys, signatures and band keys
+  (exact deduplication, NFC/whitespace normalisation), the bucket step, clustering, one task per
+  shard writing the kept rows, worker processes started for each step included. The others
+  start from texts already in memory and do no exact deduplication, so the comparison favours
+  them.
 - rensa: ``RMinHash.update`` per document + ``RMinHashLSH`` query/insert (Rust; one process).
 - datasketch: ``MinHash.bulk`` (numpy over all shingles of a batch) + ``MinHashLSH``.
 
@@ -30,9 +33,9 @@ Environment (rensa and datasketch are benchmark-only):
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import random
 import re
+import shutil
 import tempfile
 import time
 import unicodedata
@@ -40,10 +43,11 @@ from collections import defaultdict
 from pathlib import Path
 
 from pretrain.config.dedup import DedupConfig
+from pretrain.config.executor import ExecutorConfig
 from pretrain.config.sources import DownloadConfig
 from pretrain.dedup.minhash import word_regex
 from pretrain.dedup.runner import dedup
-from pretrain.io import DocumentWriter, iter_documents, worker_count
+from pretrain.io import ShardedDocumentWriter, iter_documents, worker_count
 from pretrain.sources.download import download
 
 WORD = word_regex()  # pretrain.dedup.minhash's words, as a regular expression
@@ -65,10 +69,10 @@ def shingles(text: str, n: int) -> list[str]:
 
 
 def builtin_texts(tmp: Path, corpus: Path | None) -> list[tuple[str, str]]:
-    """The built-in corpus (or the documents table ``corpus``) as (id, text) pairs."""
+    """The built-in corpus (or the documents table or shard folder ``corpus``) as (id, text) pairs."""
     if corpus is None:
         download(DownloadConfig(), tmp / "raw")
-        corpus = tmp / "raw" / "documents.parquet"
+        corpus = tmp / "raw"
     return [(d["id"], d["text"]) for d in iter_documents(corpus)]
 
 
@@ -130,15 +134,16 @@ def planted(base: list[tuple[str, str]], copies: int, seed: int, n: int):
 # --- contenders ----------------------------------------------------------------------------------
 
 
-def run_ours(docs, cfg: DedupConfig, tmp: Path) -> tuple[set, float]:
-    src = tmp / "in.parquet"
-    with DocumentWriter(src) as writer:
+def run_ours(docs, cfg: DedupConfig, executor: ExecutorConfig, shard_mb: float, tmp: Path) -> tuple[set, float]:
+    src = tmp / "in"
+    shutil.rmtree(src, ignore_errors=True)
+    with ShardedDocumentWriter(src, round(shard_mb * 1e6)) as writer:
         for doc_id, text in docs:
             writer.write({"id": doc_id, "text": text, "source": "bench", "provenance": "bench"})
     start = time.perf_counter()
-    dedup(cfg, src, tmp / "out")
+    dedup(cfg, executor, src, tmp / "out", tmp / "work")
     seconds = time.perf_counter() - start
-    kept = {d["id"] for d in iter_documents(tmp / "out" / "documents.parquet")}
+    kept = {d["id"] for d in iter_documents(tmp / "out")}
     return {doc_id for doc_id, _ in docs} - kept, seconds
 
 
@@ -186,12 +191,13 @@ def accuracy(flagged: set, truth: set) -> str:
     return f"recall {hits / len(truth):.3f} precision {precision:.3f} ({len(flagged)} flagged)"
 
 
-def compare(name: str, docs, cfg: DedupConfig, tmp: Path, truth: set | None, repeats: int) -> None:
+def compare(name: str, docs, cfg: DedupConfig, tmp: Path, truth: set | None, repeats: int,
+            shard_mb: float) -> None:
     megabytes = sum(len(t.encode("utf-8")) for _, t in docs) / 1e6
-    print(f"\n{name}: {len(docs)} documents, {megabytes:.1f} MB; best of {repeats} runs")
+    print(f"\n{name}: {len(docs)} documents, {megabytes:.1f} MB in shards of {shard_mb:g} MB; best of {repeats} runs")
     contenders = {
-        f"ours, {worker_count(0)} workers": lambda: run_ours(docs, cfg, tmp),
-        "ours, 1 worker": lambda: run_ours(docs, dataclasses.replace(cfg, workers=1), tmp),
+        f"ours, {worker_count(0)} workers": lambda: run_ours(docs, cfg, ExecutorConfig(), shard_mb, tmp),
+        "ours, 1 worker": lambda: run_ours(docs, cfg, ExecutorConfig(workers=1), shard_mb, tmp),
         "rensa 0.5 (RMinHash + RMinHashLSH)": lambda: run_rensa(docs, cfg),
         "datasketch 2.0 (MinHash.bulk + MinHashLSH)": lambda: run_datasketch(docs, cfg),
     }
@@ -202,6 +208,7 @@ def compare(name: str, docs, cfg: DedupConfig, tmp: Path, truth: set | None, rep
             best = results.get(label, (None, float("inf")))[1]
             results[label] = (flagged, min(seconds, best))
     ours = results[next(iter(contenders))][1]
+    print(f"  ours: {len(list((tmp / 'in').glob('part-*.parquet')))} input shards")
     for label, (flagged, seconds) in results.items():
         line = (f"  {label:44s} {len(docs) / seconds:9.0f} docs/s {megabytes / seconds:7.1f} MB/s  "
                 f"ours/this {seconds / ours:5.2f}x")
@@ -213,7 +220,9 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=600, help="planted near-duplicates")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--corpus", type=Path, help="a documents table instead of the built-in corpus")
+    parser.add_argument("--corpus", type=Path, help="a documents table or shard folder instead of the built-in corpus")
+    parser.add_argument("--shard-mb", type=float, default=DownloadConfig().shard_mb,
+                        help="MB of text per input shard of ours (default: download.shard_mb's default)")
     args = parser.parse_args()
     cfg = DedupConfig()
     print(f"dedup params: ngram {cfg.ngram}, num_perm {cfg.num_perm} = {cfg.bands} bands x {cfg.rows} rows, "
@@ -221,14 +230,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         docs = builtin_texts(tmp, args.corpus)
-        compare("built-in corpus", docs, cfg, tmp, None, args.repeats)
+        compare("built-in corpus", docs, cfg, tmp, None, args.repeats, args.shard_mb)
         base = distinct_base(docs, cfg.ngram)
         docs, truth, jaccards = planted(base, args.copies, args.seed, cfg.ngram)
         for rate, values in jaccards.items():
             print(f"planted copies with {rate:.0%} of words edited: {len(values)}, true Jaccard "
                   f"min {min(values):.3f} mean {sum(values) / len(values):.3f}")
         compare(f"planted set ({len(base)} distinct built-in documents + {len(truth)} edited copies)",
-                docs, cfg, tmp, truth, args.repeats)
+                docs, cfg, tmp, truth, args.repeats, args.shard_mb)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ Also counted: the dotted quads the version/section rule keeps (with the same lab
 kept real address would show as a miss), and the e-mail-like strings kept as ssh remotes or at
 reserved example domains.
 
-    python benchmarks/pii_precision.py [--show] [--corpus documents.parquet]
+    python benchmarks/pii_precision.py [--show] [--corpus <a Parquet file or a folder of shards>]
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def kept_by_context(pii: PiiPlaceholders, text: str) -> list[tuple[str, str, int
 def corpus_texts(corpus: Path | None, tmp: Path) -> list[tuple[str, str]]:
     if corpus is None:
         download(DownloadConfig(), tmp / "raw")
-        corpus = tmp / "raw" / "documents.parquet"
+        corpus = tmp / "raw"  # download's shards
     return [(d["id"], d["text"]) for d in iter_documents(corpus) if d["id"] != SELF]
 
 

@@ -55,9 +55,10 @@ LEARNING_RATE, WEIGHT_DECAY, BETAS = 2e-3, 0.1, (0.9, 0.95)
 def prepare(root: Path, presets: list[str], documents: int) -> dict[str, dict[str, str]]:
     """A corpus of standard-library files, its tokenizer, packed rows and one initial model
     per preset, all made with the project's own functions."""
+    from pretrain.config.executor import ExecutorConfig
     from pretrain.config.model import ModelConfig
     from pretrain.config.tokens import PackConfig, TokenizerConfig
-    from pretrain.io import DocumentWriter, iter_documents
+    from pretrain.io import DocumentWriter, iter_documents, row_shards
     from pretrain.model.build import init_model
     from pretrain.sources.builtin import stdlib_files
     from pretrain.tokens.pack import pack
@@ -69,10 +70,12 @@ def prepare(root: Path, presets: list[str], documents: int) -> dict[str, dict[st
             writer.write({"id": rel, "text": path.read_text(encoding="utf-8"), "source": "stdlib",
                           "provenance": rel})
     tokenizer = train_bpe(TokenizerConfig(vocab_size=VOCAB), (d["text"] for d in iter_documents(corpus)))
-    pack(PackConfig(seq_len=SEQ_LEN, val_fraction=0.05), tokenizer, corpus, root / "packed")
+    pack(PackConfig(seq_len=SEQ_LEN, val_fraction=0.05), ExecutorConfig(), tokenizer, corpus, root / "packed",
+         root / "pack-work")
     # pretrain's run gets the training rows only: no validation pass inside its timed loop
     (root / "train_only").mkdir()
-    (root / "train_only" / "train.parquet").symlink_to(root / "packed" / "train.parquet")
+    for shard in row_shards(root / "packed", "train"):
+        (root / "train_only" / shard.name).symlink_to(shard)
     setups = {}
     for preset in presets:
         init_model(ModelConfig(preset=preset), tokenizer, root / f"init-{preset}")
@@ -119,7 +122,7 @@ def run_hf_trainer(model_dir: str, data_dir: str, warmup: int, steps: int, compi
         bf16=True, use_cpu=not torch.cuda.is_available(), torch_compile=compile, eval_strategy="no",
         save_strategy="no", logging_steps=3, report_to="none", dataloader_num_workers=0,
         disable_tqdm=True, seed=0)
-    trainer = Trainer(model=model, args=args, train_dataset=Rows(load_rows(Path(data_dir) / "train.parquet")),
+    trainer = Trainer(model=model, args=args, train_dataset=Rows(load_rows(Path(data_dir), "train")),
                       callbacks=[Clock()])
     trainer.remove_callback(PrinterCallback)
     trainer.train()
@@ -133,7 +136,7 @@ def run_plain_loop(model_dir: str, data_dir: str, warmup: int, steps: int, compi
 
     from pretrain.runtime import batch_order, load_rows
 
-    rows = load_rows(Path(data_dir) / "train.parquet")
+    rows = load_rows(Path(data_dir), "train")
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, use_safetensors=True)
     model.config.use_cache = False

@@ -6,10 +6,10 @@ from pretrain.stage import run_stage
 
 
 def main(args, params):
-    report = clean(params["clean"], args.input / "documents.parquet", args.out, args.scores)
+    report = clean(params["clean"], params["executor"], args.input, args.out, args.work, args.scores)
     write_json(args.metrics, report)
     print(f"clean: kept {report['documents_out']} of {report['documents_in']} documents")
 
 
 if __name__ == "__main__":
-    run_stage(__doc__, ["input", "out", "metrics"], main, optional=("scores",))
+    run_stage(__doc__, ["input", "out", "work", "metrics"], main, optional=("scores",))

@@ -14,7 +14,7 @@ def main(args, params):
     warning = swapped_warning(cfg.bands, cfg.rows, cfg.threshold) if cfg.near else None
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
-    report = dedup(cfg, args.input / "documents.parquet", args.out)
+    report = dedup(cfg, params["executor"], args.input, args.out, args.work)
     write_json(args.metrics, report)
     removed = report["removed"]
     print(f"dedup: removed {removed['exact']} exact and {removed['near']} near duplicates "
@@ -22,4 +22,4 @@ def main(args, params):
 
 
 if __name__ == "__main__":
-    run_stage(__doc__, ["input", "out", "metrics"], main)
+    run_stage(__doc__, ["input", "out", "work", "metrics"], main)

@@ -1,4 +1,4 @@
-"""download: documents from the configured source (or mix of sources) into a Parquet table."""
+"""download: documents from the configured source (or mix of sources) into Parquet shards."""
 
 from pretrain.io import write_json
 from pretrain.sources.download import download

@@ -3,16 +3,14 @@
 from pretrain.io import write_json
 from pretrain.stage import run_stage
 from pretrain.tokens.pack import pack
-from pretrain.tokens.tokenizer import load_tokenizer
 
 
 def main(args, params):
-    tokenizer = load_tokenizer(args.tokenizer)
-    report = pack(params["pack"], tokenizer, args.input / "documents.parquet", args.out)
+    report = pack(params["pack"], params["executor"], args.tokenizer, args.input, args.out, args.work)
     write_json(args.metrics, report)
     print(f"pack: {report['train']['rows']} train rows, {report['val']['rows']} validation rows "
           f"of {report['seq_len']} tokens")
 
 
 if __name__ == "__main__":
-    run_stage(__doc__, ["input", "tokenizer", "out", "metrics"], main)
+    run_stage(__doc__, ["input", "tokenizer", "out", "work", "metrics"], main)

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from pretrain.config.executor import ExecutorConfig
 from pretrain.config.model import ModelConfig
 from pretrain.config.tokens import PackConfig, TokenizerConfig
 from pretrain.io import DocumentWriter
@@ -45,9 +46,10 @@ def tiny_tokenizer(corpus_path):
 def packed_dir(tmp_path_factory, corpus_path, tiny_tokenizer) -> Path:
     from pretrain.tokens.pack import pack
 
-    out = tmp_path_factory.mktemp("packed") / "packed"
-    pack(PackConfig(seq_len=32, val_fraction=0.2), tiny_tokenizer, corpus_path, out)
-    return out
+    root = tmp_path_factory.mktemp("packed")
+    pack(PackConfig(seq_len=32, val_fraction=0.2), ExecutorConfig(workers=1), tiny_tokenizer, corpus_path,
+         root / "packed", root / "work")
+    return root / "packed"
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ import pytest
 from pretrain.config import load_all
 from pretrain.config.sources import DownloadConfig
 from pretrain.errors import ConfigError, DataError
-from pretrain.io import iter_documents
+from pretrain.io import iter_documents, row_shards
 from pretrain.sources.download import download
 from pretrain.stage import check_registries
 from pretrain.tokens.pack import is_validation
@@ -117,7 +117,7 @@ def fetch(tmp_path: Path, files: dict[str, bytes], **kwargs) -> tuple[list[dict]
     for name, data in files.items():
         (src / name).write_bytes(data)
     report = download(DownloadConfig(source="files", path=str(src), **kwargs), tmp_path / "raw")
-    return list(iter_documents(tmp_path / "raw" / "documents.parquet")), report
+    return list(iter_documents(tmp_path / "raw")), report
 
 
 def parquet_bytes(table: pa.Table) -> bytes:
@@ -261,10 +261,10 @@ def test_download_stage_end_to_end(tmp_path):
 
 def test_clean_stage_that_drops_everything_names_the_filter(tmp_path, write_docs):
     (tmp_path / "raw").mkdir()
-    write_docs(tmp_path / "raw" / "documents.parquet",
+    write_docs(tmp_path / "raw" / "part-00000.parquet",
                [{"id": "a", "text": "one line"}, {"id": "b", "text": "two\nlines"}])
     result = run("clean.py", tmp_path, "clean:\n  filters: [paragraph_length]\n",
-                 "--input", "raw", "--out", "clean", "--metrics", "clean.json")
+                 "--input", "raw", "--out", "clean", "--work", "work/clean", "--metrics", "clean.json")
     assert error_line(result) == (
         "clean: the filters dropped all 2 documents (paragraph_length.too_few_lines: 2); loosen "
         "clean.paragraph_length in params.yaml or take it out of clean.filters")
@@ -277,10 +277,11 @@ def test_pack_stage_without_a_validation_row_fails_in_one_line(tmp_path, write_d
     val = [i for i in ids if is_validation(i, 0.25, "pretrain")]
     assert val and len(val) < len(ids)
     (tmp_path / "dedup").mkdir()
-    write_docs(tmp_path / "dedup" / "documents.parquet",
+    write_docs(tmp_path / "dedup" / "part-00000.parquet",
                [{"id": i, "text": "hi" if i in val else "def f(x):\n    return x\n" * 20} for i in ids])
     result = run("pack.py", tmp_path, "pack:\n  seq_len: 64\n  val_fraction: 0.25\n",
-                 "--input", "dedup", "--tokenizer", "tokenizer", "--out", "packed", "--metrics", "pack.json")
+                 "--input", "dedup", "--tokenizer", "tokenizer", "--out", "packed", "--work", "work/pack",
+                 "--metrics", "pack.json")
     message = error_line(result)
     assert message.startswith(f"pack: the val split has no full row of 64 tokens ({len(val)} documents")
     assert "pack.seq_len" in message and "pack.val_fraction" in message
@@ -288,7 +289,7 @@ def test_pack_stage_without_a_validation_row_fails_in_one_line(tmp_path, write_d
 
 
 def test_train_stage_with_fewer_rows_than_a_micro_batch_fails_before_training(tmp_path, packed_dir, init_dir):
-    rows = pq.read_metadata(packed_dir / "train.parquet").num_rows
+    rows = sum(pq.read_metadata(path).num_rows for path in row_shards(packed_dir, "train"))
     result = run("train.py", tmp_path, f"train:\n  micro_batch_size: {rows + 1}\n",
                  "--model", str(init_dir), "--data", str(packed_dir), "--out", "trained",
                  "--live", "live", "--checkpoints", "ckpt", "--metrics", "train.json")

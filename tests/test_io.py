@@ -8,10 +8,15 @@ import pytest
 from pretrain.errors import DataError
 from pretrain.io import (
     DocumentWriter,
+    ShardedDocumentWriter,
     atomic_path,
     count_rows,
+    document_shards,
     iter_documents,
+    place,
+    shard_name,
     write_json,
+    write_json_list,
 )
 
 DOCS = [
@@ -151,3 +156,65 @@ def test_leftovers_of_a_killed_run_are_removed_on_the_next_write(tmp_path):
     with atomic_path(out) as tmp:
         tmp.mkdir()
     assert sorted(p.name for p in tmp_path.iterdir()) == [".other.tmp-12345678", "packed"]
+
+
+# --- shards ---------------------------------------------------------------------------------------
+
+
+def test_sharded_writer_rolls_over_at_shard_bytes_and_keeps_the_order(tmp_path):
+    """Each DOCS text is 57 bytes of UTF-8 (44 characters): after two a shard holds 100 bytes
+    or more, and the third starts the next; a document bigger than a shard still gets one."""
+    assert len(DOCS[0]["text"].encode()) == 57
+    with ShardedDocumentWriter(tmp_path / "raw", shard_bytes=100) as writer:
+        for doc in DOCS:
+            writer.write(doc)
+    assert writer.shards == 3 and writer.count == 5
+    shards = document_shards(tmp_path / "raw")
+    assert [p.name for p in shards] == [shard_name(i) for i in range(3)] == [
+        "part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
+    assert [count_rows(p) for p in shards] == [2, 2, 1]
+    assert list(iter_documents(tmp_path / "raw")) == DOCS
+    assert count_rows(tmp_path / "raw") == 5
+    with ShardedDocumentWriter(tmp_path / "big", shard_bytes=1) as writer:
+        for doc in DOCS[:2]:
+            writer.write(doc)
+    assert [count_rows(p) for p in document_shards(tmp_path / "big")] == [1, 1]
+
+
+def test_shards_are_read_in_name_order_and_other_files_are_not_shards(tmp_path):
+    folder = tmp_path / "clean"
+    for i in (10, 2, 0):
+        with DocumentWriter(folder / shard_name(i)) as writer:
+            writer.write({**DOCS[0], "id": str(i)})
+    (folder / "dropped_samples.jsonl").write_text("{}\n")
+    assert [p.name for p in document_shards(folder)] == ["part-00000.parquet", "part-00002.parquet",
+                                                         "part-00010.parquet"]
+    assert [d["id"] for d in iter_documents(folder)] == ["0", "2", "10"]
+
+
+def test_a_folder_without_shards_is_a_data_error_naming_it(tmp_path):
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "documents.parquet").write_text("the layout before shards")
+    with pytest.raises(DataError, match=r"raw: no document shards \(part-\*\.parquet\); run the stage"):
+        document_shards(tmp_path / "raw")
+
+
+@pytest.mark.parametrize("parts", [[[1, {"a": [2, 3]}], [], ["x\ny"]], [[], []], [[{"k": "é"}]]])
+def test_write_json_list_writes_what_write_json_of_the_whole_list_writes(tmp_path, parts):
+    paths = []
+    for i, part in enumerate(parts):
+        paths.append(tmp_path / f"part-{i}.json")
+        write_json(paths[-1], part)
+    write_json_list(tmp_path / "joined.json", paths)
+    write_json(tmp_path / "whole.json", [item for part in parts for item in part])
+    assert (tmp_path / "joined.json").read_bytes() == (tmp_path / "whole.json").read_bytes()
+
+
+def test_place_links_a_finished_file_without_copying(tmp_path):
+    (tmp_path / "work").mkdir()
+    (tmp_path / "out").mkdir()
+    (tmp_path / "work" / "part-00000.parquet").write_bytes(b"rows")
+    place(tmp_path / "work" / "part-00000.parquet", tmp_path / "out" / "part-00000.parquet")
+    assert (tmp_path / "out" / "part-00000.parquet").read_bytes() == b"rows"
+    assert (tmp_path / "out" / "part-00000.parquet").stat().st_ino == \
+        (tmp_path / "work" / "part-00000.parquet").stat().st_ino

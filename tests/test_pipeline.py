@@ -63,7 +63,7 @@ def test_every_stage_ran_and_wrote_its_artifacts(repo):
         assert f"Running stage '{stage}'" in log
     assert pq.read_table(repo / "data/raw/documents.parquet").num_rows == 300
     assert (repo / "data/tokenizer/tokenizer.json").exists()
-    train = pq.read_table(repo / "data/packed/train.parquet")
+    train = pq.read_table(repo / "data/packed/train-00000.parquet")
     assert train.column_names == ["input_ids"] and len(train.column(0)[0]) == 64
     for model in ("models/init", "models/trained"):
         assert (repo / model / "model.safetensors").exists() and (repo / model / "tokenizer.json").exists()

@@ -74,6 +74,28 @@ def write_json(path: str | Path, obj: Any) -> None:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n", encoding="utf-8")
 
 
+def write_json_list(path: str | Path, parts: list[Path]) -> None:
+    """Write the JSON lists in the files ``parts`` as one list, atomically, one part in memory at
+    a time; the text is what ``write_json`` of the whole list would write."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as out:
+        first = True
+        for part in parts:
+            for item in json.loads(Path(part).read_text(encoding="utf-8")):
+                text = json.dumps(item, indent=2, sort_keys=False).replace("\n", "\n  ")
+                out.write(("[\n  " if first else ",\n  ") + text)
+                first = False
+        out.write("[]\n" if first else "\n]\n")
+
+
+def place(src: Path, dst: Path) -> None:
+    """Put the finished file ``src`` at ``dst`` too: a hard link (no copy) on one file system,
+    else a copy."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
 def write_text(path: str | Path, text: str) -> None:
     """Write a text file atomically."""
     with atomic_path(path) as tmp:
@@ -117,10 +139,79 @@ class DocumentWriter:
             self._ctx.__exit__(exc_type, exc, tb)
 
 
+SHARD_GLOB = "part-*.parquet"
+"""The shards of a document folder (data/raw, data/clean, data/dedup), in order by name."""
+
+
+def shard_name(index: int) -> str:
+    """The file name of shard ``index``: ``part-00003.parquet``."""
+    return f"part-{index:05d}.parquet"
+
+
+def document_shards(folder: str | Path) -> list[Path]:
+    """The shards of a document folder in order; DataError when it has none."""
+    shards = sorted(Path(folder).glob(SHARD_GLOB))
+    if not shards:
+        raise DataError(f"{folder}: no document shards ({SHARD_GLOB}); run the stage that writes it")
+    return shards
+
+
+def row_shard_name(split: str, index: int) -> str:
+    """The file name of row shard ``index`` of a packed split (data/packed): ``train-00003.parquet``,
+    ``val-00000.parquet``; ``datasets.load_dataset("parquet", data_dir=...)`` reads these names
+    as its ``train`` and ``validation`` splits."""
+    return f"{split}-{index:05d}.parquet"
+
+
+def row_shards(folder: str | Path, split: str) -> list[Path]:
+    """The row shards of ``split`` ("train" or "val") in a packed folder, in order (empty: none)."""
+    return sorted(Path(folder).glob(f"{glob.escape(split)}-[0-9][0-9][0-9][0-9][0-9].parquet"))
+
+
+class ShardedDocumentWriter:
+    """Stream documents into ``folder/part-00000.parquet``, ``part-00001.parquet``, ..., starting a
+    new shard once the current one holds ``shard_bytes`` of UTF-8 text (a shard holds at least
+    one document; the folder is expected to be a stage's temporary output, renamed when done)."""
+
+    def __init__(self, folder: str | Path, shard_bytes: int):
+        self.folder, self.shard_bytes = Path(folder), shard_bytes
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.shards = 0
+        self.count = 0
+        self._writer: DocumentWriter | None = None
+        self._bytes = 0
+
+    def write(self, doc: dict[str, str]) -> None:
+        """Add one document (as DocumentWriter.write)."""
+        if self._writer is None or self._bytes >= self.shard_bytes:
+            self._close_shard()
+            self._writer = DocumentWriter(self.folder / shard_name(self.shards))
+            self.shards += 1
+            self._bytes = 0
+        self._writer.write(doc)
+        self._bytes += len(doc["text"].encode("utf-8"))
+        self.count += 1
+
+    def _close_shard(self) -> None:
+        if self._writer is not None:
+            self._writer.__exit__(None, None, None)
+            self._writer = None
+
+    def __enter__(self) -> "ShardedDocumentWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self._writer is not None:
+            self._writer.__exit__(exc_type, exc, tb)
+            self._writer = None
+
+
 def iter_documents(path: str | Path, batch_size: int = 1024) -> Iterator[dict[str, str]]:
-    """Yield documents of a document table one by one, reading it in batches."""
-    for batch in iter_batches(path, batch_size=batch_size):
-        yield from batch.to_pylist()
+    """Yield documents of a document table (a Parquet file, or a folder of shards in order) one
+    by one, reading it in batches."""
+    for shard in document_shards(path) if Path(path).is_dir() else [path]:
+        for batch in iter_batches(shard, batch_size=batch_size):
+            yield from batch.to_pylist()
 
 
 def iter_batches(path: str | Path, columns: list[str] | None = None,
@@ -134,7 +225,9 @@ def iter_batches(path: str | Path, columns: list[str] | None = None,
 
 
 def count_rows(path: str | Path) -> int:
-    """Number of rows of a Parquet file, from its footer."""
+    """Number of rows of a Parquet file (or of every shard of a folder), from the footers."""
+    if Path(path).is_dir():
+        return sum(count_rows(shard) for shard in document_shards(path))
     try:
         return pq.ParquetFile(path).metadata.num_rows
     except (OSError, pa.ArrowInvalid) as exc:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from pretrain.errors import ConfigError, DataError
-from pretrain.io import iter_batches
+from pretrain.io import iter_batches, row_shards
 
 
 def pick_device() -> torch.device:
@@ -77,16 +77,31 @@ def deterministic_algorithms(enabled: bool) -> Iterator[None]:
         torch.use_deterministic_algorithms(before, warn_only=before_warn_only)
 
 
-def load_rows(path: Path) -> np.ndarray:
-    """The packed ``input_ids`` rows of a Parquet file as an (rows, seq_len) int64 array."""
-    chunks = []
-    for batch in iter_batches(path, columns=["input_ids"], batch_size=8192):
-        column = batch.column(0)
-        width = len(column[0]) if len(column) else 0
-        chunks.append(column.flatten().to_numpy().reshape(-1, width))
-    if not chunks or chunks[0].size == 0:
-        raise DataError(f"{path}: no packed rows to train on")
-    return np.concatenate(chunks).astype(np.int64)
+def iter_rows(data_dir: Path, split: str, batch_rows: int = 8192) -> Iterator[np.ndarray]:
+    """The packed ``input_ids`` rows of ``split`` ("train" or "val") in the pack output
+    ``data_dir``, row shard after row shard (``train-00000.parquet``, ...: pretrain.io.row_shards),
+    as (n, seq_len) int64 arrays of at most ``batch_rows`` rows."""
+    for path in row_shards(data_dir, split):
+        for batch in iter_batches(path, columns=["input_ids"], batch_size=batch_rows):
+            column = batch.column(0)
+            width = len(column[0]) if len(column) else 0
+            yield column.flatten().to_numpy().reshape(-1, width).astype(np.int64)
+
+
+def load_rows(data_dir: Path, split: str, limit: int | None = None) -> np.ndarray:
+    """The packed rows of ``split`` in ``data_dir`` (the first ``limit`` when given) as one
+    (rows, seq_len) int64 array; DataError when there are none."""
+    chunks, count = [], 0
+    for chunk in iter_rows(data_dir, split):
+        if limit is not None and count >= limit:
+            break
+        chunks.append(chunk)
+        count += len(chunk)
+    if not count or chunks[0].size == 0:
+        raise DataError(f"{data_dir}: no packed {split} rows ({split}-00000.parquet, ...); "
+                        "run the pack stage")
+    rows = np.concatenate(chunks)
+    return rows if limit is None else rows[:limit]
 
 
 def check_batch(n_rows: int, batch_size: int) -> None:

@@ -81,6 +81,34 @@ def test_bad_values_fail_with_one_line(tmp_path, text, match):
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize("section", ["clean", "dedup"])
+def test_the_old_workers_keys_say_where_the_setting_moved(tmp_path, section):
+    """clean.workers and dedup.workers became executor.workers (one setting for every data
+    stage): a params.yaml written before says so instead of "unknown key"."""
+    path = write(tmp_path, f"{section}:\n  workers: 2\n")
+    with pytest.raises(ConfigError) as err:
+        load_all(path)
+    assert str(err.value) == (f"{path}: {section}.workers: moved to executor.workers "
+                              "(one setting for every data stage)")
+
+
+@pytest.mark.parametrize("text, match", [
+    ("executor:\n  name: dask\n", r"executor\.name: expected one of \['local', 'ray'\], got 'dask'"),
+    ("executor:\n  workers: -1\n", r"executor\.workers: expected a value >= 0"),
+    ("executor:\n  retries: -1\n", r"executor\.retries: expected a value >= 0"),
+    ("executor:\n  address: auto\n", r"executor\.address: only used with name: ray \(name is 'local'\)"),
+])
+def test_bad_executor_settings_fail_with_one_line(tmp_path, text, match):
+    with pytest.raises(ConfigError, match=match):
+        load_all(write(tmp_path, text))
+
+
+def test_the_ray_executor_without_ray_installed_fails_with_the_params(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if it were not installed
+    with pytest.raises(ConfigError, match=r'executor\.name: ray needs Ray installed: pip install -e "\.\[ray\]"'):
+        load_all(write(tmp_path, "executor:\n  name: ray\n"))
+
+
 def test_float_written_without_dot_is_a_float(tmp_path):
     """PyYAML reads 3e-4 as a string; `dvc exp run -S train.learning_rate=3e-4` writes it so."""
     cfg = load_section("train", write(tmp_path, "train:\n  learning_rate: 3e-4\n"))

@@ -1,4 +1,5 @@
-"""Deduplication keeps the first of each exact or near-duplicate group, for any number of workers."""
+"""Deduplication keeps the first of each exact or near-duplicate group in global order (shards in
+order, then rows), for any number of workers and any sharding, and resumes shard by shard."""
 
 import dataclasses
 import json
@@ -9,26 +10,45 @@ import sys
 import unicodedata
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
+import pretrain.dedup.runner as runner
 from pretrain.config.dedup import DedupConfig
+from pretrain.config.executor import ExecutorConfig
 from pretrain.dedup import minhash
 from pretrain.dedup.runner import dedup
-from pretrain.io import iter_documents
+from pretrain.errors import DataError
+from pretrain.io import iter_documents, shard_name
 from pretrain.sources.builtin import stdlib_files
 
 ROOT = Path(__file__).resolve().parents[2]
 CAFE_NFC = unicodedata.normalize("NFC", "Le café est prêt.")
 CAFE_NFD = unicodedata.normalize("NFD", "Le café est prêt.")
 EXACT_ONLY = DedupConfig(near=False)
+ONE = ExecutorConfig(workers=1)
 
 
-def run(tmp_path, write_docs, texts, cfg=DedupConfig(workers=1), name="dedup"):
-    src = write_docs(tmp_path / f"{name}-in.parquet", [{"id": f"d{i}", "text": t} for i, t in enumerate(texts)])
+def write_shards(folder, write_docs, texts, shards=1):
+    """``texts`` as documents d0, d1, ... in ``shards`` consecutive shards of ``folder`` (a list:
+    the documents of each shard; an int: shards of about equal size, empty ones past the end)."""
+    docs = [{"id": f"d{i}", "text": t} for i, t in enumerate(texts)]
+    sizes = shards if isinstance(shards, list) else [-(-len(docs) // shards)] * shards
+    folder.mkdir(parents=True)
+    start = 0
+    for i, size in enumerate(sizes):
+        write_docs(folder / shard_name(i), docs[start : start + size])
+        start += size
+    assert start >= len(docs)
+    return folder
+
+
+def run(tmp_path, write_docs, texts, cfg=DedupConfig(), name="dedup", executor=ONE, shards=1):
+    src = write_shards(tmp_path / f"{name}-in", write_docs, texts, shards)
     out = tmp_path / name
-    report = dedup(cfg, src, out)
-    kept = list(iter_documents(out / "documents.parquet"))
+    report = dedup(cfg, executor, src, out, tmp_path / f"{name}-work")
+    kept = list(iter_documents(out))
     with open(out / "removed_pairs.jsonl", encoding="utf-8") as handle:
         pairs = [json.loads(line) for line in handle]
     return report, kept, pairs
@@ -69,7 +89,7 @@ def test_exact_duplicates_are_removed_keeping_the_first(tmp_path, write_docs):
 
 
 def test_removed_samples_are_capped_but_all_duplicates_counted(tmp_path, write_docs):
-    report, kept, pairs = run(tmp_path, write_docs, ["x"] * 5, cfg=DedupConfig(workers=1, samples=2))
+    report, kept, pairs = run(tmp_path, write_docs, ["x"] * 5, cfg=DedupConfig(samples=2))
     assert len(kept) == 1 and report["removed"]["exact"] == 4
     assert [(p["kept_id"], p["removed_id"]) for p in pairs] == [("d0", "d1"), ("d0", "d2")]
 
@@ -139,19 +159,67 @@ def test_clusters_are_transitive_and_keep_their_first_document(tmp_path, write_d
     assert {(p["kept_id"], p["removed_id"]) for p in pairs} == {("d0", "d1"), ("d0", "d2")}
 
 
-def test_results_do_not_depend_on_workers_batches_or_sort_chunk(tmp_path, write_docs, planted):
-    """Two workers, tiny batches, and a sort_chunk that splits every band into parts (the
-    memory-bounded path) give byte-identical outputs."""
-    texts = planted * 3  # exact copies of the whole set too
-    variants = {"one": DedupConfig(workers=1),
-                "two": DedupConfig(workers=2, batch_chars=1),
-                "chunked": DedupConfig(workers=2, sort_chunk=3)}
-    reports = {name: run(tmp_path, write_docs, texts, cfg, name)[0] for name, cfg in variants.items()}
-    assert reports["one"] == reports["two"] == reports["chunked"]
-    assert reports["one"]["removed"] == {"exact": 19, "near": 2}
-    for name in ("two", "chunked"):
-        for file in ("documents.parquet", "removed_pairs.jsonl"):
-            assert (tmp_path / name / file).read_bytes() == (tmp_path / "one" / file).read_bytes(), (name, file)
+def shard_bytes(out):
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+
+
+def test_results_do_not_depend_on_workers_sharding_batches_or_sort_chunk(tmp_path, write_docs, planted):
+    """One shard or three (or five, two of them empty), one worker or two, tiny batches, and a
+    sort_chunk that splits every band into parts (the memory-bounded path): the same documents
+    kept, the same report and audit sample; byte-identical shards for the same sharding."""
+    texts = planted * 3  # exact copies of the whole set too, in every shard
+    variants = {"one": (DedupConfig(), ONE, 1),
+                "three": (DedupConfig(), ONE, 3),
+                "three-two-workers": (DedupConfig(batch_chars=1), ExecutorConfig(workers=2), 3),
+                "chunked": (DedupConfig(sort_chunk=3), ExecutorConfig(workers=2), [4, 0, 20, 3, 0])}
+    results = {name: run(tmp_path, write_docs, texts, cfg, name, executor, shards)
+               for name, (cfg, executor, shards) in variants.items()}
+    report, kept, pairs = results["one"]
+    assert report["removed"] == {"exact": 19, "near": 2}
+    for name in variants:
+        assert results[name] == (report, kept, pairs), name
+        pairs_file = (tmp_path / name / "removed_pairs.jsonl").read_bytes()
+        assert pairs_file == (tmp_path / "one" / "removed_pairs.jsonl").read_bytes(), name
+    assert shard_bytes(tmp_path / "three") == shard_bytes(tmp_path / "three-two-workers")
+    assert [pq.ParquetFile(tmp_path / "chunked" / shard_name(i)).metadata.num_rows for i in range(5)] == [4, 0, 2, 0, 0]
+
+
+def test_a_copy_of_a_document_in_an_earlier_shard_is_removed_from_the_later_one(tmp_path, write_docs, planted):
+    """Shard 0 holds the originals; shard 1 an unrelated document, an exact copy and a near copy
+    of shard 0's documents; shard 2 only copies, so it is kept with no rows (numbering stays)."""
+    a, b, c = planted[0], planted[1], planted[2]
+    texts = [a, b, c, a, edited(b, 0.02), b, edited(a, 0.01, seed=3)]
+    report, kept, pairs = run(tmp_path, write_docs, texts, shards=[2, 3, 2])
+    assert [d["id"] for d in kept] == ["d0", "d1", "d2"]
+    assert [pq.ParquetFile(tmp_path / "dedup" / shard_name(i)).metadata.num_rows for i in range(3)] == [2, 1, 0]
+    assert report["removed"] == {"exact": 2, "near": 2}
+    assert [(p["reason"], p["kept_id"], p["removed_id"]) for p in pairs] == [
+        ("exact", "d0", "d3"), ("exact", "d1", "d5"), ("near", "d1", "d4"), ("near", "d0", "d6")]
+
+
+def test_a_failed_shard_names_it_and_a_rerun_redoes_only_that_shard(tmp_path, write_docs, planted, monkeypatch):
+    """A corrupt last shard fails the stage with one line naming it; the finished shards' pass-1
+    markers stay, and after the shard is fixed a rerun hashes only it and writes what an
+    uninterrupted run writes."""
+    src = write_shards(tmp_path / "in", write_docs, planted * 2, shards=3)
+    good = (src / shard_name(2)).read_bytes()
+    (src / shard_name(2)).write_bytes(b"PAR1 not parquet at all PAR1")
+    with pytest.raises(DataError, match=r"^dedup: shard part-00002\.parquet: .*cannot read Parquet"):
+        dedup(DedupConfig(), ONE, src, tmp_path / "out", tmp_path / "work")
+    (work,) = (tmp_path / "work").iterdir()
+    assert sorted(p.name for p in work.glob("part-*.done.json")) == ["part-00000.done.json", "part-00001.done.json"]
+    assert not (tmp_path / "out").exists()
+
+    (src / shard_name(2)).write_bytes(good)
+    hashed = []
+    scan_shard = runner.scan_shard
+    monkeypatch.setattr(runner, "scan_shard", lambda cfg, shard: hashed.append(shard.name) or scan_shard(cfg, shard))
+    report = dedup(DedupConfig(), ONE, src, tmp_path / "out", tmp_path / "work")
+    assert hashed == ["part-00002"]
+    monkeypatch.undo()
+    fresh = dedup(DedupConfig(), ONE, src, tmp_path / "fresh", tmp_path / "fresh-work")
+    assert report == fresh and report["removed"] == {"exact": 10, "near": 2}
+    assert shard_bytes(tmp_path / "out") == shard_bytes(tmp_path / "fresh")
 
 
 # Words of scripts written without spaces (and of Korean, written with them); a document is a
@@ -211,7 +279,7 @@ def test_cjk_text_wrapped_differently_is_an_exact_duplicate(tmp_path, write_docs
 def test_without_verification_candidates_count_as_duplicates(tmp_path, write_docs):
     text = stdlib_texts(1)[0]
     copy = edited(text, 0.08)  # true Jaccard ~0.5: a candidate often, verified never at 0.65
-    loose = DedupConfig(workers=1, bands=50, rows=2, num_perm=100, verify=False)
+    loose = DedupConfig(bands=50, rows=2, num_perm=100, verify=False)
     strict = dataclasses.replace(loose, verify=True)
     assert len(run(tmp_path, write_docs, [text, copy], loose, "loose")[1]) == 1
     assert len(run(tmp_path, write_docs, [text, copy], strict, "strict")[1]) == 2
@@ -223,7 +291,7 @@ def test_candidate_and_verified_pairs_count_distinct_pairs(tmp_path, write_docs)
     and more for 16 documents), so no count exceeds 16 * 15 / 2 = 120."""
     base = stdlib_texts(1)[0]
     texts = [edited(base, 0.01, seed=s) for s in range(16)]
-    cfg = DedupConfig(workers=1)
+    cfg = DedupConfig()
     report, _, _ = run(tmp_path, write_docs, texts, cfg)
     a, b = minhash.permutations(cfg.num_perm, cfg.seed)
     sig, _ = minhash.signatures(texts, cfg.ngram, a, b)
@@ -240,14 +308,52 @@ def test_candidate_and_verified_pairs_count_distinct_pairs(tmp_path, write_docs)
     assert chunked["near"] == report["near"]
 
 
+def test_a_rerun_after_an_input_changed_reuses_no_stale_step(tmp_path, write_docs, planted, monkeypatch):
+    """A run that fails in the filter task of its last shard leaves pass 1, the bucket step and
+    two filter tasks finished; when shard 0 then changes (its second document is replaced by
+    another file, so that its near copy in shard 1 is kept; no document changes eligibility),
+    the rerun redoes what depends on it (pass 1 of shard 0, the buckets, the filter tasks of
+    shards 0, 1 and 2) and writes what a fresh run writes. No audit sample, so that a filter
+    task is keyed to its input shard and its decisions alone."""
+    src = write_shards(tmp_path / "in", write_docs, planted, shards=3)
+    NO_SAMPLES = DedupConfig(samples=0)
+    filter_shard = runner.filter_shard
+
+    def broken(shard):
+        if shard.name == "part-00002":
+            raise OSError("disk full")
+        return filter_shard(shard)
+
+    monkeypatch.setattr(runner, "filter_shard", broken)
+    with pytest.raises(DataError, match="^dedup filter: shard part-00002.spec.json: disk full"):
+        dedup(NO_SAMPLES, ONE, src, tmp_path / "out", tmp_path / "work")
+    monkeypatch.undo()
+    changed = planted[:1] + [stdlib_texts(7)[6]] + planted[2:]
+    write_docs(src / shard_name(0), [{"id": f"d{i}", "text": changed[i]} for i in range(3)])
+    report = dedup(NO_SAMPLES, ONE, src, tmp_path / "out", tmp_path / "work")
+    fresh = dedup(NO_SAMPLES, ONE, write_shards(tmp_path / "fresh-in", write_docs, changed, 3),
+                  tmp_path / "fresh", tmp_path / "fresh-work")
+    assert report == fresh and report["removed"] == {"exact": 1, "near": 1}
+    assert shard_bytes(tmp_path / "out") == shard_bytes(tmp_path / "fresh")
+
+
 def test_no_work_files_are_left_in_the_output(tmp_path, write_docs, planted):
-    run(tmp_path, write_docs, planted, DedupConfig(workers=1, sort_chunk=2))
-    assert sorted(p.name for p in (tmp_path / "dedup").iterdir()) == ["documents.parquet", "removed_pairs.jsonl"]
+    run(tmp_path, write_docs, planted, DedupConfig(sort_chunk=2), shards=2)
+    assert sorted(p.name for p in (tmp_path / "dedup").iterdir()) == [
+        "part-00000.parquet", "part-00001.parquet", "removed_pairs.jsonl"]
+    assert list((tmp_path / "dedup-work").iterdir()) == []
 
 
 def test_empty_input(tmp_path, write_docs):
     report, kept, pairs = run(tmp_path, write_docs, [])
     assert kept == [] and pairs == [] and report["documents_out"] == 0
+    assert pq.ParquetFile(tmp_path / "dedup" / shard_name(0)).metadata.num_rows == 0
+
+
+def test_a_folder_without_shards_is_a_clear_error(tmp_path):
+    (tmp_path / "clean").mkdir()
+    with pytest.raises(DataError, match="no document shards"):
+        dedup(DedupConfig(), ONE, tmp_path / "clean", tmp_path / "out", tmp_path / "work")
 
 
 # --- the stage -----------------------------------------------------------------------------------
@@ -255,14 +361,14 @@ def test_empty_input(tmp_path, write_docs):
 
 def test_stage_prints_the_curve_and_warns_when_bands_and_rows_look_swapped(tmp_path, write_docs, planted):
     params = yaml.safe_load((ROOT / "profiles" / "debug.yaml").read_text())
-    params["dedup"].update(bands=4, rows=25, threshold=0.65, workers=1)
+    params["dedup"].update(bands=4, rows=25, threshold=0.65)
+    params["executor"]["workers"] = 1
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    src = tmp_path / "clean"
-    src.mkdir()
-    write_docs(src / "documents.parquet", [{"id": f"d{i}", "text": t} for i, t in enumerate(planted)])
+    src = write_shards(tmp_path / "clean", write_docs, planted, shards=2)
     result = subprocess.run(
         [sys.executable, str(ROOT / "stages" / "dedup.py"), "--params", str(tmp_path / "params.yaml"),
-         "--input", str(src), "--out", str(tmp_path / "out"), "--metrics", str(tmp_path / "dedup.json")],
+         "--input", str(src), "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work"),
+         "--metrics", str(tmp_path / "dedup.json")],
         capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "P(candidate | Jaccard s) = 1-(1-s^25)^4" in result.stdout and "0.9: 0.258" in result.stdout

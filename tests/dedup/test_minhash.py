@@ -9,8 +9,10 @@ import pytest
 
 from pretrain.config import build
 from pretrain.config.dedup import DedupConfig
+from pretrain.config.executor import ExecutorConfig
 from pretrain.dedup import lsh, minhash
 from pretrain.dedup.exact import digest, exact_keys, first_occurrence, normalize
+from pretrain.dedup.scan import Scanned, band_file
 from pretrain.errors import ConfigError
 
 ASCII_WORD = re.compile(r"[0-9A-Za-z_]+")  # on ASCII text, the words are exactly these
@@ -151,41 +153,69 @@ def test_bucket_pairs_pair_each_member_with_the_first_of_its_bucket():
     assert sorted(zip(u.tolist(), v.tolist())) == [(0, 2), (0, 5), (1, 4)]
 
 
-def test_band_parts_split_by_key_and_skip_ineligible_documents(tmp_path):
-    keys = np.random.default_rng(0).integers(0, 50, 1000).astype(np.uint64)
-    keys.tofile(tmp_path / "band.u64")
+def write_bands(folder, keys, rows):
+    """Band files as pass 1 writes them: ``keys`` (bands x documents) split into shards of
+    ``rows`` documents; the Scanned that finds them."""
+    offsets = np.concatenate(([0], np.cumsum(rows)))
+    for shard in range(len(rows)):
+        for band in range(len(keys)):
+            keys[band, offsets[shard] : offsets[shard + 1]].tofile(folder / f"part-{shard:05d}.{band_file(band)}")
+    return Scanned(folder, tuple(rows), num_perm=1)
+
+
+def first_member_pairs(keys, eligible):
+    """Every pair (first eligible document of a bucket, another eligible member), by brute force."""
+    pairs = set()
+    for band in keys:
+        first = {}
+        for i in np.flatnonzero(eligible).tolist():
+            j = first.setdefault(int(band[i]), i)
+            if j != i:
+                pairs.add((j, i))
+    return pairs
+
+
+def test_band_keys_read_every_shard_in_order_split_by_key_and_skip_ineligible_documents(tmp_path):
+    keys = np.random.default_rng(0).integers(0, 50, (1, 1000)).astype(np.uint64)
+    scanned = write_bands(tmp_path, keys, [300, 0, 450, 250])  # an empty shard too
     eligible = np.ones(1000, dtype=bool)
     eligible[::7] = False
-    whole = list(lsh.band_parts(tmp_path / "band.u64", eligible, chunk=10**6))
-    parts = list(lsh.band_parts(tmp_path / "band.u64", eligible, chunk=100))
-    assert len(whole) == 1 and len(parts) == 9
+    whole, index = lsh.band_keys(scanned, 0, eligible)
+    assert index.tolist() == np.flatnonzero(eligible).tolist() and whole.tolist() == keys[0, index].tolist()
+    parts = [lsh.band_keys(scanned, 0, eligible, part, 9) for part in range(9)]
+    assert all((np.diff(i) > 0).all() for _, i in parts)  # global order kept within a part
     pairs = lambda ps: sorted(p for k, i in ps for p in zip(*map(np.ndarray.tolist, lsh.bucket_pairs(k, i))))
-    assert pairs(parts) == pairs(whole)
-    assert not set(np.concatenate([i for _, i in parts]).tolist()) & set(range(0, 1000, 7))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["band.u64"]  # spilled parts removed
+    assert pairs(parts) == pairs([(whole, index)])
 
 
-def test_clusters_count_each_distinct_pair_once_across_bands_and_parts(tmp_path):
+@pytest.mark.parametrize("eligible, bands, chunk, expected", [
+    (1000, 4, 10**6, [{"bands": [0, 1, 2, 3], "part": 0, "parts": 1}]),  # small: one task, in-process
+    (1000, 5, 2500, [{"bands": [0, 1], "part": 0, "parts": 1}, {"bands": [2, 3], "part": 0, "parts": 1},
+                     {"bands": [4], "part": 0, "parts": 1}]),
+    (1000, 2, 400, [{"bands": [b], "part": p, "parts": 3} for b in range(2) for p in range(3)]),
+])
+def test_bucket_plan_groups_small_bands_and_splits_large_ones(eligible, bands, chunk, expected):
+    assert lsh.plan(eligible, bands, chunk) == expected
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_clusters_count_each_distinct_pair_once_across_bands_parts_and_shards(tmp_path, workers):
     rng = np.random.default_rng(1)
     n, bands = 300, 4
     keys = rng.integers(0, 40, (bands, n)).astype(np.uint64)
     keys[2] = keys[0]  # a band that repeats another: all its pairs are already known
-    for band in range(bands):
-        keys[band].tofile(tmp_path / f"band{band}.u64")
     eligible = rng.random(n) < 0.9
-    expected = set()
-    for band in range(bands):
-        first = {}
-        for i in np.flatnonzero(eligible).tolist():
-            j = first.setdefault(int(keys[band, i]), i)
-            if j != i:
-                expected.add((j, i))
+    expected = first_member_pairs(keys, eligible)
     parent = np.arange(n)
     lsh.union(parent, *map(np.array, zip(*sorted(expected))))
-    for chunk in (10**6, 25):
-        root, stats = lsh.clusters(tmp_path, np.zeros((n, 1), dtype=np.uint64), eligible, bands, None, chunk)
-        assert stats == {"candidate_pairs": len(expected), "verified_pairs": len(expected)}
-        assert root.tolist() == parent.tolist()
+    for rows in ([n], [100, 0, 120, 80]):
+        scanned = write_bands(tmp_path, keys, rows)
+        for chunk in (10**6, 25):
+            cfg = DedupConfig(bands=bands, rows=1, num_perm=bands, verify=False, sort_chunk=chunk)
+            root, stats = lsh.clusters(ExecutorConfig(workers=workers), cfg, scanned, eligible, ["x"],
+                                       tmp_path / f"buckets-{len(rows)}-{chunk}")
+            assert stats == {"candidate_pairs": len(expected), "verified_pairs": len(expected)}
+            assert root.tolist() == parent.tolist()
 
 
 def test_union_roots_every_cluster_at_its_lowest_index():
@@ -230,7 +260,7 @@ def test_first_occurrence():
 @pytest.mark.parametrize("raw, message", [
     ({"num_perm": 128}, "dedup.num_perm: must equal bands * rows (25 * 4 = 100), got 128"),
     ({"threshold": 0}, "dedup.threshold: expected a value in (0, 1]"),
-    ({"workers": -1}, "dedup.workers: expected a value >= 0"),
+    ({"workers": 2}, "dedup.workers: moved to executor.workers"),
     ({"ngram": 0}, "dedup.ngram: expected a value > 0"),
     ({"band": 20}, "dedup.band: unknown key"),
 ])

@@ -15,7 +15,7 @@ from pretrain.runtime import load_rows, validation_loss
 
 def test_validation_loss_is_the_mean_next_token_cross_entropy(init_dir, packed_dir):
     model = AutoModelForCausalLM.from_pretrained(init_dir).eval()
-    rows = load_rows(packed_dir / "val.parquet")[:5]
+    rows = load_rows(packed_dir, "val")[:5]
     got = validation_loss(model, rows, batch_size=2, max_batches=None, device=torch.device("cpu"), dtype=None)
     with torch.no_grad():
         ids = torch.from_numpy(rows)
@@ -27,14 +27,14 @@ def test_validation_loss_is_the_mean_next_token_cross_entropy(init_dir, packed_d
 
 def test_untrained_model_is_near_uniform(init_dir, packed_dir, tiny_tokenizer):
     model = AutoModelForCausalLM.from_pretrained(init_dir).eval()
-    rows = load_rows(packed_dir / "val.parquet")
+    rows = load_rows(packed_dir, "val")
     got = validation_loss(model, rows, 4, 2, torch.device("cpu"), None)
     assert got["loss"] == pytest.approx(math.log(len(tiny_tokenizer)), rel=0.05)
 
 
 def test_local_task_data_path_is_made_absolute(tmp_path):
     config = task_config("pretrain_heldout_ppl", tmp_path / "packed")
-    assert config["dataset_kwargs"]["data_files"]["test"] == str((tmp_path / "packed" / "val_docs.jsonl").resolve())
+    assert config["dataset_kwargs"]["data_files"]["test"] == str((tmp_path / "packed" / "heldout_docs.jsonl").resolve())
     assert (TASK_DIR / "pretrain_heldout_ppl.yaml").exists()
     assert task_config("hellaswag", tmp_path) == "hellaswag"  # passed through to lm-eval's registry
 
@@ -71,7 +71,7 @@ def test_bits_per_byte_is_the_loss_over_the_text_bytes(init_dir, packed_dir, tin
     from pretrain.evaluate.bits_per_byte import TextBytes
 
     model = AutoModelForCausalLM.from_pretrained(init_dir).eval()
-    rows = load_rows(packed_dir / "val.parquet")[:4]
+    rows = load_rows(packed_dir, "val")[:4]
     got = validation_loss(model, rows, 2, None, torch.device("cpu"), None, TextBytes(tiny_tokenizer))
     text_bytes = sum(len(tiny_tokenizer.decode(row[1:], skip_special_tokens=True).encode()) for row in rows)
     assert got["bits_per_byte"] == pytest.approx(got["loss"] * got["tokens"] / math.log(2) / text_bytes, rel=1e-3)
@@ -85,8 +85,8 @@ def test_contamination_flags_an_evaluation_set_copied_from_training(tmp_path, pa
     data = tmp_path / "packed"
     shutil.copytree(packed_dir, data)
     clean = contamination(data, tiny_tokenizer)["heldout_documents"]
-    train_text = tiny_tokenizer.decode(load_rows(data / "train.parquet")[5], skip_special_tokens=True)
-    (data / "val_docs.jsonl").write_text(json.dumps({"id": "leak", "text": train_text}) + "\n")
+    train_text = tiny_tokenizer.decode(load_rows(data, "train")[5], skip_special_tokens=True)
+    (data / "heldout_docs.jsonl").write_text(json.dumps({"id": "leak", "text": train_text}) + "\n")
     leaked = contamination(data, tiny_tokenizer)["heldout_documents"]
     assert leaked["contaminated"] and leaked["ngram_overlap"] > 0.9
     assert clean["ngram_overlap"] < leaked["ngram_overlap"]
@@ -110,7 +110,7 @@ def test_general_text_and_few_shot_settings(init_dir, packed_dir, tmp_path, monk
                          general_text=str(general))
     report, _ = evaluate(cfg, init_dir, init_dir, packed_dir)
     model, tokenizer = load_model(init_dir, torch.device("cpu"))
-    rows = text_rows(read_texts(general), tokenizer, load_rows(packed_dir / "val.parquet").shape[1])
+    rows = text_rows(read_texts(general), tokenizer, load_rows(packed_dir, "val").shape[1])
     direct = validation_loss(model, rows, 16, 2, torch.device("cpu"), None, TextBytes(tokenizer))
     assert set(report["general"]) == {"init", "trained"}
     assert report["general"]["init"]["loss"] == pytest.approx(direct["loss"], rel=1e-2)
@@ -162,7 +162,7 @@ def test_an_evaluation_part_with_nothing_to_score_says_so(init_dir, packed_dir, 
 
     data = tmp_path / "packed"
     shutil.copytree(packed_dir, data)
-    (data / "val_mc.jsonl").write_text("")  # a held-out split too small for multiple choice
+    (data / "heldout_mc.jsonl").write_text("")  # a held-out split too small for multiple choice
     monkeypatch.chdir(tmp_path)
     cfg = EvaluateConfig(max_batches=1, lm_eval_limit=2, prompts=[], max_new_tokens=1)
     report, _ = evaluate(cfg, init_dir, init_dir, data)

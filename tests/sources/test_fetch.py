@@ -216,7 +216,7 @@ def test_download_stage_fetches_once(server, tmp_path):
         assert report["fetched"] == ({"network": 1} if run == 0 else {"cache": 1})
         assert report["by_source"] == {"urls": 1} and report["skipped"] == {"http_404": 1}
     assert server.hits["/ok.py"] == 1
-    assert [d["text"] for d in read_table(tmp_path / "raw" / "documents.parquet")] == [CODE]
+    assert [d["text"] for d in read_table(tmp_path / "raw")] == [CODE]
 
 
 def test_download_creates_the_cache_folder_dvc_expects(tmp_path):

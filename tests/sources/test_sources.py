@@ -252,11 +252,25 @@ def test_download_writes_the_documents_and_reports_counts(tmp_path):
     cfg = DownloadConfig(source="files", path=str(src))
     out = tmp_path / "data" / "raw"
     report = download(cfg, out)
-    assert report == {"documents": 3, "chars": 3 + 5 + 4, "by_source": {"files": 3},
+    assert report == {"documents": 3, "chars": 3 + 5 + 4, "shards": 1, "by_source": {"files": 3},
                       "skipped": {"empty_text": 1}, "skipped_examples": {"empty_text": [f"{src}:3"]},
                       "decoded": {}, "fetched": {}, "ids": {"from_location": 3}}
-    assert count_rows(out / "documents.parquet") == 3
-    assert list(read_table(out / "documents.parquet")) == list(iter_documents(cfg, Skipped()))
+    assert sorted(p.name for p in out.iterdir()) == ["part-00000.parquet"]
+    assert count_rows(out) == 3
+    assert list(read_table(out)) == list(iter_documents(cfg, Skipped()))
+
+
+def test_download_starts_a_new_shard_after_shard_mb_of_text(tmp_path):
+    """A shard closes once it holds shard_mb of UTF-8 text (10 bytes here; "fünf" is 5)."""
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"text": t}) + "\n" for t in ["fünf", "sechs", "sieben", "acht", "x"]))
+    cfg = DownloadConfig(source="files", path=str(src), shard_mb=10e-6)
+    report = download(cfg, tmp_path / "raw")
+    shards = sorted((tmp_path / "raw").iterdir())
+    assert [p.name for p in shards] == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
+    assert [[d["text"] for d in read_table(p)] for p in shards] == [["fünf", "sechs"], ["sieben", "acht"], ["x"]]
+    assert report["shards"] == 3 and report["documents"] == 5
+    assert list(read_table(tmp_path / "raw")) == list(iter_documents(cfg, Skipped()))
 
 
 def test_a_repeated_id_in_one_source_keeps_both_documents_with_unique_ids(tmp_path):
@@ -269,7 +283,7 @@ def test_a_repeated_id_in_one_source_keeps_both_documents_with_unique_ids(tmp_pa
                    '{"id": "a.py", "text": "another one"}\n{"id": "c", "text": "three"}\n'
                    '{"id": "a.py", "text": "a third one"}\n')
     report = download(DownloadConfig(source="files", path=str(src)), tmp_path / "raw")
-    docs = list(read_table(tmp_path / "raw" / "documents.parquet"))
+    docs = list(read_table(tmp_path / "raw"))
     assert [(d["id"], d["text"]) for d in docs] == [
         ("a.py", "one"), ("b", "two"), (f"{src}:3/a.py", "another one"), ("c", "three"),
         (f"{src}:5/a.py", "a third one")]
@@ -360,7 +374,7 @@ def test_mix_of_builtin_and_files_reports_per_source_counts(three_sources, tmp_p
     assert report["by_source"] == {"mine": 5, "python": 15}
     assert report["mix"] == {"python": {"weight": 3.0, "share": 0.75, "documents": 15},
                              "mine": {"weight": 1.0, "share": 0.25, "documents": 5}}
-    docs = list(read_table(tmp_path / "raw" / "documents.parquet"))
+    docs = list(read_table(tmp_path / "raw"))
     # each id is the entry's name, then the source's own id
     assert {d["id"].split("/")[:2] == ["python", "pydoc_topics"]
             for d in docs if d["source"] == "python"} == {True}
@@ -394,6 +408,7 @@ def test_metadata_travels_through_clean_and_dedup_and_pack_still_works(tmp_path,
     from pretrain.clean.runner import clean
     from pretrain.config.clean import CleanConfig
     from pretrain.config.dedup import DedupConfig
+    from pretrain.config.executor import ExecutorConfig
     from pretrain.config.tokens import PackConfig
     from pretrain.dedup.runner import dedup
     from pretrain.tokens.pack import pack
@@ -405,21 +420,22 @@ def test_metadata_travels_through_clean_and_dedup_and_pack_still_works(tmp_path,
     src = tmp_path / "in.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in records))
     download(DownloadConfig(source="files", path=str(src)), tmp_path / "raw")
-    clean(CleanConfig(filters=["whitespace", "paragraph_length"], code_filters=["whitespace"], workers=1),
-          tmp_path / "raw" / "documents.parquet", tmp_path / "clean")
-    report = dedup(DedupConfig(workers=1, near=False), tmp_path / "clean" / "documents.parquet",
-                   tmp_path / "dedup")
+    local = ExecutorConfig(workers=1)
+    clean(CleanConfig(filters=["whitespace", "paragraph_length"], code_filters=["whitespace"]), local,
+          tmp_path / "raw", tmp_path / "clean", tmp_path / "work" / "clean")
+    report = dedup(DedupConfig(near=False), local, tmp_path / "clean", tmp_path / "dedup",
+                   tmp_path / "work" / "dedup")
     assert report["removed"]["exact"] == 1
     expected = {r["id"]: {"url": r["url"], "rank": r["rank"]} for r in records}
     for stage in ("raw", "clean", "dedup"):
-        docs = list(read_table(tmp_path / stage / "documents.parquet"))
+        docs = list(read_table(tmp_path / stage))
         assert {d["id"]: json.loads(d["metadata"]) for d in docs} == {
             k: v for k, v in expected.items() if stage != "dedup" or k != "copy"}, stage
     (pair,) = [json.loads(line) for line in (tmp_path / "dedup" / "removed_pairs.jsonl").open()]
     assert (pair["kept_id"], pair["removed_id"]) == ("d3", "copy")
     assert pair["kept_metadata"] == expected["d3"] and pair["removed_metadata"] == expected["copy"]
-    packed = pack(PackConfig(seq_len=16, val_fraction=0.2), tiny_tokenizer,
-                  tmp_path / "dedup" / "documents.parquet", tmp_path / "packed")
+    packed = pack(PackConfig(seq_len=16, val_fraction=0.2), local, tiny_tokenizer,
+                  tmp_path / "dedup", tmp_path / "packed", tmp_path / "work" / "pack")
     assert packed["train"]["rows"] > 0
 
 

@@ -78,11 +78,13 @@ def test_saved_tokenizer_encodes_special_token_text_as_text_like_pack(tok, tmp_p
     assert loaded.decode(ids, skip_special_tokens=True) == text
 
 
-def test_build_tokenizer_saves_a_folder_autotokenizer_loads(tok, corpus, tmp_path):
+def test_build_tokenizer_saves_a_folder_autotokenizer_loads(tok, corpus, texts, tmp_path):
     out = tmp_path / "tokenizer"
     report = build_tokenizer(TokenizerConfig(vocab_size=400), corpus, out)
+    size = sum(len(t.encode("utf-8")) for t in texts)
     assert report == {"origin": "trained", "vocab_size": 400, "bos_token_id": 1, "eos_token_id": 2,
-                      "pad_token_id": 0}
+                      "pad_token_id": 0, "sample": {"documents": 5, "bytes": size, "corpus_documents": 5,
+                                                    "corpus_bytes": size}}
     loaded = AutoTokenizer.from_pretrained(out)
     assert len(loaded) == 400
     assert (loaded.pad_token_id, loaded.bos_token_id, loaded.eos_token_id) == (0, 1, 2)
@@ -143,3 +145,69 @@ def test_a_base_tokenizer_is_saved_to_encode_like_pack(tmp_path, corpus, texts, 
     assert ids[0] == loaded.bos_token_id and ids.count(loaded.bos_token_id) == 1
     assert loaded.eos_token_id not in ids
     assert loaded.decode(ids, skip_special_tokens=True) == text
+
+
+def sampled_ids(corpus, sample_bytes, seed):
+    """The ids a sample of ``sample_bytes`` must hold: lowest sample_rank first until enough text."""
+    from pretrain.io import iter_documents
+    from pretrain.tokens.tokenizer import sample_rank
+
+    chosen, size = [], 0
+    for doc in sorted(iter_documents(corpus), key=lambda d: sample_rank(d["id"], seed)):
+        if size >= sample_bytes:
+            break
+        chosen.append(doc["id"])
+        size += len(doc["text"].encode("utf-8"))
+    return chosen, size
+
+
+def test_the_sample_is_the_lowest_ranked_documents_up_to_its_size_in_corpus_order(corpus_path):
+    from pretrain.io import iter_documents
+    from pretrain.tokens.tokenizer import TextSample
+
+    docs = list(iter_documents(corpus_path))
+    total = sum(len(d["text"].encode("utf-8")) for d in docs)
+    for seed in (0, 1):
+        chosen, size = sampled_ids(corpus_path, total // 4, seed)
+        sample = TextSample(corpus_path, total // 4, seed)
+        assert list(sample) == [d["text"] for d in docs if d["id"] in chosen]
+        assert sample.report() == {"documents": len(chosen), "bytes": size, "corpus_documents": len(docs),
+                                   "corpus_bytes": total}
+        assert total // 4 <= size < total // 2
+    assert sampled_ids(corpus_path, total // 4, 0) != sampled_ids(corpus_path, total // 4, 1)
+    assert list(TextSample(corpus_path, total + 1, 0)) == [d["text"] for d in docs]  # smaller: all of it
+
+
+def test_a_sampled_tokenizer_sees_only_the_sample_and_is_the_same_for_any_shards(
+        corpus_path, tmp_path, monkeypatch):
+    """The trainer gets the sample's texts, not the corpus' (its memory follows the sample), and
+    the same ones for one shard or three."""
+    from pretrain.io import DocumentWriter, iter_documents, shard_name
+    from pretrain.tokens import tokenizer as module
+
+    docs = list(iter_documents(corpus_path))
+    (tmp_path / "three").mkdir()
+    for i in range(3):
+        with DocumentWriter(tmp_path / "three" / shard_name(i)) as writer:
+            for doc in docs[i * len(docs) // 3:(i + 1) * len(docs) // 3]:
+                writer.write(doc)
+    seen, real = [], module.train_bpe
+
+    def spy(cfg, texts, length=None):
+        seen.append(list(texts))
+        assert length == len(seen[-1])
+        return real(cfg, iter(seen[-1]), length)
+
+    monkeypatch.setattr(module, "train_bpe", spy)
+    cfg = TokenizerConfig(vocab_size=400, sample_mb=0.2, sample_seed=3)
+    reports = [build_tokenizer(cfg, src, tmp_path / name)
+               for src, name in ((corpus_path, "one"), (tmp_path / "three", "three_out"))]
+    chosen, size = sampled_ids(corpus_path, 200_000, 3)
+    assert seen[0] == seen[1] == [d["text"] for d in docs if d["id"] in chosen]
+    assert reports[0] == reports[1] and reports[0]["sample"]["bytes"] == size < reports[0]["sample"]["corpus_bytes"] / 2
+    assert (tmp_path / "one" / "tokenizer.json").read_bytes() == (tmp_path / "three_out" / "tokenizer.json").read_bytes()
+
+
+def test_sample_mb_must_be_positive():
+    with pytest.raises(ValueError, match="sample_mb"):
+        TokenizerConfig(sample_mb=0)

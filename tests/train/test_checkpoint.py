@@ -10,6 +10,7 @@ from transformers import AutoModelForCausalLM
 
 import pretrain.train.loop
 from pretrain.config.train import TrainConfig
+from pretrain.io import row_shards
 from pretrain.train import checkpoint
 from pretrain.train.loop import train
 
@@ -119,18 +120,19 @@ def test_another_experiments_checkpoint_is_not_resumed(tmp_path, monkeypatch, in
 
 
 def test_the_key_ignores_logging_but_not_the_data_or_the_params(tmp_path, init_dir, packed_dir):
-    train_file = packed_dir / "train.parquet"
-    key = checkpoint.run_key(TrainConfig(**CFG), init_dir, train_file)
+    train_files = row_shards(packed_dir, "train")
+    key = checkpoint.run_key(TrainConfig(**CFG), init_dir, train_files)
     assert key == checkpoint.run_key(TrainConfig(**{**CFG, "log_every": 5, "eval_every": 0}),
-                                     init_dir, train_file)
-    assert key != checkpoint.run_key(TrainConfig(**{**CFG, "seed": 1}), init_dir, train_file)
-    other_data = tmp_path / "train.parquet"
-    other_data.write_bytes(train_file.read_bytes() + b"\0")
-    assert key != checkpoint.run_key(TrainConfig(**CFG), init_dir, other_data)
+                                     init_dir, train_files)
+    assert key != checkpoint.run_key(TrainConfig(**{**CFG, "seed": 1}), init_dir, train_files)
+    other_data = tmp_path / train_files[0].name
+    other_data.write_bytes(train_files[0].read_bytes() + b"\0")
+    assert key != checkpoint.run_key(TrainConfig(**CFG), init_dir, [other_data, *train_files[1:]])
+    assert key != checkpoint.run_key(TrainConfig(**CFG), init_dir, [*train_files, train_files[0]])
 
 
 def test_a_half_written_checkpoint_is_ignored(tmp_path, init_dir, packed_dir):
     (tmp_path / "ckpt" / ".step-00000003.tmp-1234").mkdir(parents=True)
     (tmp_path / "ckpt" / "step-00000006").mkdir()  # no state.json: not complete
-    key = checkpoint.run_key(TrainConfig(**CFG), init_dir, packed_dir / "train.parquet")
+    key = checkpoint.run_key(TrainConfig(**CFG), init_dir, row_shards(packed_dir, "train"))
     assert checkpoint.find(tmp_path / "ckpt", key) is None

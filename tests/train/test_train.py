@@ -97,7 +97,7 @@ def test_training_lowers_the_loss_and_logs_every_optimizer_step(tmp_path, init_d
     report = train(cfg, init_dir, packed_dir, tmp_path / "trained", tmp_path / "live")
     assert report["final_loss"] < report["first_loss"] - 0.5
     assert report["val_loss"] < report["first_loss"]
-    assert report["tokens"] == 40 * 4 * 2 * load_rows(packed_dir / "train.parquet").shape[1]
+    assert report["tokens"] == 40 * 4 * 2 * load_rows(packed_dir, "train").shape[1]
     assert 0 < report["mfu"] < 1
     live = tmp_path / "live"
     assert steps_logged(live) == list(range(1, 41))  # the optimizer step, not a log-call count
@@ -145,10 +145,31 @@ def test_optimizer_and_precision_options_train(tmp_path, init_dir, packed_dir, o
     assert report["precision"] == options.get("precision", report["precision"])
 
 
+def test_training_reads_the_rows_of_every_row_shard_in_order(tmp_path, corpus_path, tiny_tokenizer, packed_dir):
+    """Rows split over several row shards (pack.shard_mb) are the rows of one shard, in order;
+    validation takes only the first eval_batches micro-batches; no rows is a clear error."""
+    from pretrain.config.executor import ExecutorConfig
+    from pretrain.config.tokens import PackConfig
+    from pretrain.io import row_shards
+    from pretrain.tokens.pack import pack
+    from pretrain.train.loop import load_data
+
+    pack(PackConfig(seq_len=32, val_fraction=0.2, shard_mb=0.02), ExecutorConfig(workers=1), tiny_tokenizer,
+         corpus_path, tmp_path / "packed", tmp_path / "work")
+    assert len(row_shards(tmp_path / "packed", "train")) > 1 == len(row_shards(packed_dir, "train"))
+    cfg = TrainConfig(micro_batch_size=4, eval_batches=2)
+    rows, val = load_data(cfg, tmp_path / "packed")
+    whole, whole_val = load_data(cfg, packed_dir)
+    assert rows.dtype == np.int64 and np.array_equal(rows, whole) and np.array_equal(val, whole_val)
+    assert len(val) == 8 < len(load_rows(packed_dir, "val"))
+    with pytest.raises(DataError, match="no packed train rows"):
+        load_rows(tmp_path, "train")
+
+
 def test_uneven_split_among_processes_is_a_clear_error(tmp_path, init_dir, packed_dir):
     from pretrain.train.loop import shard_batches
     with pytest.raises(ConfigError, match="split evenly among 2"):
-        shard_batches(load_rows(packed_dir / "train.parquet"), TrainConfig(micro_batch_size=3),
+        shard_batches(load_rows(packed_dir, "train"), TrainConfig(micro_batch_size=3),
                       0, 0, 2, pin=False)
 
 

@@ -56,6 +56,28 @@ class Tally:
         self.scores.append({"id": doc["id"], "kind": outcome.kind, "language": outcome.language,
                             "language_score": outcome.score, "kept": kept})
 
+    FIELDS = ("totals", "dropped", "dropped_by_kind", "modified", "by_kind", "by_source", "samples")
+
+    def state(self) -> dict[str, Any]:
+        """The counts and samples (not the scores) as plain JSON values, for ``merged``."""
+        return {name: getattr(self, name) for name in self.FIELDS}
+
+    @classmethod
+    def merged(cls, states: list[dict[str, Any]], samples_per_reason: int) -> "Tally":
+        """The Tally of shards whose ``state()`` are ``states``, in shard order: the same counts
+        and samples as one Tally fed every document in that order."""
+        tally = cls(samples_per_reason)
+        for state in states:
+            for name in ("totals", "dropped", "modified"):
+                getattr(tally, name).update(state[name])
+            for name in ("dropped_by_kind", "by_kind", "by_source"):
+                for key, counts in state[name].items():
+                    getattr(tally, name).setdefault(key, Counter()).update(counts)
+            for reason, samples in state["samples"].items():
+                bucket = tally.samples.setdefault(reason, [])
+                bucket.extend(samples[: samples_per_reason - len(bucket)])
+        return tally
+
     def report(self) -> dict[str, Any]:
         """The report of metrics/clean.json."""
         keys = ("documents_in", "documents_out", "chars_in", "chars_out", "words_in", "words_out")

@@ -8,36 +8,37 @@ that drops a document names the reason, and a modifier that leaves no text drops
 from the start is dropped as ``empty`` by the first rule that sees it (``whitespace.empty`` with
 the default rules, whose whitespace modifier strips "  " to nothing).
 
-Documents are cleaned in batches by ``clean.workers`` processes and collected in input order,
-with at most two batches per worker in flight (memory stays bounded), so the output table and
-every count are the same for any number of workers.
+Each shard of the input is one task on the executor (pretrain.executor): shard i of data/clean
+holds the kept documents of shard i of data/raw, in order, and the counts of every shard are
+added up in shard order, so the output and every count are the same for any executor and any
+number of workers. A task's memory depends on its shard, not on the corpus.
 """
 
 from __future__ import annotations
 
-import itertools
-import multiprocessing
-from collections import deque
+import functools
+import shutil
 from pathlib import Path
-from typing import Any, Iterable, Iterator, NamedTuple, Optional
-
-from tqdm import tqdm
+from typing import Any, NamedTuple, Optional
 
 from pretrain.clean.course import LanguageFilter
 from pretrain.clean.registry import FILTERS, Rule, check_names
 from pretrain.clean.report import Tally
 from pretrain.config.clean import CleanConfig
+from pretrain.config.executor import ExecutorConfig
 from pretrain.errors import DataError
+from pretrain.executor.shards import Shard, run_shards, stage_key, work_folder
 from pretrain.io import (
     DocumentWriter,
     atomic_path,
-    count_rows,
+    document_shards,
     iter_documents,
-    worker_count,
+    place,
+    shard_name,
     write_json,
+    write_json_list,
 )
 
-BATCH_DOCUMENTS = 64
 # Builtin parts whose ids name the .py file their text was extracted from: prose, not code.
 BUILTIN_PROSE = ("pydoc_topics", "docstrings", "package_docs")
 
@@ -116,57 +117,49 @@ class Cleaner:
 _cleaner: Optional[Cleaner] = None
 
 
-def _start_worker(cfg: CleanConfig) -> None:
+def cleaner_for(cfg: CleanConfig) -> Cleaner:
+    """This process's Cleaner for ``cfg``, built once (the fastText model loads in a second)."""
     global _cleaner
-    _cleaner = Cleaner(cfg)
+    if _cleaner is None or _cleaner.cfg != cfg:
+        _cleaner = Cleaner(cfg)
+    return _cleaner
 
 
-def _clean_batch(docs: list[dict]) -> list[Outcome]:
-    return [_cleaner(doc) for doc in docs]
+def clean_shard(cfg: CleanConfig, shard: Shard) -> dict[str, Any]:
+    """One shard task: the kept documents of ``shard.source``, in order, to
+    ``part-NNNNN.parquet`` and one score per document to ``part-NNNNN.scores.json`` in the work
+    folder; returns the shard's accounting (Tally.state)."""
+    cleaner, tally = cleaner_for(cfg), Tally(cfg.samples_per_reason)
+    with DocumentWriter(shard.output(".parquet")) as writer:
+        for doc in iter_documents(shard.source):
+            outcome = cleaner(doc)
+            tally.add(outcome)
+            if outcome.reason is None:
+                writer.write(outcome.doc)
+    write_json(shard.output(".scores.json"), tally.scores)
+    return tally.state()
 
 
-def batched(items: Iterable, size: int) -> Iterator[list]:
-    iterator = iter(items)
-    while batch := list(itertools.islice(iterator, size)):
-        yield batch
-
-
-def clean_documents(cfg: CleanConfig, docs: Iterable[dict], workers: int) -> Iterator[Outcome]:
-    """The outcome of every document, in input order, computed by ``workers`` processes (started
-    with spawn: a script that calls this needs the ``if __name__ == "__main__":`` guard)."""
-    if workers <= 1:
-        yield from map(Cleaner(cfg), docs)
-        return
-    # spawn, not fork: the parent holds pyarrow's threads, which a forked child must not inherit.
-    with multiprocessing.get_context("spawn").Pool(workers, _start_worker, (cfg,)) as pool:
-        pending: deque = deque()
-        for batch in batched(docs, BATCH_DOCUMENTS):
-            pending.append(pool.apply_async(_clean_batch, (batch,)))
-            if len(pending) >= 2 * workers:
-                yield from pending.popleft().get()
-        while pending:
-            yield from pending.popleft().get()
-
-
-def clean(cfg: CleanConfig, src: Path, out_dir: Path,
+def clean(cfg: CleanConfig, executor: ExecutorConfig, src: Path, out_dir: Path, work_root: Path,
           scores_path: Optional[Path] = None) -> dict[str, Any]:
-    """Clean ``src`` into ``out_dir/documents.parquet`` (dropped samples beside it, per-document
-    scores to ``scores_path``); return the report."""
+    """Clean the shards of ``src`` into the shards of ``out_dir`` (shard i from shard i; dropped
+    samples beside them), one task per shard on ``executor`` with its work and completion
+    markers in ``work_root`` (pretrain.executor.shards); write the per-document scores to
+    ``scores_path`` and return the report. Raises DataError when the rules drop every document."""
     check_names(cfg.filters)
     check_names(cfg.code_filters, key="code_filters")
-    workers = worker_count(cfg.workers)
-    tally = Tally(cfg.samples_per_reason)
+    shards = document_shards(src)
+    work = work_folder(work_root, stage_key("clean", cfg))
+    states = run_shards(executor, "clean", functools.partial(clean_shard, cfg), shards, work)
+    tally = Tally.merged(states, cfg.samples_per_reason)
+    if tally.documents_in and not tally.documents_out:
+        raise DataError(tally.all_dropped_message())
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
-        with DocumentWriter(tmp / "documents.parquet") as writer:
-            outcomes = clean_documents(cfg, iter_documents(src), workers)
-            for outcome in tqdm(outcomes, total=count_rows(src), desc="clean", unit="doc"):
-                tally.add(outcome)
-                if outcome.reason is None:
-                    writer.write(outcome.doc)
+        for i in range(len(shards)):
+            place(work / f"part-{i:05d}.parquet", tmp / shard_name(i))
         tally.write_samples(tmp / "dropped_samples.jsonl")
-        if tally.documents_in and not tally.documents_out:
-            raise DataError(tally.all_dropped_message())
     if scores_path is not None:
-        write_json(scores_path, tally.scores)
+        write_json_list(scores_path, [work / f"part-{i:05d}.scores.json" for i in range(len(shards))])
+    shutil.rmtree(work)
     return tally.report()

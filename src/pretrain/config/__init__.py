@@ -32,6 +32,7 @@ from pretrain.errors import ConfigError
 T = TypeVar("T")
 
 SECTIONS: dict[str, str] = {
+    "executor": "pretrain.config.executor:ExecutorConfig",
     "download": "pretrain.config.sources:DownloadConfig",
     "clean": "pretrain.config.clean:CleanConfig",
     "dedup": "pretrain.config.dedup:DedupConfig",
@@ -149,12 +150,20 @@ def http_url(name: str, url: str) -> None:
         raise ValueError(f"{name}: expected an http:// or https:// URL, got {url!r}")
 
 
+MOVED: dict[str, str] = {"clean.workers": "executor.workers", "dedup.workers": "executor.workers"}
+"""Keys that earlier versions had, and where their setting lives now."""
+
+
 def build(cls: type[T], raw: Any, where: str) -> T:
     """Build dataclass ``cls`` from a mapping, checking keys, types and values."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a mapping, got {type(raw).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - set(fields))
+    section = where.rpartition(": ")[2]  # "params.yaml: clean" -> "clean"
+    for key in unknown:
+        if f"{section}.{key}" in MOVED:
+            raise ConfigError(f"{where}.{key}: moved to {MOVED[f'{section}.{key}']} (one setting for every data stage)")
     if unknown:
         raise ConfigError(f"{where}.{unknown[0]}: unknown key (expected one of {sorted(fields)})")
     hints = typing.get_type_hints(cls)

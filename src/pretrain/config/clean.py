@@ -227,8 +227,6 @@ class CleanConfig:
         ".js", ".ts", ".go", ".rs", ".rb", ".php", ".cs", ".swift", ".sh", ".lua", ".pl", ".r",
         ".jl", ".sql"])
     """... and so are documents whose id (a file's path) ends with one of these."""
-    workers: int = 0
-    """Processes that clean in parallel (0: one per CPU core); the output does not depend on it."""
     whitespace: WhitespaceConfig = dataclasses.field(default_factory=WhitespaceConfig)
     """Settings of the whitespace normalisation."""
     html: HtmlConfig = dataclasses.field(default_factory=HtmlConfig)
@@ -266,5 +264,4 @@ class CleanConfig:
         for ext in self.code_extensions:
             if not ext.startswith(".") or ext != ext.lower():
                 raise ValueError(f"code_extensions: expected lower-case '.ext', got {ext!r}")
-        positive("workers", self.workers, zero=True)
         positive("samples_per_reason", self.samples_per_reason, zero=True)

@@ -27,12 +27,11 @@ class DedupConfig:
     """Keep only candidate pairs whose signatures' estimated Jaccard is >= threshold."""
     seed: int = 1
     """Seed of the MinHash permutations."""
-    workers: int = 0
-    """Processes that hash documents (0: every core); results do not depend on it."""
     batch_chars: int = 250_000
-    """Bytes of text per worker task (bounds each worker's memory; measured fastest)."""
+    """Bytes of text a shard task hashes at once (bounds its memory, whatever the shard size)."""
     sort_chunk: int = 4_000_000
-    """Most bucket keys sorted in memory at once (a band with more is split by key range)."""
+    """Most bucket keys a bucket-step task sorts at once (a band with more eligible documents
+    is split by key range into tasks; smaller bands are grouped, this many keys to a task)."""
     samples: int = 20
     """Removed documents per reason written to removed_pairs.jsonl for audit."""
 
@@ -44,5 +43,4 @@ class DedupConfig:
                              f"{self.bands * self.rows}), got {self.num_perm}")
         if not 0.0 < self.threshold <= 1.0:
             raise ValueError(f"threshold: expected a value in (0, 1], got {self.threshold!r}")
-        positive("workers", self.workers, zero=True)
         positive("samples", self.samples, zero=True)

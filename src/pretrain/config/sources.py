@@ -124,11 +124,16 @@ class DownloadConfig(SourceConfig):
     """source mix: seed of the order in which the sources' documents are interleaved."""
     fetch: FetchConfig = dataclasses.field(default_factory=FetchConfig)
     """How URLs are fetched (source urls, or a urls entry of sources)."""
+    shard_mb: float = 8.0
+    """Megabytes (10^6 bytes) of UTF-8 text per shard of data/raw; clean, dedup and pack run
+    one task per shard (docs/scale.md: 64-256 for a corpus of many GB)."""
 
     _may_mix = True
+
     def __post_init__(self) -> None:
         super().__post_init__()
         positive("max_documents", self.max_documents, allow_none=True)
+        positive("shard_mb", self.shard_mb)
         if self.source != "mix":
             if self.sources:
                 raise ValueError(f"sources: used only when source is 'mix' (source is {self.source!r})")

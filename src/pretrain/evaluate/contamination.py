@@ -11,7 +11,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from pretrain.runtime import load_rows
+from pretrain.errors import DataError
+from pretrain.runtime import iter_rows
 from pretrain.tokens.tokenizer import encode_texts
 
 NGRAM = 13
@@ -65,14 +66,20 @@ def overlap(documents: Iterable[np.ndarray], train: np.ndarray, n: int = NGRAM,
 
 
 def contamination(data_dir: Path, tokenizer, general: list[str] | None = None) -> dict[str, Any]:
-    """13-gram overlap of each local evaluation set with the training rows."""
-    train = training_ngrams(load_rows(data_dir / "train.parquet"))
-    sets = {"heldout_documents": [json.loads(line)["text"] for line in open(data_dir / "val_docs.jsonl")]}
+    """13-gram overlap of each local evaluation set with the training rows of the pack output
+    ``data_dir`` (its row shards, one at a time; the held-out files pretrain.tokens.pack names)."""
+    parts = [training_ngrams(rows) for rows in iter_rows(data_dir, "train")]
+    if not parts:
+        raise DataError(f"{data_dir}: no packed train rows (train-00000.parquet, ...); run the pack stage")
+    train = np.unique(np.concatenate(parts))
+    with open(data_dir / "heldout_docs.jsonl", encoding="utf-8") as handle:
+        sets = {"heldout_documents": [json.loads(line)["text"] for line in handle]}
     if general:
         sets["general_text"] = general
-    mc_path = data_dir / "val_mc.jsonl"
+    mc_path = data_dir / "heldout_mc.jsonl"
     if mc_path.exists():
-        items = [json.loads(line) for line in open(mc_path)]
+        with open(mc_path, encoding="utf-8") as handle:
+            items = [json.loads(line) for line in handle]
         sets["heldout_multiple_choice"] = [i["context"] + i["choices"][i["label"]] for i in items]
     return {name: overlap((np.asarray(ids) for ids in encode_texts(tokenizer, texts)), train)
             for name, texts in sets.items()}

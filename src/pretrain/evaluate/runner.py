@@ -63,7 +63,7 @@ def evaluate(cfg: EvaluateConfig, init_dir: Path, trained_dir: Path, data_dir: P
     """
     device = pick_device()
     dtype = autocast_dtype("auto", device)
-    rows = load_rows(data_dir / "val.parquet")
+    rows = load_rows(data_dir, "val")
     general = read_texts(cfg.general_text) if cfg.general_text else None
     tasks, skipped = resolve_tasks(cfg, data_dir)
     report: dict[str, Any] = {"val": {}, **({"general": {}} if general else {}), "lm_eval": {}}

@@ -40,7 +40,7 @@ from tqdm import tqdm
 
 from pretrain.config.sources import DownloadConfig, FetchConfig, SourceConfig
 from pretrain.errors import ConfigError, DataError
-from pretrain.io import DocumentWriter, atomic_path
+from pretrain.io import ShardedDocumentWriter, atomic_path
 from pretrain.sources.builtin import (
     package_descriptions,
     pydoc_topics,
@@ -224,8 +224,10 @@ SOURCES: dict[str, Source] = {"builtin": _builtin, "files": _files, "hf": _hf, "
 
 
 def download(cfg: DownloadConfig, out_dir: Path, url_cache: Path | None = None) -> dict[str, Any]:
-    """Write the documents to ``out_dir/documents.parquet``; return the report. Fetched URLs are
-    cached in ``url_cache`` (a DVC output, so it is created even when nothing is fetched)."""
+    """Write the documents to ``out_dir`` as shards of ``cfg.shard_mb`` MB of text
+    (``part-00000.parquet``, ...: pretrain.io.ShardedDocumentWriter); return the report. Fetched
+    URLs are cached in ``url_cache`` (a DVC output, so it is created even when nothing is
+    fetched). The sources are read as one stream, so download itself runs in one process."""
     if url_cache is not None:
         mark_cache_dir(url_cache)
     skipped = Skipped()
@@ -233,7 +235,7 @@ def download(cfg: DownloadConfig, out_dir: Path, url_cache: Path | None = None) 
     chars = 0
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
-        with DocumentWriter(tmp / "documents.parquet") as writer:
+        with ShardedDocumentWriter(tmp, round(cfg.shard_mb * 1e6)) as writer:
             for doc in tqdm(iter_documents(cfg, skipped, url_cache), desc="download", unit="doc"):
                 writer.write(doc)
                 by_source[doc["source"]] += 1
@@ -241,7 +243,7 @@ def download(cfg: DownloadConfig, out_dir: Path, url_cache: Path | None = None) 
         if writer.count == 0:
             raise DataError(f"download: the {cfg.source} source yielded no documents"
                             + (f" (skipped: {dict(skipped)})" if skipped else ""))
-    report = {"documents": writer.count, "chars": chars,
+    report = {"documents": writer.count, "chars": chars, "shards": writer.shards,
               "by_source": dict(sorted(by_source.items())),
               "skipped": dict(sorted(skipped.items())),
               "skipped_examples": dict(sorted(skipped.examples.items())),

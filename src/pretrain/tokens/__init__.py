@@ -1,7 +1,8 @@
 """The tokenizer and pack stages: text -> token ids -> fixed-length rows.
 
-- ``tokenizer.py``: train a byte-level BPE or take an existing tokenizer; how text is encoded
-  everywhere (``encode_texts``, ``document_ids``).
-- ``pack.py``: BOS + ids + EOS per document, concatenated, cut into rows; the held-out split.
+- ``tokenizer.py``: train a byte-level BPE on a sample of the corpus or take an existing
+  tokenizer; how text is encoded everywhere (``encode_texts``, ``document_ids``).
+- ``pack.py``: BOS + ids + EOS per document, one task per document shard; the held-out split.
+- ``rows.py``: token streams on disk, cut into rows of ``seq_len`` and written as row shards.
 - ``heldout.py``: the multiple-choice set built from held-out documents.
 """

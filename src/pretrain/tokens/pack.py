@@ -1,31 +1,48 @@
-"""Tokenize documents and pack them into fixed-length rows, streaming.
+"""Tokenize documents and pack them into fixed-length rows, shard by shard.
 
 As in the course: each document becomes BOS + ids + EOS, all are concatenated, the stream is
 cut into rows of ``seq_len`` tokens and the tail remainder is dropped (no padding, no attention
 mask). Unlike the course, a validation split is held out *by document* (chosen by a salted
-hash of the document id, so it does not depend on order or on the number of workers): no
-validation document's tokens reach training.
+hash of the document id, so it does not depend on order, shards or workers): no validation
+document's tokens reach training.
+
+Each document shard is one task on the executor (pretrain.executor), which writes its token
+streams; one sequential step then cuts the streams, shard after shard, into rows
+(pretrain.tokens.rows), so the rows are the same for any sharding of the same documents, and
+memory is bounded by a shard (tasks) and a few row groups (the cut), not by the corpus.
+
+The held-out files are ``heldout_docs.jsonl`` and ``heldout_mc.jsonl``, not ``val_*``:
+``datasets.load_dataset("parquet", data_dir=...)`` takes every file whose name starts with
+``val`` followed by ``-``, ``_`` or ``.`` as part of its validation split
+(datasets.data_files.KEYWORDS_IN_FILENAME_BASE_PATTERNS), and fails on a JSON Lines file there.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import pickle
+import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
-from tqdm import tqdm
 
+from pretrain.config.executor import ExecutorConfig
 from pretrain.config.tokens import PackConfig
 from pretrain.errors import DataError
-from pretrain.io import atomic_path, count_rows, iter_batches
+from pretrain.executor.shards import Shard, run_shards, stage_key, work_folder
+from pretrain.io import atomic_path, document_shards, iter_batches, write_json
 from pretrain.tokens.heldout import multiple_choice_items, split_at_tokens
-from pretrain.tokens.tokenizer import encode_texts
+from pretrain.tokens.rows import TOKEN_DTYPE, RowShardWriter, TokenFile, read_tokens
+from pretrain.tokens.tokenizer import encode_texts, load_tokenizer
 
-ROWS_SCHEMA = pa.schema([("input_ids", pa.list_(pa.int32()))])
+SPLITS = ("train", "val")
+HELDOUT_DOCS = "heldout_docs.jsonl"
+"""The held-out documents, one ``{"id", "text"}`` per line, in corpus order."""
+HELDOUT_MC = "heldout_mc.jsonl"
+"""The multiple-choice items made from them (pretrain.tokens.heldout)."""
 
 
 def is_validation(doc_id: str, fraction: float, salt: str) -> bool:
@@ -34,85 +51,140 @@ def is_validation(doc_id: str, fraction: float, salt: str) -> bool:
     return int.from_bytes(h, "big") / 2**64 < fraction
 
 
-class RowPacker:
-    """Accumulate token ids and write full rows of ``seq_len`` to a Parquet file."""
-
-    def __init__(self, path: Path, seq_len: int, rows_per_group: int = 4096):
-        self.writer = pq.ParquetWriter(path, ROWS_SCHEMA, compression="zstd")
-        self.seq_len = seq_len
-        self.rows_per_group = rows_per_group
-        self.buffer: list[np.ndarray] = []
-        self.buffered = 0
-        self.rows = 0
-        self.tokens = 0
-        self.documents = 0
-
-    def add(self, ids: np.ndarray) -> None:
-        self.buffer.append(ids)
-        self.buffered += len(ids)
-        self.tokens += len(ids)
-        self.documents += 1
-        if self.buffered >= self.seq_len * self.rows_per_group:
-            self._write(final=False)
-
-    def _write(self, final: bool) -> None:
-        stream = np.concatenate(self.buffer) if self.buffer else np.zeros(0, np.int32)
-        n_rows = len(stream) // self.seq_len
-        if n_rows:
-            rows = stream[: n_rows * self.seq_len]
-            offsets = np.arange(0, len(rows) + 1, self.seq_len, dtype=np.int32)
-            array = pa.ListArray.from_arrays(pa.array(offsets), pa.array(rows, pa.int32()))
-            self.writer.write_table(pa.Table.from_arrays([array], schema=ROWS_SCHEMA))
-            self.rows += n_rows
-        rest = stream[n_rows * self.seq_len:]
-        self.buffer, self.buffered = ([rest], len(rest)) if not final else ([], 0)
-        if final:
-            self.dropped_tail = len(rest)
-
-    def close(self) -> dict[str, int]:
-        self._write(final=True)
-        self.writer.close()
-        return {"documents": self.documents, "tokens": self.tokens, "rows": self.rows,
-                "tokens_in_rows": self.rows * self.seq_len, "dropped_tail_tokens": self.dropped_tail}
+_tokenizers: dict[str, Any] = {}
 
 
-def pack(cfg: PackConfig, tokenizer, corpus: Path, out_dir: Path) -> dict[str, Any]:
-    """Write ``train.parquet``, ``val.parquet``, ``val_docs.jsonl`` (held-out texts) and
-    ``val_mc.jsonl`` (a multiple-choice set made from them) into ``out_dir``."""
-    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
-    if eos is None:
-        raise DataError("pack: the tokenizer has no end-of-sequence token")
-    head = [bos] if bos is not None else []
+def tokenizer_for(tokenizer: Any) -> Any:
+    """The tokenizer itself, or the one saved in the folder ``tokenizer`` (a path), loaded once
+    per process: a shard task receives the folder's path, not a pickled tokenizer."""
+    if not isinstance(tokenizer, (str, Path)):
+        return tokenizer
+    key = str(Path(tokenizer).resolve())
+    if key not in _tokenizers:
+        _tokenizers[key] = load_tokenizer(tokenizer)
+    return _tokenizers[key]
+
+
+def tokenizer_digest(tokenizer: Any) -> str:
+    """A digest of how ``tokenizer`` encodes (its serialized backend and special tokens), which
+    keys the work folder: shards tokenized by another tokenizer are never reused."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        state = [backend.to_str(), tokenizer.bos_token_id, tokenizer.eos_token_id,
+                 bool(getattr(tokenizer, "split_special_tokens", False))]
+        data = json.dumps(state).encode()
+    else:  # a plain Python tokenizer (tests): its pickled state
+        data = pickle.dumps(tokenizer)
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def pack_shard(cfg: PackConfig, tokenizer: Any, shard: Shard) -> dict[str, Any]:
+    """One shard task: tokenize the documents of ``shard.source`` as BOS + ids + EOS, each to the
+    token stream of its split (``part-NNNNN.train.tokens`` / ``.val.tokens``, pretrain.tokens.rows),
+    the held-out documents' texts to ``part-NNNNN.heldout_docs.jsonl`` and their multiple-choice
+    candidates (``split_at_tokens``) to ``part-NNNNN.mc.json``. Returns the documents and tokens
+    of each split."""
+    tok = tokenizer_for(tokenizer)
+    head, tail = ([tok.bos_token_id] if tok.bos_token_id is not None else []), [tok.eos_token_id]
     # The multiple-choice items fit in one row: half a row of context, a quarter of continuation.
-    mc_context, mc_continuation, mc_docs = cfg.seq_len // 2, cfg.seq_len // 4, []
+    mc_context, mc_continuation, candidates = cfg.seq_len // 2, cfg.seq_len // 4, []
+    counts = {split: {"documents": 0, "tokens": 0} for split in SPLITS}
+    with TokenFile(shard.output(".train.tokens")) as train, TokenFile(shard.output(".val.tokens")) as val, \
+            atomic_path(shard.output(".heldout_docs.jsonl")) as docs_tmp, \
+            open(docs_tmp, "w", encoding="utf-8") as heldout:
+        for batch in iter_batches(shard.source, columns=["id", "text"], batch_size=cfg.batch_documents):
+            ids, texts = batch.column(0).to_pylist(), batch.column(1).to_pylist()
+            for doc_id, text, tokens in zip(ids, texts, encode_texts(tok, texts)):
+                held_out = is_validation(doc_id, cfg.val_fraction, cfg.split_salt)
+                (val if held_out else train).write(np.asarray(head + tokens + tail, dtype=np.int32))
+                counts["val" if held_out else "train"]["documents"] += 1
+                if not held_out:
+                    continue
+                heldout.write(json.dumps({"id": doc_id, "text": text}, ensure_ascii=False) + "\n")
+                split = split_at_tokens(tok, text, mc_context, mc_continuation)
+                if split is not None:
+                    candidates.append([doc_id, *split])
+    counts["train"]["tokens"], counts["val"]["tokens"] = train.tokens, val.tokens
+    write_json(shard.output(".mc.json"), candidates)
+    return counts
+
+
+def pack(cfg: PackConfig, executor: ExecutorConfig, tokenizer: Any, src: Path, out_dir: Path,
+         work_root: Path) -> dict[str, Any]:
+    """Pack the documents of ``src`` (a folder of document shards, or one document file) into
+    ``out_dir``: the row shards ``train-NNNNN.parquet`` and ``val-NNNNN.parquet`` (``input_ids``
+    rows of ``cfg.seq_len`` int32 ids), ``heldout_docs.jsonl`` (the held-out documents' ids and
+    texts) and ``heldout_mc.jsonl`` (a multiple-choice set made from them); return the report.
+
+    ``tokenizer`` is a tokenizer folder (each worker loads it once) or a tokenizer object. One
+    task per document shard on ``executor`` (``pack_shard``; work and completion markers in
+    ``work_root``, pretrain.executor.shards), then this process cuts each split's stream, shard
+    after shard, into rows (pretrain.tokens.rows): the rows are those of one stream of the whole
+    corpus, whatever the shards and workers. Raises DataError for a tokenizer without EOS or a
+    split without one full row (before the output folder is written).
+    """
+    if isinstance(tokenizer, (str, Path)):
+        tokenizer = Path(tokenizer).resolve()  # a worker may run in another folder (a Ray node)
+    if tokenizer_for(tokenizer).eos_token_id is None:
+        raise DataError("pack: the tokenizer has no end-of-sequence token")
+    shards = document_shards(src) if Path(src).is_dir() else [Path(src)]
+    work = work_folder(work_root, stage_key("pack", cfg, tokenizer_digest(tokenizer_for(tokenizer))))
+    results = run_shards(executor, "pack", functools.partial(pack_shard, cfg, tokenizer), shards, work)
+    report = {"seq_len": cfg.seq_len, **{split: split_report(cfg, split, results) for split in SPLITS}}
+    names = [f"part-{i:05d}" for i in range(len(shards))]
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
-        train = RowPacker(tmp / "train.parquet", cfg.seq_len)
-        val = RowPacker(tmp / "val.parquet", cfg.seq_len)
-        with open(tmp / "val_docs.jsonl", "w", encoding="utf-8") as val_docs, \
-                tqdm(total=count_rows(corpus), desc="pack", unit="doc") as bar:
-            for batch in iter_batches(corpus, columns=["id", "text"], batch_size=cfg.batch_documents):
-                ids, texts = batch.column(0).to_pylist(), batch.column(1).to_pylist()
-                for doc_id, text, tokens in zip(ids, texts, encode_texts(tokenizer, texts)):
-                    row = np.asarray(head + tokens + [eos], dtype=np.int32)
-                    if not is_validation(doc_id, cfg.val_fraction, cfg.split_salt):
-                        train.add(row)
-                        continue
-                    val.add(row)
-                    val_docs.write(json.dumps({"id": doc_id, "text": text}, ensure_ascii=False) + "\n")
-                    split = split_at_tokens(tokenizer, text, mc_context, mc_continuation)
-                    if split is not None:
-                        mc_docs.append((doc_id, *split))
-                bar.update(len(ids))
-        items = multiple_choice_items(mc_docs)
-        with open(tmp / "val_mc.jsonl", "w", encoding="utf-8") as handle:
-            for item in items:
-                handle.write(json.dumps(item, ensure_ascii=False) + "\n")
-        report = {"seq_len": cfg.seq_len, "train": train.close(), "val": val.close(),
-                  "val_multiple_choice_items": len(items)}
-        for split in ("train", "val"):
-            if report[split]["rows"] == 0:
-                raise DataError(f"pack: the {split} split has no full row of {cfg.seq_len} tokens "
-                                f"({report[split]['documents']} documents, {report[split]['tokens']} "
-                                "tokens); use more data, a smaller pack.seq_len or another pack.val_fraction")
+        for split in SPLITS:
+            written = write_rows(cfg, split, [work / f"{name}.{split}.tokens" for name in names], tmp)
+            if written["rows"] != report[split]["rows"]:
+                raise DataError(f"pack: {work}: the {split} token files hold {written['rows']} rows, "
+                                f"their markers {report[split]['rows']}; delete {work} and run again")
+            report[split]["shards"] = written["shards"]
+        report["val_multiple_choice_items"] = write_heldout(work, names, tmp)
+        report["document_shards"] = len(shards)
+    shutil.rmtree(work)
     return report
+
+
+def split_report(cfg: PackConfig, split: str, results: list[dict]) -> dict[str, int]:
+    """Documents, tokens and rows of ``split`` from the shard tasks' counts; DataError when the
+    split has no full row."""
+    documents = sum(r[split]["documents"] for r in results)
+    tokens = sum(r[split]["tokens"] for r in results)
+    rows = tokens // cfg.seq_len
+    if rows == 0:
+        raise DataError(f"pack: the {split} split has no full row of {cfg.seq_len} tokens "
+                        f"({documents} documents, {tokens} tokens); use more data, a smaller "
+                        "pack.seq_len or another pack.val_fraction")
+    return {"documents": documents, "tokens": tokens, "rows": rows, "tokens_in_rows": rows * cfg.seq_len,
+            "dropped_tail_tokens": tokens - rows * cfg.seq_len}
+
+
+def write_rows(cfg: PackConfig, split: str, token_files: list[Path], folder: Path) -> dict[str, int]:
+    """Cut the concatenated streams of ``token_files`` into the row shards of ``split`` in ``folder``."""
+    rows_per_shard = max(1, int(cfg.shard_mb * 1e6) // (TOKEN_DTYPE.itemsize * cfg.seq_len))
+    writer = RowShardWriter(folder, split, cfg.seq_len, rows_per_shard)
+    for ids in read_tokens(token_files, chunk=max(cfg.seq_len * writer.rows_per_group, 1 << 20)):
+        writer.add(ids)
+    return writer.close()
+
+
+def write_heldout(work: Path, names: list[str], folder: Path) -> int:
+    """The held-out documents of the shards ``names`` in ``work``, in shard order, and the
+    multiple-choice items made from all their candidates, into ``folder``; returns the items."""
+    concatenate([work / f"{name}.heldout_docs.jsonl" for name in names], folder / HELDOUT_DOCS)
+    candidates = [tuple(c) for name in names
+                  for c in json.loads((work / f"{name}.mc.json").read_text(encoding="utf-8"))]
+    items = multiple_choice_items(candidates)
+    with open(folder / HELDOUT_MC, "w", encoding="utf-8") as handle:
+        for item in items:
+            handle.write(json.dumps(item, ensure_ascii=False) + "\n")
+    return len(items)
+
+
+def concatenate(parts: list[Path], path: Path) -> None:
+    """Write the bytes of the files ``parts``, in order, to ``path``."""
+    with open(path, "wb") as out:
+        for part in parts:
+            with open(part, "rb") as handle:
+                shutil.copyfileobj(handle, out)

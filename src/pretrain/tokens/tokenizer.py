@@ -1,4 +1,4 @@
-"""Train a byte-level BPE tokenizer on the corpus, or take an existing one from a path.
+"""Train a byte-level BPE tokenizer on a sample of the corpus, or take an existing one from a path.
 
 Byte-level BPE (GPT-2, RoBERTa) needs no unknown token: every byte is in the base alphabet.
 Special tokens get the first ids, pad=0, bos=1, eos=2, as in Llama's SentencePiece vocabulary
@@ -7,16 +7,19 @@ Special tokens get the first ids, pad=0, bos=1, eos=2, as in Llama's SentencePie
 
 from __future__ import annotations
 
+import hashlib
+import heapq
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
+import pyarrow.compute as pc
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 from pretrain.bases import folder_problem, load_failure, split_gguf
 from pretrain.errors import ConfigError
-from pretrain.io import atomic_path, count_rows, iter_batches
+from pretrain.io import atomic_path, document_shards, iter_batches
 
 if TYPE_CHECKING:  # annotations only: evaluate and init-model do not read the tokenizer section
     from pretrain.config.tokens import TokenizerConfig
@@ -134,9 +137,13 @@ def build_tokenizer(cfg: TokenizerConfig, corpus: Path, out_dir: Path,
                     base_model: str | None = None) -> dict[str, Any]:
     """Train (or copy) the tokenizer into ``out_dir`` in Hugging Face format; return a report.
 
+    A trained tokenizer learns from a sample of ``corpus`` (a folder of document shards, or one
+    file) of ``cfg.sample_mb`` of text (``TextSample``; its size is in the report's ``sample``).
+
     When the model starts from a pretrained ``base_model``, its own tokenizer is the only one
     that fits its embeddings, so it is taken whatever this section says.
     """
+    extra: dict[str, Any] = {}
     if base_model:
         if cfg.path and cfg.path != base_model:
             raise ConfigError(f"params.yaml: tokenizer.path: {cfg.path!r} conflicts with model.base "
@@ -148,14 +155,72 @@ def build_tokenizer(cfg: TokenizerConfig, corpus: Path, out_dir: Path,
         tok = load_tokenizer(cfg.path)
         origin = cfg.path
     else:
-        def texts() -> Iterator[str]:
-            for batch in iter_batches(corpus, columns=["text"], batch_size=256):
-                yield from batch.column(0).to_pylist()
-
-        tok = train_bpe(cfg, texts(), length=count_rows(corpus))
-        origin = "trained"
+        sample = TextSample(corpus, max(1, int(cfg.sample_mb * 1e6)), cfg.sample_seed)
+        tok = train_bpe(cfg, iter(sample), length=sample.documents)
+        origin, extra = "trained", {"sample": sample.report()}
     match_training(tok)
     with atomic_path(out_dir) as tmp:
         tok.save_pretrained(str(tmp))
     return {"origin": origin, "vocab_size": len(tok), "bos_token_id": tok.bos_token_id,
-            "eos_token_id": tok.eos_token_id, "pad_token_id": tok.pad_token_id}
+            "eos_token_id": tok.eos_token_id, "pad_token_id": tok.pad_token_id, **extra}
+
+
+def sample_rank(doc_id: str, seed: int) -> int:
+    """A document's place in the sample order: a 64-bit blake2b hash of the seed and its id."""
+    return int.from_bytes(hashlib.blake2b(f"{seed}\0{doc_id}".encode(), digest_size=8).digest(), "big")
+
+
+class TextSample:
+    """The texts the tokenizer trains on: the documents of ``corpus`` (a folder of document
+    shards, or one file) of lowest ``sample_rank`` whose texts add up to ``sample_bytes`` of
+    UTF-8, the last one taken whole (the whole corpus when it is smaller); iterated in corpus
+    order, as the whole corpus would be. Equal ranks (a repeated id) go by corpus order.
+
+    Which documents are taken depends only on their ids, texts, order and the seed, never on
+    how the corpus is sharded. Two passes over the corpus: the first reads ids and text sizes
+    and keeps the rank, position and size of the documents taken so far in a heap (memory: the
+    sample's documents, not the corpus'); the second yields the texts of the documents taken.
+    """
+
+    def __init__(self, corpus: Path, sample_bytes: int, seed: int):
+        self.files = document_shards(corpus) if Path(corpus).is_dir() else [Path(corpus)]
+        self.seed = seed
+        self.corpus_documents = self.corpus_bytes = 0
+        heap: list[tuple[int, int, int]] = []  # (-rank, -position, bytes): the last one taken on top
+        taken = 0
+        for batch in self._batches(["id", "text"]):
+            sizes = pc.binary_length(batch.column(1)).to_numpy(zero_copy_only=False).tolist()
+            for doc_id, size in zip(batch.column(0).to_pylist(), sizes):
+                rank, position = sample_rank(doc_id, seed), self.corpus_documents
+                self.corpus_documents += 1
+                self.corpus_bytes += size
+                if taken >= sample_bytes and rank >= -heap[0][0]:
+                    continue  # after the last document needed: never taken
+                heapq.heappush(heap, (-rank, -position, size))
+                taken += size
+                while taken - heap[0][2] >= sample_bytes:  # enough without the last one
+                    taken -= heapq.heappop(heap)[2]
+        self.whole = len(heap) == self.corpus_documents
+        self.last = (-heap[0][0], -heap[0][1]) if heap else (-1, -1)
+        self.documents, self.bytes = len(heap), taken
+
+    def _batches(self, columns: list[str]):
+        for path in self.files:
+            yield from iter_batches(path, columns=columns, batch_size=256)
+
+    def __iter__(self) -> Iterator[str]:
+        position = 0
+        for batch in self._batches(["text"] if self.whole else ["id", "text"]):
+            texts = batch.column(len(batch.columns) - 1).to_pylist()
+            if self.whole:
+                yield from texts
+                continue
+            for doc_id, text in zip(batch.column(0).to_pylist(), texts):
+                if (sample_rank(doc_id, self.seed), position) <= self.last:
+                    yield text
+                position += 1
+
+    def report(self) -> dict[str, int]:
+        """The sample's documents and bytes of text, and the corpus'."""
+        return {"documents": self.documents, "bytes": self.bytes,
+                "corpus_documents": self.corpus_documents, "corpus_bytes": self.corpus_bytes}

@@ -55,11 +55,12 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def run_key(cfg: TrainConfig, model_dir: Path, train_file: Path) -> str:
-    """Hash of the result-changing params, the initial model's files and the training rows."""
+def run_key(cfg: TrainConfig, model_dir: Path, train_files: list[Path]) -> str:
+    """Hash of the result-changing params, the initial model's files and the training rows
+    (``train_files``: the row shards, in order)."""
     params = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in UNKEYED}
     parts = [json.dumps(params, sort_keys=True)]
-    files = sorted(p for p in Path(model_dir).rglob("*") if p.is_file()) + [Path(train_file)]
+    files = sorted(p for p in Path(model_dir).rglob("*") if p.is_file()) + [Path(f) for f in train_files]
     parts += [f"{p.name}:{file_digest(p)}" for p in files]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 

@@ -33,7 +33,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from pretrain.config.train import TrainConfig
 from pretrain.errors import DataError
-from pretrain.io import atomic_path
+from pretrain.io import atomic_path, row_shards
 from pretrain.runtime import (
     autocast,
     autocast_dtype,
@@ -91,12 +91,11 @@ def shard_batches(rows: np.ndarray, cfg: TrainConfig, start: int, rank: int, wor
 
 def load_data(cfg: TrainConfig, data_dir: Path) -> tuple[np.ndarray, Optional[np.ndarray]]:
     """The packed training rows and the first ``eval_batches`` micro-batches of validation rows
-    (None without ``val.parquet``), as (rows, seq_len) int64 arrays."""
-    rows = load_rows(data_dir / "train.parquet")
+    (None without validation row shards), as (rows, seq_len) int64 arrays."""
+    rows = load_rows(data_dir, "train")
     check_batch(len(rows), cfg.micro_batch_size)
-    val_path = data_dir / "val.parquet"
-    return rows, (load_rows(val_path)[:cfg.eval_batches * cfg.micro_batch_size]
-                  if val_path.exists() else None)
+    return rows, (load_rows(data_dir, "val", limit=cfg.eval_batches * cfg.micro_batch_size)
+                  if row_shards(data_dir, "val") else None)
 
 
 def load_model(cfg: TrainConfig, model_dir: Path) -> torch.nn.Module:
@@ -137,7 +136,8 @@ class StopRequest:
 
 def train(cfg: TrainConfig, model_dir: Path, data_dir: Path, out_dir: Path, log_dir: Path,
           checkpoint_dir: Optional[Path] = None) -> Optional[dict[str, Any]]:
-    """Train the model in ``model_dir`` on ``data_dir/train.parquet``; save it to ``out_dir``.
+    """Train the model in ``model_dir`` on the training rows of the pack output ``data_dir``
+    (``train-00000.parquet``, ...); save it to ``out_dir``.
 
     Curves go to ``log_dir`` (DVCLive); with ``checkpoint_dir``, checkpoints every
     ``cfg.checkpoint_every`` steps and resumes from the newest one this same run wrote. On the
@@ -171,7 +171,7 @@ class Run:
         self.steps = total_steps(cfg, self.seq_len)
         self.tokens_per_step = cfg.micro_batch_size * cfg.grad_accum_steps * self.seq_len
         self.checkpoint_dir = checkpoint_dir
-        self.key = checkpoint.run_key(cfg, model_dir, data_dir / "train.parquet")
+        self.key = checkpoint.run_key(cfg, model_dir, row_shards(data_dir, "train"))
         self.resume = checkpoint.find_for_all(checkpoint_dir, self.key, self.main, self.world)
         # Measured before seeding: the timing matmuls draw random numbers.
         self.peak = (cfg.peak_tflops * 1e12 if cfg.peak_tflops
