@@ -61,7 +61,9 @@ def test_every_stage_ran_and_wrote_its_artifacts(repo):
     log = repo.joinpath("repro.log").read_text()
     for stage in ("download", "clean", "dedup", "tokenizer", "pack", "init-model", "train", "evaluate"):
         assert f"Running stage '{stage}'" in log
-    assert pq.read_table(repo / "data/raw/documents.parquet").num_rows == 300
+    raw = sorted((repo / "data/raw").glob("part-*.parquet"))
+    assert len(raw) > 1 and sum(pq.read_metadata(p).num_rows for p in raw) == 300  # several shards
+    assert [p.name for p in sorted((repo / "data/dedup").glob("part-*.parquet"))] == [p.name for p in raw]
     assert (repo / "data/tokenizer/tokenizer.json").exists()
     train = pq.read_table(repo / "data/packed/train-00000.parquet")
     assert train.column_names == ["input_ids"] and len(train.column(0)[0]) == 64

@@ -154,9 +154,9 @@ def set_download(repo: Path, **download) -> None:
 
 
 def raw_texts(repo: Path) -> list[str]:
-    import pyarrow.parquet as pq
+    from pretrain.io import iter_documents
 
-    return pq.read_table(repo / "data/raw/documents.parquet").column("text").to_pylist()
+    return [doc["text"] for doc in iter_documents(repo / "data/raw")]
 
 
 @pytest.mark.slow
