@@ -141,7 +141,7 @@ def stage_args(stage: str, run: str) -> list[str]:
     if stage == "tokenizer":
         return ["--input", f"{run}/dedup", "--bases", "models/bases", "--out", out, *common]
     return ["--input", f"{run}/dedup", "--tokenizer", f"{run}/tokenizer", "--out", out,
-            "--work", f"{run}/work/pack", *common]
+            "--tokens", f"{run}/tokens", "--work", f"{run}/work/pack", *common]
 
 
 def raw_encode_rate(project: Path, run: str) -> tuple[float, int]:

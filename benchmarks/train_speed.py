@@ -42,6 +42,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 SEQ_LEN, MICRO_BATCH, VOCAB = 256, 8, 8192
@@ -58,9 +59,10 @@ def prepare(root: Path, presets: list[str], documents: int) -> dict[str, dict[st
     from pretrain.config.executor import ExecutorConfig
     from pretrain.config.model import ModelConfig
     from pretrain.config.tokens import PackConfig, TokenizerConfig
-    from pretrain.io import DocumentWriter, iter_documents, row_shards
+    from pretrain.io import DocumentWriter, iter_documents
     from pretrain.model.build import init_model
     from pretrain.sources.builtin import stdlib_files
+    from pretrain.token_store import read_manifest, write_manifest
     from pretrain.tokens.pack import pack
     from pretrain.tokens.tokenizer import train_bpe
 
@@ -71,11 +73,15 @@ def prepare(root: Path, presets: list[str], documents: int) -> dict[str, dict[st
                           "provenance": rel})
     tokenizer = train_bpe(TokenizerConfig(vocab_size=VOCAB), (d["text"] for d in iter_documents(corpus)))
     pack(PackConfig(seq_len=SEQ_LEN, val_fraction=0.05), ExecutorConfig(), tokenizer, corpus, root / "packed",
-         root / "pack-work")
+         root / "pack-work", root / "tokens")
     # pretrain's run gets the training rows only: no validation pass inside its timed loop
     (root / "train_only").mkdir()
-    for shard in row_shards(root / "packed", "train"):
-        (root / "train_only" / shard.name).symlink_to(shard)
+    manifest = read_manifest(root / "tokens")
+    for shard in manifest["splits"]["train"]["shards"]:
+        for suffix in (".bin", ".idx"):
+            (root / "train_only" / f"{shard['name']}{suffix}").symlink_to(root / "tokens" / f"{shard['name']}{suffix}")
+    write_manifest(root / "train_only", SEQ_LEN, np.dtype(manifest["dtype"]), manifest["vocab_size"],
+                   {"train": manifest["splits"]["train"]["shards"]})
     setups = {}
     for preset in presets:
         init_model(ModelConfig(preset=preset), tokenizer, root / f"init-{preset}")

@@ -6,7 +6,8 @@ from pretrain.stage import run_stage
 
 
 def main(args, params):
-    report, generations = evaluate(params["evaluate"], args.init, args.trained, args.data)
+    report, generations = evaluate(params["evaluate"], args.init, args.trained, args.data,
+                                   args.tokens)
     write_json(args.metrics, report)
     write_text(args.generations, generations)
     val = report["val"]
@@ -17,5 +18,5 @@ def main(args, params):
 
 
 if __name__ == "__main__":
-    run_stage(__doc__, ["init", "trained", "data", "metrics", "generations"], main,
+    run_stage(__doc__, ["init", "trained", "data", "tokens", "metrics", "generations"], main,
               optional=("sources", "bases"))

@@ -6,11 +6,12 @@ from pretrain.tokens.pack import pack
 
 
 def main(args, params):
-    report = pack(params["pack"], params["executor"], args.tokenizer, args.input, args.out, args.work)
+    report = pack(params["pack"], params["executor"], args.tokenizer, args.input, args.out, args.work,
+                  args.tokens)
     write_json(args.metrics, report)
     print(f"pack: {report['train']['rows']} train rows, {report['val']['rows']} validation rows "
           f"of {report['seq_len']} tokens")
 
 
 if __name__ == "__main__":
-    run_stage(__doc__, ["input", "tokenizer", "out", "work", "metrics"], main)
+    run_stage(__doc__, ["input", "tokenizer", "out", "tokens", "work", "metrics"], main)

@@ -48,8 +48,14 @@ def packed_dir(tmp_path_factory, corpus_path, tiny_tokenizer) -> Path:
 
     root = tmp_path_factory.mktemp("packed")
     pack(PackConfig(seq_len=32, val_fraction=0.2), ExecutorConfig(workers=1), tiny_tokenizer, corpus_path,
-         root / "packed", root / "work")
+         root / "packed", root / "work", root / "tokens")
     return root / "packed"
+
+
+@pytest.fixture(scope="session")
+def tokens_dir(packed_dir) -> Path:
+    """The token store pack wrote beside ``packed_dir`` (pretrain.token_store)."""
+    return packed_dir.parent / "tokens"
 
 
 @pytest.fixture(scope="session")

@@ -280,18 +280,20 @@ def test_pack_stage_without_a_validation_row_fails_in_one_line(tmp_path, write_d
     write_docs(tmp_path / "dedup" / "part-00000.parquet",
                [{"id": i, "text": "hi" if i in val else "def f(x):\n    return x\n" * 20} for i in ids])
     result = run("pack.py", tmp_path, "pack:\n  seq_len: 64\n  val_fraction: 0.25\n",
-                 "--input", "dedup", "--tokenizer", "tokenizer", "--out", "packed", "--work", "work/pack",
+                 "--input", "dedup", "--tokenizer", "tokenizer", "--out", "packed", "--tokens", "tokens",
+                 "--work", "work/pack",
                  "--metrics", "pack.json")
     message = error_line(result)
     assert message.startswith(f"pack: the val split has no full row of 64 tokens ({len(val)} documents")
     assert "pack.seq_len" in message and "pack.val_fraction" in message
-    assert not (tmp_path / "packed").exists()
+    assert not (tmp_path / "packed").exists() and not (tmp_path / "tokens").exists()
 
 
-def test_train_stage_with_fewer_rows_than_a_micro_batch_fails_before_training(tmp_path, packed_dir, init_dir):
+def test_train_stage_with_fewer_rows_than_a_micro_batch_fails_before_training(tmp_path, packed_dir, tokens_dir,
+                                                                              init_dir):
     rows = sum(pq.read_metadata(path).num_rows for path in row_shards(packed_dir, "train"))
     result = run("train.py", tmp_path, f"train:\n  micro_batch_size: {rows + 1}\n",
-                 "--model", str(init_dir), "--data", str(packed_dir), "--out", "trained",
+                 "--model", str(init_dir), "--data", str(tokens_dir), "--out", "trained",
                  "--live", "live", "--checkpoints", "ckpt", "--metrics", "train.json")
     assert error_line(result) == (f"train: only {rows} training rows for a micro-batch of {rows + 1}; "
                                   "lower train.micro_batch_size or add data")

@@ -67,11 +67,13 @@ def test_every_stage_ran_and_wrote_its_artifacts(repo):
     assert (repo / "data/tokenizer/tokenizer.json").exists()
     train = pq.read_table(repo / "data/packed/train-00000.parquet")
     assert train.column_names == ["input_ids"] and len(train.column(0)[0]) == 64
+    store = json.loads((repo / "data/tokens/manifest.json").read_text())  # what train read
+    assert store["dtype"] == "uint16" and store["splits"]["train"]["rows"] == train.num_rows
     for model in ("models/init", "models/trained"):
         assert (repo / model / "model.safetensors").exists() and (repo / model / "tokenizer.json").exists()
     assert "**trained**" in (repo / "metrics/generations.md").read_text()
     lock = (repo / "dvc.lock").read_text()
-    assert "data/packed" in lock and "models/trained" in lock
+    assert "data/packed" in lock and "data/tokens" in lock and "models/trained" in lock
 
 
 def test_metrics_show_the_gain_of_training(repo):

@@ -102,12 +102,12 @@ def test_thread_counts_do_not_change_any_artifact(repo, first, monkeypatch):
         assert [float(r[1]) for r in again] == pytest.approx([float(r[1]) for r in rows], rel=1e-4)
 
 
-def test_compiled_training_is_bit_identical(tmp_path, init_dir, packed_dir, monkeypatch):
+def test_compiled_training_is_bit_identical(tmp_path, init_dir, tokens_dir, monkeypatch):
     """torch.compile's CPU kernels add the embedding gradient with atomic adds from parallel
     threads unless deterministic algorithms are on: at this batch size two runs used to differ."""
     cfg = TrainConfig(max_steps=3, warmup_steps=1, micro_batch_size=128, compile=True)
     for name in ("a", "b"):
-        assert train(cfg, init_dir, packed_dir, tmp_path / name, tmp_path / f"live_{name}")["compiled"]
+        assert train(cfg, init_dir, tokens_dir, tmp_path / name, tmp_path / f"live_{name}")["compiled"]
     a = AutoModelForCausalLM.from_pretrained(tmp_path / "a").state_dict()
     b = AutoModelForCausalLM.from_pretrained(tmp_path / "b").state_dict()
     assert [k for k in a if not torch.equal(a[k], b[k])] == []

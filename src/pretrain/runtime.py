@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from pretrain.errors import ConfigError, DataError
-from pretrain.io import iter_batches, row_shards
+from pretrain.token_store import PackedRows
 
 
 def pick_device() -> torch.device:
@@ -77,31 +77,16 @@ def deterministic_algorithms(enabled: bool) -> Iterator[None]:
         torch.use_deterministic_algorithms(before, warn_only=before_warn_only)
 
 
-def iter_rows(data_dir: Path, split: str, batch_rows: int = 8192) -> Iterator[np.ndarray]:
-    """The packed ``input_ids`` rows of ``split`` ("train" or "val") in the pack output
-    ``data_dir``, row shard after row shard (``train-00000.parquet``, ...: pretrain.io.row_shards),
-    as (n, seq_len) int64 arrays of at most ``batch_rows`` rows."""
-    for path in row_shards(data_dir, split):
-        for batch in iter_batches(path, columns=["input_ids"], batch_size=batch_rows):
-            column = batch.column(0)
-            width = len(column[0]) if len(column) else 0
-            yield column.flatten().to_numpy().reshape(-1, width).astype(np.int64)
-
-
 def load_rows(data_dir: Path, split: str, limit: int | None = None) -> np.ndarray:
-    """The packed rows of ``split`` in ``data_dir`` (the first ``limit`` when given) as one
-    (rows, seq_len) int64 array; DataError when there are none."""
-    chunks, count = [], 0
-    for chunk in iter_rows(data_dir, split):
-        if limit is not None and count >= limit:
-            break
-        chunks.append(chunk)
-        count += len(chunk)
-    if not count or chunks[0].size == 0:
-        raise DataError(f"{data_dir}: no packed {split} rows ({split}-00000.parquet, ...); "
-                        "run the pack stage")
-    rows = np.concatenate(chunks)
-    return rows if limit is None else rows[:limit]
+    """The first ``limit`` packed rows of ``split`` ("train" or "val"; all when None) of the
+    token store in ``data_dir`` (pretrain.token_store), in memory as one (rows, seq_len) int64
+    array: for the few rows a loop holds (validation batches); ``PackedRows`` reads the rest
+    lazily. DataError when there are none."""
+    rows = PackedRows(data_dir, split)
+    try:
+        return rows[:limit]
+    finally:
+        rows.close()
 
 
 def check_batch(n_rows: int, batch_size: int) -> None:
@@ -129,10 +114,11 @@ def _permuted_batches(n_rows: int, batch_size: int, seed: int, start: int) -> It
 
 
 @torch.no_grad()
-def validation_loss(model: torch.nn.Module, rows: np.ndarray, batch_size: int,
+def validation_loss(model: torch.nn.Module, rows: PackedRows | np.ndarray, batch_size: int,
                     max_batches: int | None, device: torch.device, dtype: torch.dtype | None,
                     text_bytes: Callable[[np.ndarray], int] | None = None) -> dict[str, float]:
-    """Mean next-token cross-entropy (nats) over packed (rows, seq_len) int64 rows, its
+    """Mean next-token cross-entropy (nats) over packed (rows, seq_len) int64 rows (an array, or
+    ``PackedRows`` read a batch at a time), its
     exponential (perplexity) and, given ``text_bytes`` (rows -> UTF-8 bytes of text their
     targets stand for: ``pretrain.evaluate.bits_per_byte.TextBytes``), bits per byte (comparable across
     tokenizers)."""

@@ -13,9 +13,9 @@ from pretrain.evaluate.runner import evaluate, generations_markdown, load_model
 from pretrain.runtime import load_rows, validation_loss
 
 
-def test_validation_loss_is_the_mean_next_token_cross_entropy(init_dir, packed_dir):
+def test_validation_loss_is_the_mean_next_token_cross_entropy(init_dir, tokens_dir):
     model = AutoModelForCausalLM.from_pretrained(init_dir).eval()
-    rows = load_rows(packed_dir, "val")[:5]
+    rows = load_rows(tokens_dir, "val")[:5]
     got = validation_loss(model, rows, batch_size=2, max_batches=None, device=torch.device("cpu"), dtype=None)
     with torch.no_grad():
         ids = torch.from_numpy(rows)
@@ -25,9 +25,9 @@ def test_validation_loss_is_the_mean_next_token_cross_entropy(init_dir, packed_d
     assert got["tokens"] == rows.shape[0] * (rows.shape[1] - 1)
 
 
-def test_untrained_model_is_near_uniform(init_dir, packed_dir, tiny_tokenizer):
+def test_untrained_model_is_near_uniform(init_dir, tokens_dir, tiny_tokenizer):
     model = AutoModelForCausalLM.from_pretrained(init_dir).eval()
-    rows = load_rows(packed_dir, "val")
+    rows = load_rows(tokens_dir, "val")
     got = validation_loss(model, rows, 4, 2, torch.device("cpu"), None)
     assert got["loss"] == pytest.approx(math.log(len(tiny_tokenizer)), rel=0.05)
 
@@ -45,10 +45,11 @@ def test_generations_file_shows_every_model_for_every_prompt():
     assert "a3" in text and "b4" in text
 
 
-def test_evaluate_reports_init_and_trained_and_runs_lm_eval_offline(init_dir, packed_dir, monkeypatch, tmp_path):
+def test_evaluate_reports_init_and_trained_and_runs_lm_eval_offline(init_dir, packed_dir, tokens_dir, monkeypatch,
+                                                                  tmp_path):
     monkeypatch.chdir(tmp_path)  # lm-eval must not depend on the working directory
     cfg = EvaluateConfig(max_batches=2, lm_eval_limit=3, prompts=["def f(x):"], max_new_tokens=4)
-    report, markdown = evaluate(cfg, init_dir, init_dir, packed_dir)
+    report, markdown = evaluate(cfg, init_dir, init_dir, packed_dir, tokens_dir)
     assert report["val"]["init"]["loss"] == pytest.approx(report["val"]["trained"]["loss"])
     assert set(report["lm_eval"]) == {"init", "trained"}  # every task for both models
     assert report["lm_eval"]["init"] == report["lm_eval"]["trained"]  # the same model twice here
@@ -67,27 +68,27 @@ def test_evaluate_reports_init_and_trained_and_runs_lm_eval_offline(init_dir, pa
     json.dumps(report)  # serialisable as metrics
 
 
-def test_bits_per_byte_is_the_loss_over_the_text_bytes(init_dir, packed_dir, tiny_tokenizer):
+def test_bits_per_byte_is_the_loss_over_the_text_bytes(init_dir, tokens_dir, tiny_tokenizer):
     from pretrain.evaluate.bits_per_byte import TextBytes
 
     model = AutoModelForCausalLM.from_pretrained(init_dir).eval()
-    rows = load_rows(packed_dir, "val")[:4]
+    rows = load_rows(tokens_dir, "val")[:4]
     got = validation_loss(model, rows, 2, None, torch.device("cpu"), None, TextBytes(tiny_tokenizer))
     text_bytes = sum(len(tiny_tokenizer.decode(row[1:], skip_special_tokens=True).encode()) for row in rows)
     assert got["bits_per_byte"] == pytest.approx(got["loss"] * got["tokens"] / math.log(2) / text_bytes, rel=1e-3)
 
 
-def test_contamination_flags_an_evaluation_set_copied_from_training(tmp_path, packed_dir, tiny_tokenizer):
+def test_contamination_flags_an_evaluation_set_copied_from_training(tmp_path, packed_dir, tokens_dir, tiny_tokenizer):
     import shutil
 
     from pretrain.evaluate.contamination import contamination
 
     data = tmp_path / "packed"
     shutil.copytree(packed_dir, data)
-    clean = contamination(data, tiny_tokenizer)["heldout_documents"]
-    train_text = tiny_tokenizer.decode(load_rows(data, "train")[5], skip_special_tokens=True)
+    clean = contamination(data, tokens_dir, tiny_tokenizer)["heldout_documents"]
+    train_text = tiny_tokenizer.decode(load_rows(tokens_dir, "train")[5], skip_special_tokens=True)
     (data / "heldout_docs.jsonl").write_text(json.dumps({"id": "leak", "text": train_text}) + "\n")
-    leaked = contamination(data, tiny_tokenizer)["heldout_documents"]
+    leaked = contamination(data, tokens_dir, tiny_tokenizer)["heldout_documents"]
     assert leaked["contaminated"] and leaked["ngram_overlap"] > 0.9
     assert clean["ngram_overlap"] < leaked["ngram_overlap"]
 
@@ -96,7 +97,7 @@ GENERAL = ("The river rose through the night, and by morning the low fields were
            "Farmers moved their animals to the hills while the town opened its school as a shelter.")
 
 
-def test_general_text_and_few_shot_settings(init_dir, packed_dir, tmp_path, monkeypatch):
+def test_general_text_and_few_shot_settings(init_dir, packed_dir, tokens_dir, tmp_path, monkeypatch):
     """Continued pretraining: a second held-out set of general text is scored for both models
     (forgetting), checked for contamination, and lm-eval takes the few-shot setting."""
     from pretrain.evaluate.bits_per_byte import TextBytes
@@ -108,9 +109,9 @@ def test_general_text_and_few_shot_settings(init_dir, packed_dir, tmp_path, monk
     cfg = EvaluateConfig(max_batches=2, lm_eval_tasks=["pretrain_heldout_mc"], lm_eval_limit=3,
                          lm_eval_num_fewshot=1, prompts=["x"], max_new_tokens=2,
                          general_text=str(general))
-    report, _ = evaluate(cfg, init_dir, init_dir, packed_dir)
+    report, _ = evaluate(cfg, init_dir, init_dir, packed_dir, tokens_dir)
     model, tokenizer = load_model(init_dir, torch.device("cpu"))
-    rows = text_rows(read_texts(general), tokenizer, load_rows(packed_dir, "val").shape[1])
+    rows = text_rows(read_texts(general), tokenizer, load_rows(tokens_dir, "val").shape[1])
     direct = validation_loss(model, rows, 16, 2, torch.device("cpu"), None, TextBytes(tokenizer))
     assert set(report["general"]) == {"init", "trained"}
     assert report["general"]["init"]["loss"] == pytest.approx(direct["loss"], rel=1e-2)
@@ -157,7 +158,7 @@ def test_lm_eval_scores_a_multiple_choice_context_after_bos_as_training_did(init
     assert got == pytest.approx(expected, rel=1e-4)
 
 
-def test_an_evaluation_part_with_nothing_to_score_says_so(init_dir, packed_dir, tmp_path, monkeypatch):
+def test_an_evaluation_part_with_nothing_to_score_says_so(init_dir, packed_dir, tokens_dir, tmp_path, monkeypatch):
     import shutil
 
     data = tmp_path / "packed"
@@ -165,7 +166,7 @@ def test_an_evaluation_part_with_nothing_to_score_says_so(init_dir, packed_dir, 
     (data / "heldout_mc.jsonl").write_text("")  # a held-out split too small for multiple choice
     monkeypatch.chdir(tmp_path)
     cfg = EvaluateConfig(max_batches=1, lm_eval_limit=2, prompts=[], max_new_tokens=1)
-    report, _ = evaluate(cfg, init_dir, init_dir, data)
+    report, _ = evaluate(cfg, init_dir, init_dir, data, tokens_dir)
     assert "no multiple-choice items" in report["skipped"]["lm_eval.pretrain_heldout_mc"]
     assert "contamination.heldout_multiple_choice" in report["skipped"]
     assert "pretrain_heldout_mc" not in report["lm_eval"]["trained"]

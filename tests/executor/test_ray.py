@@ -140,7 +140,8 @@ def run_dedup(executor, src, out, work, tokenizer):
 def run_pack(executor, src, out, work, tokenizer):
     from pretrain.tokens.pack import pack
 
-    return pack(PackConfig(seq_len=32, val_fraction=0.2), executor, tokenizer, src, out / "packed", work)
+    return pack(PackConfig(seq_len=32, val_fraction=0.2), executor, tokenizer, src, out / "packed", work,
+                out / "tokens")
 
 
 STAGES = {"clean": run_clean, "dedup": run_dedup, "pack": run_pack}

@@ -39,11 +39,11 @@ def run_stage(tmp_path: Path, script: str, params: dict, *args: str) -> subproce
 
 @pytest.mark.parametrize("script", ["init_model.py", "train.py"])
 def test_a_default_run_imports_no_unused_optional_dependency_and_prints_none_of_its_noise(
-        tmp_path, tiny_tokenizer, init_dir, packed_dir, script):
+        tmp_path, tiny_tokenizer, init_dir, tokens_dir, script):
     """Both stages save a model with save_pretrained, where DeepSpeed was imported."""
     tiny_tokenizer.save_pretrained(str(tmp_path / "tokenizer"))
     args = {"init_model.py": ["--tokenizer", "tokenizer", "--out", "init", "--metrics", "m.json"],
-            "train.py": ["--model", str(init_dir), "--data", str(packed_dir), "--out", "trained",
+            "train.py": ["--model", str(init_dir), "--data", str(tokens_dir), "--out", "trained",
                          "--live", "live", "--checkpoints", "ckpt", "--metrics", "m.json"]}[script]
     result = run_stage(tmp_path, script, {"model": {"preset": "debug"}, "train": TRAIN}, *args)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -18,10 +18,10 @@ from pretrain.tokens.rows import RowShardWriter
 CFG = PackConfig(seq_len=64, val_fraction=0.25, split_salt="test", batch_documents=7)
 
 
-def pack(cfg, tokenizer, src, out, workers=1):
+def pack(cfg, tokenizer, src, out, workers=1, store=None):
     """The pack stage's function, its work folder beside ``out``."""
     return pack_module.pack(cfg, ExecutorConfig(workers=workers), tokenizer, src, out,
-                            out.parent / f"{out.name}-work")
+                            out.parent / f"{out.name}-work", store)
 
 
 def rows(out, split):
@@ -120,7 +120,8 @@ def test_output_folder_loads_with_datasets_as_train_and_validation(tmp_path, cor
     import datasets
 
     out = tmp_path / "packed"
-    report = pack(PackConfig(seq_len=32, val_fraction=0.2, shard_mb=0.02), tiny_tokenizer, corpus_path, out)
+    report = pack(PackConfig(seq_len=32, val_fraction=0.2, shard_mb=0.02), tiny_tokenizer, corpus_path, out,
+                  store=tmp_path / "tokens")
     assert report["train"]["shards"] > 1
     data = datasets.load_dataset("parquet", data_dir=str(out), cache_dir=str(tmp_path / "cache"))
     assert set(data) == {"train", "validation"}
@@ -128,6 +129,35 @@ def test_output_folder_loads_with_datasets_as_train_and_validation(tmp_path, cor
     assert data["validation"].num_rows == report["val"]["rows"]
     assert data["train"].column_names == ["input_ids"]
     assert [i for row in data["train"]["input_ids"] for i in row] == flat(out, "train")
+
+
+def test_the_token_store_holds_the_parquet_rows_shard_for_shard_in_two_bytes_a_token(
+        tmp_path, corpus_path, tiny_tokenizer):
+    """The store (its own folder: ``datasets`` would read a ``train-*.bin`` beside the Parquet
+    files as Parquet) has the rows of the Parquet shards, in the same shards, as uint16 for a
+    vocabulary of 512; its manifest's digests are those of the files; it is the same for any
+    number of workers."""
+    import hashlib
+
+    from pretrain.token_store import PackedRows, read_manifest
+
+    cfg = PackConfig(seq_len=32, val_fraction=0.2, shard_mb=0.02)
+    report = pack(cfg, tiny_tokenizer, corpus_path, tmp_path / "packed", store=tmp_path / "tokens")
+    assert report["token_store_dtype"] == "uint16"
+    manifest = read_manifest(tmp_path / "tokens")
+    assert (manifest["dtype"], manifest["seq_len"], manifest["vocab_size"]) == ("uint16", 32, len(tiny_tokenizer))
+    for split in ("train", "val"):
+        parquet = row_shards(tmp_path / "packed", split)
+        shards = manifest["splits"][split]["shards"]
+        assert [s["name"] + ".parquet" for s in shards] == [p.name for p in parquet]
+        assert [s["rows"] for s in shards] == [pq.ParquetFile(p).metadata.num_rows for p in parquet]
+        assert PackedRows(tmp_path / "tokens", split)[:].tolist() == rows(tmp_path / "packed", split)
+        for shard in shards:
+            data = (tmp_path / "tokens" / f"{shard['name']}.bin").read_bytes()
+            assert len(data) == shard["rows"] * 32 * 2
+            assert hashlib.blake2b(data, digest_size=16).hexdigest() == shard["blake2b"]
+    pack(cfg, tiny_tokenizer, corpus_path, tmp_path / "packed2", workers=2, store=tmp_path / "tokens2")
+    assert files(tmp_path / "tokens") == files(tmp_path / "tokens2")
 
 
 def test_too_small_validation_split_is_a_data_error(tmp_path, write_docs, tiny_tokenizer):
@@ -183,16 +213,16 @@ class NoBosTokenizer:
     """A character tokenizer without BOS, like GPT-2 style tokenizers that only have EOS."""
 
     bos_token_id = None
+    vocab_size = 0x110000  # every code point
 
     def __init__(self, eos):
         self.eos_token_id = eos
 
     def __call__(self, texts, add_special_tokens=False, split_special_tokens=False,
                  return_offsets_mapping=False):
-        if isinstance(texts, str):  # one text, with character offsets (multiple-choice items)
-            return {"input_ids": [ord(c) for c in texts],
-                    "offset_mapping": [(i, i + 1) for i in range(len(texts))]}
-        return {"input_ids": [[ord(c) for c in text] for text in texts]}
+        offsets = {"offset_mapping": [[(i, i + 1) for i in range(len(text))] for text in texts]} \
+            if return_offsets_mapping else {}  # character offsets (multiple-choice items)
+        return {"input_ids": [[ord(c) for c in text] for text in texts], **offsets}
 
     def decode(self, ids):
         return "".join(map(chr, ids))

@@ -10,7 +10,7 @@ from transformers import AutoModelForCausalLM
 
 import pretrain.train.loop
 from pretrain.config.train import TrainConfig
-from pretrain.io import row_shards
+from pretrain.token_store import read_manifest
 from pretrain.train import checkpoint
 from pretrain.train.loop import train
 
@@ -53,26 +53,26 @@ def crash_at(monkeypatch, at_step, action):
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory, init_dir, packed_dir):
+def uninterrupted(tmp_path_factory, init_dir, tokens_dir):
     out = tmp_path_factory.mktemp("uninterrupted")
-    report = train(TrainConfig(**CFG), init_dir, packed_dir, out / "model", out / "live", out / "ckpt")
+    report = train(TrainConfig(**CFG), init_dir, tokens_dir, out / "model", out / "live", out / "ckpt")
     return out, report
 
 
 def test_a_killed_run_resumes_to_the_same_model_and_curves(tmp_path, monkeypatch, init_dir,
-                                                           packed_dir, uninterrupted):
+                                                           tokens_dir, uninterrupted):
     def die():
         raise SystemExit("killed")  # as abrupt as kill -9 for the loop: no handler runs
 
     crash_at(monkeypatch, 7, die)  # steps 1..7 done, checkpoints at 3 and 6 (only 6 kept)
     with pytest.raises(SystemExit):
-        train(TrainConfig(**CFG), init_dir, packed_dir, tmp_path / "model", tmp_path / "live",
+        train(TrainConfig(**CFG), init_dir, tokens_dir, tmp_path / "model", tmp_path / "live",
               tmp_path / "ckpt")
     assert [p.name for p in (tmp_path / "ckpt").iterdir()] == ["step-00000006"]
     assert steps(tmp_path / "live") == list(range(1, 8))  # step 7 was logged before the crash
     monkeypatch.undo()
 
-    report = train(TrainConfig(**CFG), init_dir, packed_dir, tmp_path / "model", tmp_path / "live",
+    report = train(TrainConfig(**CFG), init_dir, tokens_dir, tmp_path / "model", tmp_path / "live",
                    tmp_path / "ckpt")
     ref_dir, ref = uninterrupted
     a, b = weights(ref_dir / "model"), weights(tmp_path / "model")
@@ -87,52 +87,51 @@ def test_a_killed_run_resumes_to_the_same_model_and_curves(tmp_path, monkeypatch
 
 
 def test_ctrl_c_saves_a_checkpoint_at_the_step_boundary(tmp_path, monkeypatch, init_dir,
-                                                        packed_dir, uninterrupted):
+                                                        tokens_dir, uninterrupted):
     crash_at(monkeypatch, 4, lambda: os.kill(os.getpid(), signal.SIGINT))
     with pytest.raises(KeyboardInterrupt, match="after step 5"):
-        train(TrainConfig(**CFG), init_dir, packed_dir, tmp_path / "model", tmp_path / "live",
+        train(TrainConfig(**CFG), init_dir, tokens_dir, tmp_path / "model", tmp_path / "live",
               tmp_path / "ckpt")
     assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["step-00000005"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
     monkeypatch.undo()
-    train(TrainConfig(**CFG), init_dir, packed_dir, tmp_path / "model", tmp_path / "live",
+    train(TrainConfig(**CFG), init_dir, tokens_dir, tmp_path / "model", tmp_path / "live",
           tmp_path / "ckpt")
     a, b = weights(uninterrupted[0] / "model"), weights(tmp_path / "model")
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert steps(tmp_path / "live") == list(range(1, 9))
 
 
-def test_another_experiments_checkpoint_is_not_resumed(tmp_path, monkeypatch, init_dir, packed_dir):
+def test_another_experiments_checkpoint_is_not_resumed(tmp_path, monkeypatch, init_dir, tokens_dir):
     def die():
         raise SystemExit("killed")
 
     crash_at(monkeypatch, 4, die)
     with pytest.raises(SystemExit):
-        train(TrainConfig(**CFG), init_dir, packed_dir, tmp_path / "m", tmp_path / "live",
+        train(TrainConfig(**CFG), init_dir, tokens_dir, tmp_path / "m", tmp_path / "live",
               tmp_path / "ckpt")
     monkeypatch.undo()
     other = TrainConfig(**{**CFG, "learning_rate": 3e-3})  # a dvc exp run -S variant
     printed = []
     monkeypatch.setattr("builtins.print", lambda *a, **k: printed.append(" ".join(map(str, a))))
-    train(other, init_dir, packed_dir, tmp_path / "m", tmp_path / "live", tmp_path / "ckpt")
+    train(other, init_dir, tokens_dir, tmp_path / "m", tmp_path / "live", tmp_path / "ckpt")
     assert not any("resuming" in line for line in printed)
     assert steps(tmp_path / "live") == list(range(1, 9))  # fresh curves, not appended
 
 
-def test_the_key_ignores_logging_but_not_the_data_or_the_params(tmp_path, init_dir, packed_dir):
-    train_files = row_shards(packed_dir, "train")
-    key = checkpoint.run_key(TrainConfig(**CFG), init_dir, train_files)
+def test_the_key_ignores_logging_but_not_the_data_or_the_params(tmp_path, init_dir, tokens_dir):
+    train_shards = read_manifest(tokens_dir)["splits"]["train"]["shards"]
+    key = checkpoint.run_key(TrainConfig(**CFG), init_dir, train_shards)
     assert key == checkpoint.run_key(TrainConfig(**{**CFG, "log_every": 5, "eval_every": 0}),
-                                     init_dir, train_files)
-    assert key != checkpoint.run_key(TrainConfig(**{**CFG, "seed": 1}), init_dir, train_files)
-    other_data = tmp_path / train_files[0].name
-    other_data.write_bytes(train_files[0].read_bytes() + b"\0")
-    assert key != checkpoint.run_key(TrainConfig(**CFG), init_dir, [other_data, *train_files[1:]])
-    assert key != checkpoint.run_key(TrainConfig(**CFG), init_dir, [*train_files, train_files[0]])
+                                     init_dir, train_shards)
+    assert key != checkpoint.run_key(TrainConfig(**{**CFG, "seed": 1}), init_dir, train_shards)
+    other_data = [{**train_shards[0], "blake2b": "0" * 32}, *train_shards[1:]]
+    assert key != checkpoint.run_key(TrainConfig(**CFG), init_dir, other_data)
+    assert key != checkpoint.run_key(TrainConfig(**CFG), init_dir, [*train_shards, train_shards[0]])
 
 
-def test_a_half_written_checkpoint_is_ignored(tmp_path, init_dir, packed_dir):
+def test_a_half_written_checkpoint_is_ignored(tmp_path, init_dir, tokens_dir):
     (tmp_path / "ckpt" / ".step-00000003.tmp-1234").mkdir(parents=True)
     (tmp_path / "ckpt" / "step-00000006").mkdir()  # no state.json: not complete
-    key = checkpoint.run_key(TrainConfig(**CFG), init_dir, row_shards(packed_dir, "train"))
+    key = checkpoint.run_key(TrainConfig(**CFG), init_dir, read_manifest(tokens_dir)["splits"]["train"]["shards"])
     assert checkpoint.find(tmp_path / "ckpt", key) is None

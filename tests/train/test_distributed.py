@@ -38,7 +38,7 @@ CFG = {"max_steps": 6, "warmup_steps": 1, "learning_rate": 1e-2, "micro_batch_si
        "checkpoint_every": 3}
 
 
-def launch(tmp_path: Path, name: str, processes: int, init_dir, packed_dir, fails: str = "",
+def launch(tmp_path: Path, name: str, processes: int, init_dir, tokens_dir, fails: str = "",
            **options) -> tuple[dict, list]:
     """Run the driver in ``processes`` processes; ``fails``: the run must fail with this message."""
     out = tmp_path / name
@@ -51,7 +51,7 @@ def launch(tmp_path: Path, name: str, processes: int, init_dir, packed_dir, fail
                "--main_process_port", "0"] if processes > 1 else [sys.executable])
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
     result = subprocess.run([*prefix, str(driver), json.dumps({**CFG, **options}), str(init_dir),
-                             str(packed_dir), str(out)], env=env, capture_output=True, text=True,
+                             str(tokens_dir), str(out)], env=env, capture_output=True, text=True,
                             timeout=600)
     (out / "stderr.txt").write_text(result.stderr)  # the whole log of a failed launch
     if fails:
@@ -64,16 +64,16 @@ def launch(tmp_path: Path, name: str, processes: int, init_dir, packed_dir, fail
 
 
 @pytest.fixture(scope="module")
-def one_process(tmp_path_factory, init_dir, packed_dir):
+def one_process(tmp_path_factory, init_dir, tokens_dir):
     tmp_path = tmp_path_factory.mktemp("one")
-    return (*launch(tmp_path, "one", 1, init_dir, packed_dir), tmp_path / "one/model")
+    return (*launch(tmp_path, "one", 1, init_dir, tokens_dir), tmp_path / "one/model")
 
 
 @pytest.fixture(scope="module")
-def two_processes(tmp_path_factory, init_dir, packed_dir):
+def two_processes(tmp_path_factory, init_dir, tokens_dir):
     """The same run in 2 processes with DDP: the model every 2-process layout must save."""
     tmp_path = tmp_path_factory.mktemp("two")
-    return (*launch(tmp_path, "two", 2, init_dir, packed_dir), tmp_path / "two/model")
+    return (*launch(tmp_path, "two", 2, init_dir, tokens_dir), tmp_path / "two/model")
 
 
 def weights(path):
@@ -105,9 +105,9 @@ def test_two_processes_follow_the_one_process_loss_curve(one_process, two_proces
 
 @pytest.mark.parametrize("sharding, checkpointing", [("full_shard", False), ("shard_grad_op", True)])
 def test_fsdp_follows_the_one_process_curve_and_saves_the_whole_model(
-        tmp_path, init_dir, packed_dir, one_process, two_processes, sharding, checkpointing):
+        tmp_path, init_dir, tokens_dir, one_process, two_processes, sharding, checkpointing):
     one, curve_one, _ = one_process
-    two, curve_two = launch(tmp_path, "fsdp", 2, init_dir, packed_dir, sharding=sharding,
+    two, curve_two = launch(tmp_path, "fsdp", 2, init_dir, tokens_dir, sharding=sharding,
                             gradient_checkpointing=checkpointing)
     assert two["sharding"] == sharding and two["processes"] == 2
     assert curve_two == pytest.approx(curve_one, rel=1e-4)
@@ -118,9 +118,9 @@ def test_fsdp_follows_the_one_process_curve_and_saves_the_whole_model(
 
 @pytest.mark.parametrize("stage, checkpointing", [(1, False), (2, True), (3, True)])
 def test_deepspeed_zero_follows_the_one_process_curve_and_saves_the_whole_model(
-        tmp_path, init_dir, packed_dir, one_process, two_processes, stage, checkpointing):
+        tmp_path, init_dir, tokens_dir, one_process, two_processes, stage, checkpointing):
     one, curve_one, _ = one_process
-    two, curve_two = launch(tmp_path, "zero", 2, init_dir, packed_dir,
+    two, curve_two = launch(tmp_path, "zero", 2, init_dir, tokens_dir,
                             deepspeed={"zero_optimization": {"stage": stage}},
                             gradient_checkpointing=checkpointing)
     assert two["sharding"] == f"deepspeed_zero{stage}" and two["processes"] == 2
@@ -139,11 +139,11 @@ OFFLOAD = {"deepspeed": {"zero_optimization": {"stage": 2, "offload_optimizer": 
 
 @pytest.mark.parametrize("layout", [{"sharding": "none"}, {"sharding": "full_shard"}, DEEPSPEED,
                                     OFFLOAD], ids=["ddp", "fsdp", "zero2", "zero2-offload"])
-def test_a_killed_multi_process_run_resumes_from_its_checkpoint(tmp_path, init_dir, packed_dir,
+def test_a_killed_multi_process_run_resumes_from_its_checkpoint(tmp_path, init_dir, tokens_dir,
                                                                  one_process, two_processes, layout):
-    launch(tmp_path, "run", 2, init_dir, packed_dir, fails="killed", die_at=4, **layout)
+    launch(tmp_path, "run", 2, init_dir, tokens_dir, fails="killed", die_at=4, **layout)
     assert [p.name for p in (tmp_path / "run/ckpt").iterdir()] == ["step-00000003"]
-    resumed, curve = launch(tmp_path, "run", 2, init_dir, packed_dir, **layout)
+    resumed, curve = launch(tmp_path, "run", 2, init_dir, tokens_dir, **layout)
     assert "resuming from the checkpoint of step 3" in resumed["stdout"]
     assert len(curve) == 6  # steps 1-6 once each: the killed run's step 4 was dropped
     assert curve == pytest.approx(one_process[1], rel=1e-4)
@@ -153,8 +153,8 @@ def test_a_killed_multi_process_run_resumes_from_its_checkpoint(tmp_path, init_d
 @pytest.mark.parametrize("layout", [{"sharding": "none"}, {"sharding": "full_shard"}, DEEPSPEED],
                          ids=["ddp", "fsdp", "zero2"])
 def test_compiled_multi_process_training_follows_the_eager_one_process_curve(
-        tmp_path, init_dir, packed_dir, one_process, layout):
-    report, curve = launch(tmp_path, "compiled", 2, init_dir, packed_dir, compile=True, **layout)
+        tmp_path, init_dir, tokens_dir, one_process, layout):
+    report, curve = launch(tmp_path, "compiled", 2, init_dir, tokens_dir, compile=True, **layout)
     assert report["compiled"] and "torch.compile failed" not in report["stdout"]
     assert curve == pytest.approx(one_process[1], rel=1e-4)
 
@@ -163,21 +163,21 @@ def test_compiled_multi_process_training_follows_the_eager_one_process_curve(
                                                     "learning_rate": 1e-3}),
                                           (DEEPSPEED, {"deepspeed": {"zero_optimization": {"stage": 1}}})],
                          ids=["zero3-to-fsdp", "zero2-to-zero1"])
-def test_a_deepspeed_checkpoint_resumes_on_another_layout(tmp_path, init_dir, packed_dir, first,
+def test_a_deepspeed_checkpoint_resumes_on_another_layout(tmp_path, init_dir, tokens_dir, first,
                                                           then):
     """Checkpoints hold the whole state, named by parameter, whatever wrote them."""
-    uninterrupted, curve_whole = launch(tmp_path, "whole", 2, init_dir, packed_dir, **then)
-    launch(tmp_path, "run", 2, init_dir, packed_dir, fails="killed", die_at=4, **first)
-    resumed, curve = launch(tmp_path, "run", 2, init_dir, packed_dir, **then)
+    uninterrupted, curve_whole = launch(tmp_path, "whole", 2, init_dir, tokens_dir, **then)
+    launch(tmp_path, "run", 2, init_dir, tokens_dir, fails="killed", die_at=4, **first)
+    resumed, curve = launch(tmp_path, "run", 2, init_dir, tokens_dir, **then)
     assert "resuming from the checkpoint of step 3" in resumed["stdout"]
     assert curve == pytest.approx(curve_whole, rel=1e-4)
 
 
-def test_a_deepspeed_config_that_deepspeed_refuses_is_a_clear_error(tmp_path, init_dir, packed_dir):
-    launch(tmp_path, "bad", 2, init_dir, packed_dir, fails="train.deepspeed: DeepSpeed refused",
+def test_a_deepspeed_config_that_deepspeed_refuses_is_a_clear_error(tmp_path, init_dir, tokens_dir):
+    launch(tmp_path, "bad", 2, init_dir, tokens_dir, fails="train.deepspeed: DeepSpeed refused",
            deepspeed={"zero_optimization": {"stage": 2, "offload_optimizer": {"device": "gpu"}}})
 
 
-def test_fp16_with_sharding_is_a_clear_error(tmp_path, init_dir, packed_dir):
-    launch(tmp_path, "fp16", 2, init_dir, packed_dir, fails="fp16 loss scaling is not supported",
+def test_fp16_with_sharding_is_a_clear_error(tmp_path, init_dir, tokens_dir):
+    launch(tmp_path, "fp16", 2, init_dir, tokens_dir, fails="fp16 loss scaling is not supported",
            sharding="full_shard", precision="fp16")

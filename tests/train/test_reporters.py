@@ -21,26 +21,26 @@ def test_unknown_reporter_is_a_params_error():
         TrainConfig(report_to=["mlflow"])
 
 
-def test_tensorboard_gets_every_step(tmp_path, init_dir, packed_dir):
+def test_tensorboard_gets_every_step(tmp_path, init_dir, tokens_dir):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     cfg = TrainConfig(max_steps=5, warmup_steps=1, micro_batch_size=2, precision="fp32",
                       log_every=1, report_to=["tensorboard"])
-    train(cfg, init_dir, packed_dir, tmp_path / "model", tmp_path / "live")
+    train(cfg, init_dir, tokens_dir, tmp_path / "model", tmp_path / "live")
     events = EventAccumulator(str(tmp_path / "live" / "tensorboard"))
     events.Reload()
     assert [e.step for e in events.Scalars("train/loss")] == [1, 2, 3, 4, 5]
     assert "train/mfu" in events.Tags()["scalars"]
 
 
-def test_wandb_offline_run_logs_the_steps(tmp_path, monkeypatch, init_dir, packed_dir):
+def test_wandb_offline_run_logs_the_steps(tmp_path, monkeypatch, init_dir, tokens_dir):
     pytest.importorskip("wandb")
     monkeypatch.setenv("WANDB_MODE", "offline")  # no API key, no network: a local run folder
     monkeypatch.setenv("WANDB_SILENT", "true")
     cfg = TrainConfig(max_steps=3, warmup_steps=1, micro_batch_size=2, precision="fp32",
                       log_every=1, report_to=["wandb"])
-    train(cfg, init_dir, packed_dir, tmp_path / "model", tmp_path / "live")
+    train(cfg, init_dir, tokens_dir, tmp_path / "model", tmp_path / "live")
     runs = list((tmp_path / "live" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and list(runs[0].glob("*.wandb"))
 

@@ -91,13 +91,13 @@ def test_lion_moves_every_coordinate_by_the_learning_rate():
     assert torch.allclose(p.detach(), torch.tensor([0.9, -1.9, 3.0]))
 
 
-def test_training_lowers_the_loss_and_logs_every_optimizer_step(tmp_path, init_dir, packed_dir):
+def test_training_lowers_the_loss_and_logs_every_optimizer_step(tmp_path, init_dir, tokens_dir):
     cfg = TrainConfig(max_steps=40, warmup_steps=2, learning_rate=1e-2, micro_batch_size=4,
                       grad_accum_steps=2, precision="fp32", log_every=1, eval_every=20)
-    report = train(cfg, init_dir, packed_dir, tmp_path / "trained", tmp_path / "live")
+    report = train(cfg, init_dir, tokens_dir, tmp_path / "trained", tmp_path / "live")
     assert report["final_loss"] < report["first_loss"] - 0.5
     assert report["val_loss"] < report["first_loss"]
-    assert report["tokens"] == 40 * 4 * 2 * load_rows(packed_dir, "train").shape[1]
+    assert report["tokens"] == 40 * 4 * 2 * load_rows(tokens_dir, "train").shape[1]
     assert 0 < report["mfu"] < 1
     live = tmp_path / "live"
     assert steps_logged(live) == list(range(1, 41))  # the optimizer step, not a log-call count
@@ -111,41 +111,41 @@ def test_training_lowers_the_loss_and_logs_every_optimizer_step(tmp_path, init_d
     assert json.loads((tmp_path / "trained" / "config.json").read_text())["use_cache"] is True
 
 
-def test_same_seed_gives_the_same_model_in_fp32(tmp_path, init_dir, packed_dir):
+def test_same_seed_gives_the_same_model_in_fp32(tmp_path, init_dir, tokens_dir):
     cfg = TrainConfig(max_steps=3, warmup_steps=1, micro_batch_size=2, precision="fp32")
     for name in ("a", "b"):
-        train(cfg, init_dir, packed_dir, tmp_path / name, tmp_path / f"live_{name}")
+        train(cfg, init_dir, tokens_dir, tmp_path / name, tmp_path / f"live_{name}")
     a, b = weights(tmp_path / "a"), weights(tmp_path / "b")
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_data_loader_workers_do_not_change_the_result(tmp_path, init_dir, packed_dir):
+def test_data_loader_workers_do_not_change_the_result(tmp_path, init_dir, tokens_dir):
     base = dict(max_steps=4, warmup_steps=1, micro_batch_size=2, precision="fp32")
-    train(TrainConfig(**base), init_dir, packed_dir, tmp_path / "a", tmp_path / "la")
-    train(TrainConfig(**base, num_workers=2), init_dir, packed_dir, tmp_path / "b", tmp_path / "lb")
+    train(TrainConfig(**base), init_dir, tokens_dir, tmp_path / "a", tmp_path / "la")
+    train(TrainConfig(**base, num_workers=2), init_dir, tokens_dir, tmp_path / "b", tmp_path / "lb")
     a, b = weights(tmp_path / "a"), weights(tmp_path / "b")
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_gradient_checkpointing_gives_the_same_curve(tmp_path, init_dir, packed_dir):
+def test_gradient_checkpointing_gives_the_same_curve(tmp_path, init_dir, tokens_dir):
     base = dict(max_steps=3, warmup_steps=1, micro_batch_size=2, precision="fp32")
-    plain = train(TrainConfig(**base), init_dir, packed_dir, tmp_path / "a", tmp_path / "la")
-    ckpt = train(TrainConfig(**base, gradient_checkpointing=True), init_dir, packed_dir,
+    plain = train(TrainConfig(**base), init_dir, tokens_dir, tmp_path / "a", tmp_path / "la")
+    ckpt = train(TrainConfig(**base, gradient_checkpointing=True), init_dir, tokens_dir,
                  tmp_path / "b", tmp_path / "lb")
     assert ckpt["final_loss"] == pytest.approx(plain["final_loss"], rel=1e-5)
 
 
 @pytest.mark.parametrize("options", [{"optimizer": "lion", "learning_rate": 1e-3},
                                      {"precision": "fp16"}, {"precision": "bf16"}])
-def test_optimizer_and_precision_options_train(tmp_path, init_dir, packed_dir, options):
+def test_optimizer_and_precision_options_train(tmp_path, init_dir, tokens_dir, options):
     cfg = TrainConfig(**{"max_steps": 20, "warmup_steps": 2, "learning_rate": 1e-2,
                          "micro_batch_size": 4, **options})
-    report = train(cfg, init_dir, packed_dir, tmp_path / "trained", tmp_path / "live")
+    report = train(cfg, init_dir, tokens_dir, tmp_path / "trained", tmp_path / "live")
     assert report["final_loss"] < report["first_loss"] - 0.3
     assert report["precision"] == options.get("precision", report["precision"])
 
 
-def test_training_reads_the_rows_of_every_row_shard_in_order(tmp_path, corpus_path, tiny_tokenizer, packed_dir):
+def test_training_reads_the_rows_of_every_row_shard_in_order(tmp_path, corpus_path, tiny_tokenizer, tokens_dir):
     """Rows split over several row shards (pack.shard_mb) are the rows of one shard, in order;
     validation takes only the first eval_batches micro-batches; no rows is a clear error."""
     from pretrain.config.executor import ExecutorConfig
@@ -155,25 +155,26 @@ def test_training_reads_the_rows_of_every_row_shard_in_order(tmp_path, corpus_pa
     from pretrain.train.loop import load_data
 
     pack(PackConfig(seq_len=32, val_fraction=0.2, shard_mb=0.02), ExecutorConfig(workers=1), tiny_tokenizer,
-         corpus_path, tmp_path / "packed", tmp_path / "work")
-    assert len(row_shards(tmp_path / "packed", "train")) > 1 == len(row_shards(packed_dir, "train"))
+         corpus_path, tmp_path / "packed", tmp_path / "work", tmp_path / "tokens")
+    assert len(row_shards(tmp_path / "packed", "train")) > 1 == len(row_shards(tokens_dir.parent / "packed", "train"))
+    assert len(list((tmp_path / "tokens").glob("train-*.bin"))) == len(row_shards(tmp_path / "packed", "train"))
     cfg = TrainConfig(micro_batch_size=4, eval_batches=2)
-    rows, val = load_data(cfg, tmp_path / "packed")
-    whole, whole_val = load_data(cfg, packed_dir)
-    assert rows.dtype == np.int64 and np.array_equal(rows, whole) and np.array_equal(val, whole_val)
-    assert len(val) == 8 < len(load_rows(packed_dir, "val"))
-    with pytest.raises(DataError, match="no packed train rows"):
+    rows, val = load_data(cfg, tmp_path / "tokens")
+    whole, whole_val = load_data(cfg, tokens_dir)
+    assert rows[:].dtype == np.int64 and np.array_equal(rows[:], whole[:]) and np.array_equal(val, whole_val)
+    assert len(val) == 8 < len(load_rows(tokens_dir, "val"))
+    with pytest.raises(DataError, match="no token store"):
         load_rows(tmp_path, "train")
 
 
-def test_uneven_split_among_processes_is_a_clear_error(tmp_path, init_dir, packed_dir):
+def test_uneven_split_among_processes_is_a_clear_error(tmp_path, init_dir, tokens_dir):
     from pretrain.train.loop import shard_batches
     with pytest.raises(ConfigError, match="split evenly among 2"):
-        shard_batches(load_rows(packed_dir, "train"), TrainConfig(micro_batch_size=3),
+        shard_batches(load_rows(tokens_dir, "train"), TrainConfig(micro_batch_size=3),
                       0, 0, 2, pin=False)
 
 
-def test_uneven_split_is_caught_before_deepspeed_sees_the_batch_size(init_dir, packed_dir):
+def test_uneven_split_is_caught_before_deepspeed_sees_the_batch_size(init_dir, tokens_dir):
     from types import SimpleNamespace
 
     from accelerate.utils import DistributedType
@@ -183,10 +184,10 @@ def test_uneven_split_is_caught_before_deepspeed_sees_the_batch_size(init_dir, p
                                distributed_type=DistributedType.MULTI_CPU)
     cfg = TrainConfig(micro_batch_size=3, deepspeed={"zero_optimization": {"stage": 2}})
     with pytest.raises(ConfigError, match="train.micro_batch_size: 3 rows cannot be split evenly"):
-        Run(cfg, launched, init_dir, packed_dir, None)
+        Run(cfg, launched, init_dir, tokens_dir, None)
 
 
-def test_accelerate_fsdp_or_deepspeed_plugin_is_a_clear_error(init_dir, packed_dir):
+def test_accelerate_fsdp_or_deepspeed_plugin_is_a_clear_error(init_dir, tokens_dir):
     from types import SimpleNamespace
 
     from accelerate.utils import DistributedType
@@ -196,15 +197,15 @@ def test_accelerate_fsdp_or_deepspeed_plugin_is_a_clear_error(init_dir, packed_d
         launched = SimpleNamespace(device=torch.device("cpu"), is_main_process=True,
                                    num_processes=2, distributed_type=kind)
         with pytest.raises(ConfigError, match="train.sharding: full_shard .* or train.deepspeed"):
-            Run(TrainConfig(), launched, init_dir, packed_dir, None)
+            Run(TrainConfig(), launched, init_dir, tokens_dir, None)
 
 
 @pytest.mark.parametrize("layout", [{"sharding": "full_shard"},
                                     {"deepspeed": {"zero_optimization": {"stage": 3}}}])
-def test_sharding_in_one_process_warns_and_trains_plainly(tmp_path, init_dir, packed_dir, capsys,
+def test_sharding_in_one_process_warns_and_trains_plainly(tmp_path, init_dir, tokens_dir, capsys,
                                                           layout):
     cfg = TrainConfig(max_steps=2, warmup_steps=1, micro_batch_size=4, precision="fp32", **layout)
-    report = train(cfg, init_dir, packed_dir, tmp_path / "model", tmp_path / "live")
+    report = train(cfg, init_dir, tokens_dir, tmp_path / "model", tmp_path / "live")
     assert "has no effect in one process" in capsys.readouterr().out
     assert report["sharding"] == "none" and report["processes"] == 1
 

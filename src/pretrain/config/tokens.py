@@ -52,7 +52,8 @@ class PackConfig:
     shard_mb: float = 128.0
     """Megabytes (10^6 bytes) of token ids (int32) per row shard of data/packed: a new
     ``train-NNNNN.parquet`` every shard_mb * 10^6 / (4 * seq_len) rows (zstd makes the file
-    smaller); the rows are the same for any value."""
+    smaller), and the token store's ``train-NNNNN.bin`` holds the same rows (2 or 4 bytes a
+    token); the rows are the same for any value."""
 
     def __post_init__(self) -> None:
         positive("seq_len", self.seq_len)

@@ -11,8 +11,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from pretrain.errors import DataError
-from pretrain.runtime import iter_rows
+from pretrain.token_store import PackedRows
 from pretrain.tokens.tokenizer import encode_texts
 
 NGRAM = 13
@@ -65,13 +64,13 @@ def overlap(documents: Iterable[np.ndarray], train: np.ndarray, n: int = NGRAM,
             "contaminated": fraction > flag_fraction}
 
 
-def contamination(data_dir: Path, tokenizer, general: list[str] | None = None) -> dict[str, Any]:
-    """13-gram overlap of each local evaluation set with the training rows of the pack output
-    ``data_dir`` (its row shards, one at a time; the held-out files pretrain.tokens.pack names)."""
-    parts = [training_ngrams(rows) for rows in iter_rows(data_dir, "train")]
-    if not parts:
-        raise DataError(f"{data_dir}: no packed train rows (train-00000.parquet, ...); run the pack stage")
-    train = np.unique(np.concatenate(parts))
+def contamination(data_dir: Path, tokens_dir: Path, tokenizer, general: list[str] | None = None) -> dict[str, Any]:
+    """13-gram overlap of each local evaluation set (the held-out files pretrain.tokens.pack
+    writes to ``data_dir``, and ``general``) with the training rows of the token store
+    ``tokens_dir``, read a chunk of rows at a time. DataError without training rows."""
+    rows = PackedRows(tokens_dir, "train")
+    train = np.unique(np.concatenate([training_ngrams(chunk) for chunk in rows.chunks()]))
+    rows.close()
     with open(data_dir / "heldout_docs.jsonl", encoding="utf-8") as handle:
         sets = {"heldout_documents": [json.loads(line)["text"] for line in handle]}
     if general:

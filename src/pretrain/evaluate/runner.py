@@ -18,7 +18,8 @@ from pretrain.evaluate.bits_per_byte import TextBytes
 from pretrain.evaluate.contamination import NGRAM, contamination
 from pretrain.evaluate.general_text import read_texts, text_rows
 from pretrain.evaluate.harness import resolve_tasks, run_lm_eval
-from pretrain.runtime import autocast_dtype, load_rows, pick_device, validation_loss
+from pretrain.runtime import autocast_dtype, pick_device, validation_loss
+from pretrain.token_store import PackedRows
 from pretrain.tokens.tokenizer import encode_texts, load_tokenizer, match_training
 
 
@@ -53,8 +54,11 @@ def generations_markdown(prompts: list[str], columns: dict[str, list[str]]) -> s
     return "\n".join(lines)
 
 
-def evaluate(cfg: EvaluateConfig, init_dir: Path, trained_dir: Path, data_dir: Path) -> tuple[dict, str]:
-    """All evaluation metrics, and the generations as Markdown.
+def evaluate(cfg: EvaluateConfig, init_dir: Path, trained_dir: Path, data_dir: Path,
+             tokens_dir: Path) -> tuple[dict, str]:
+    """All evaluation metrics, and the generations as Markdown: the validation rows of the token
+    store ``tokens_dir`` (pretrain.token_store), read a batch at a time, and the held-out files
+    of the pack output ``data_dir``.
 
     Every model is scored the same way under stable keys: ``init`` (the model training started
     from: the base itself for continued pretraining), ``trained``, and ``base`` when the init
@@ -63,7 +67,7 @@ def evaluate(cfg: EvaluateConfig, init_dir: Path, trained_dir: Path, data_dir: P
     """
     device = pick_device()
     dtype = autocast_dtype("auto", device)
-    rows = load_rows(data_dir, "val")
+    rows = PackedRows(tokens_dir, "val")
     general = read_texts(cfg.general_text) if cfg.general_text else None
     tasks, skipped = resolve_tasks(cfg, data_dir)
     report: dict[str, Any] = {"val": {}, **({"general": {}} if general else {}), "lm_eval": {}}
@@ -81,7 +85,7 @@ def evaluate(cfg: EvaluateConfig, init_dir: Path, trained_dir: Path, data_dir: P
         report["lm_eval"][name] = run_lm_eval(model, tokenizer, cfg, tasks, max_length=rows.shape[1])
     report["val"]["perplexity_ratio"] = report["val"]["init"]["perplexity"] / report["val"]["trained"]["perplexity"]
     report["contamination"] = {}
-    for name, result in contamination(data_dir, tokenizer, general).items():
+    for name, result in contamination(data_dir, tokens_dir, tokenizer, general).items():
         if result["documents"]:
             report["contamination"][name] = result
         else:

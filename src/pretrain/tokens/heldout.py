@@ -27,6 +27,13 @@ def split_at_tokens(tokenizer, text: str, context_tokens: int,
     """
     offsets = tokenizer(text, add_special_tokens=False, split_special_tokens=True,
                         return_offsets_mapping=True)["offset_mapping"]
+    return split_at_offsets(text, offsets, context_tokens, continuation_tokens)
+
+
+def split_at_offsets(text: str, offsets: list[tuple[int, int]], context_tokens: int,
+                     continuation_tokens: int) -> tuple[str, str] | None:
+    """``split_at_tokens`` for a text already encoded: ``offsets`` are its tokens' character
+    spans (``pretrain.tokens.tokenizer.encode_with_offsets``)."""
     need = context_tokens + continuation_tokens
     if len(offsets) < need:
         return None

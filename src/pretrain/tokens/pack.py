@@ -19,12 +19,13 @@ The held-out files are ``heldout_docs.jsonl`` and ``heldout_mc.jsonl``, not ``va
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
@@ -33,9 +34,10 @@ from pretrain.config.tokens import PackConfig
 from pretrain.errors import DataError
 from pretrain.executor.shards import Shard, run_shards, stage_key, work_folder
 from pretrain.io import atomic_path, document_shards, iter_batches, write_json
-from pretrain.tokens.heldout import multiple_choice_items, split_at_tokens
+from pretrain.tokens.heldout import multiple_choice_items, split_at_offsets
 from pretrain.tokens.rows import TOKEN_DTYPE, RowShardWriter, TokenFile, read_tokens
-from pretrain.tokens.tokenizer import encode_texts, load_tokenizer
+from pretrain.token_store import token_dtype, write_manifest
+from pretrain.tokens.tokenizer import encode_texts, encode_with_offsets, load_tokenizer
 
 SPLITS = ("train", "val")
 HELDOUT_DOCS = "heldout_docs.jsonl"
@@ -77,12 +79,18 @@ def tokenizer_digest(tokenizer: Any) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
+def vocabulary_size(tokenizer: Any) -> int:
+    """Ids the tokenizer can produce (its vocabulary with added tokens): ``len(tokenizer)``."""
+    return len(tokenizer) if hasattr(tokenizer, "__len__") else int(tokenizer.vocab_size)
+
+
 def pack_shard(cfg: PackConfig, tokenizer: Any, shard: Shard) -> dict[str, Any]:
     """One shard task: tokenize the documents of ``shard.source`` as BOS + ids + EOS, each to the
     token stream of its split (``part-NNNNN.train.tokens`` / ``.val.tokens``, pretrain.tokens.rows),
     the held-out documents' texts to ``part-NNNNN.heldout_docs.jsonl`` and their multiple-choice
-    candidates (``split_at_tokens``) to ``part-NNNNN.mc.json``. Returns the documents and tokens
-    of each split."""
+    candidates (``split_at_offsets``) to ``part-NNNNN.mc.json``. Returns the documents and tokens
+    of each split. Each document is encoded once: the held-out ones with their character
+    offsets, which cut their multiple-choice items."""
     tok = tokenizer_for(tokenizer)
     head, tail = ([tok.bos_token_id] if tok.bos_token_id is not None else []), [tok.eos_token_id]
     # The multiple-choice items fit in one row: half a row of context, a quarter of continuation.
@@ -93,27 +101,33 @@ def pack_shard(cfg: PackConfig, tokenizer: Any, shard: Shard) -> dict[str, Any]:
             open(docs_tmp, "w", encoding="utf-8") as heldout:
         for batch in iter_batches(shard.source, columns=["id", "text"], batch_size=cfg.batch_documents):
             ids, texts = batch.column(0).to_pylist(), batch.column(1).to_pylist()
-            for doc_id, text, tokens in zip(ids, texts, encode_texts(tok, texts)):
-                held_out = is_validation(doc_id, cfg.val_fraction, cfg.split_salt)
-                (val if held_out else train).write(np.asarray(head + tokens + tail, dtype=np.int32))
-                counts["val" if held_out else "train"]["documents"] += 1
-                if not held_out:
-                    continue
+            held_out = [is_validation(doc_id, cfg.val_fraction, cfg.split_salt) for doc_id in ids]
+            for tokens in encode_texts(tok, [t for t, h in zip(texts, held_out) if not h]):
+                train.write(np.asarray(head + tokens + tail, dtype=np.int32))
+            docs = [(doc_id, text) for doc_id, text, h in zip(ids, texts, held_out) if h]
+            for (doc_id, text), (tokens, offsets) in zip(docs, encode_with_offsets(tok, [t for _, t in docs])):
+                val.write(np.asarray(head + tokens + tail, dtype=np.int32))
                 heldout.write(json.dumps({"id": doc_id, "text": text}, ensure_ascii=False) + "\n")
-                split = split_at_tokens(tok, text, mc_context, mc_continuation)
+                split = split_at_offsets(text, offsets, mc_context, mc_continuation)
                 if split is not None:
                     candidates.append([doc_id, *split])
+            counts["val"]["documents"] += len(docs)
+            counts["train"]["documents"] += len(ids) - len(docs)
     counts["train"]["tokens"], counts["val"]["tokens"] = train.tokens, val.tokens
     write_json(shard.output(".mc.json"), candidates)
     return counts
 
 
 def pack(cfg: PackConfig, executor: ExecutorConfig, tokenizer: Any, src: Path, out_dir: Path,
-         work_root: Path) -> dict[str, Any]:
+         work_root: Path, store_dir: Optional[Path] = None) -> dict[str, Any]:
     """Pack the documents of ``src`` (a folder of document shards, or one document file) into
     ``out_dir``: the row shards ``train-NNNNN.parquet`` and ``val-NNNNN.parquet`` (``input_ids``
     rows of ``cfg.seq_len`` int32 ids), ``heldout_docs.jsonl`` (the held-out documents' ids and
     texts) and ``heldout_mc.jsonl`` (a multiple-choice set made from them); return the report.
+    Given ``store_dir``, the same rows also go there as the token store the train and evaluate
+    stages read (``train-NNNNN.bin`` / ``.idx``, ``val-...``, ``manifest.json``:
+    pretrain.token_store; its own folder, as ``datasets`` would take any file in ``out_dir``
+    whose name starts with ``train`` for a Parquet file of its train split).
 
     ``tokenizer`` is a tokenizer folder (each worker loads it once) or a tokenizer object. One
     task per document shard on ``executor`` (``pack_shard``; work and completion markers in
@@ -131,18 +145,35 @@ def pack(cfg: PackConfig, executor: ExecutorConfig, tokenizer: Any, src: Path, o
     results = run_shards(executor, "pack", functools.partial(pack_shard, cfg, tokenizer), shards, work)
     report = {"seq_len": cfg.seq_len, **{split: split_report(cfg, split, results) for split in SPLITS}}
     names = [f"part-{i:05d}" for i in range(len(shards))]
-    with atomic_path(out_dir) as tmp:
+    with atomic_path(out_dir) as tmp, \
+            (atomic_path(store_dir) if store_dir is not None else contextlib.nullcontext()) as store_tmp:
         tmp.mkdir()
-        for split in SPLITS:
-            written = write_rows(cfg, split, [work / f"{name}.{split}.tokens" for name in names], tmp)
-            if written["rows"] != report[split]["rows"]:
-                raise DataError(f"pack: {work}: the {split} token files hold {written['rows']} rows, "
-                                f"their markers {report[split]['rows']}; delete {work} and run again")
-            report[split]["shards"] = written["shards"]
+        write_splits(cfg, report, [work / name for name in names], tmp, store_tmp,
+                     vocabulary_size(tokenizer_for(tokenizer)))
         report["val_multiple_choice_items"] = write_heldout(work, names, tmp)
         report["document_shards"] = len(shards)
     shutil.rmtree(work)
     return report
+
+
+def write_splits(cfg: PackConfig, report: dict[str, Any], parts: list[Path], folder: Path,
+                 store_folder: Optional[Path], vocab_size: int) -> None:
+    """Cut the token files of the tasks (``parts``: work-folder stems, in shard order) into each
+    split's Parquet row shards in ``folder`` and, given ``store_folder`` (created here), its
+    token store there; add the row shards to ``report``, checked against the tasks' counts."""
+    dtype, store = token_dtype(vocab_size), {}
+    if store_folder is not None:
+        store_folder.mkdir()
+    for split in SPLITS:
+        written = write_rows(cfg, split, [part.with_name(f"{part.name}.{split}.tokens") for part in parts],
+                             folder, store_folder, dtype)
+        if written["rows"] != report[split]["rows"]:
+            raise DataError(f"pack: {parts[0].parent}: the {split} token files hold {written['rows']} rows, "
+                            f"their markers {report[split]['rows']}; delete it and run again")
+        report[split]["shards"], store[split] = written["shards"], written["store_shards"]
+    if store_folder is not None:
+        write_manifest(store_folder, cfg.seq_len, dtype, vocab_size, store)
+        report["token_store_dtype"] = dtype.name
 
 
 def split_report(cfg: PackConfig, split: str, results: list[dict]) -> dict[str, int]:
@@ -159,13 +190,17 @@ def split_report(cfg: PackConfig, split: str, results: list[dict]) -> dict[str, 
             "dropped_tail_tokens": tokens - rows * cfg.seq_len}
 
 
-def write_rows(cfg: PackConfig, split: str, token_files: list[Path], folder: Path) -> dict[str, int]:
-    """Cut the concatenated streams of ``token_files`` into the row shards of ``split`` in ``folder``."""
+def write_rows(cfg: PackConfig, split: str, token_files: list[Path], folder: Path,
+               store_folder: Optional[Path], store_dtype: np.dtype) -> dict[str, Any]:
+    """Cut the concatenated streams of ``token_files`` into the Parquet row shards of ``split``
+    in ``folder`` and the token store's in ``store_folder`` (when given) in ``store_dtype``;
+    the counts and the store's shards."""
     rows_per_shard = max(1, int(cfg.shard_mb * 1e6) // (TOKEN_DTYPE.itemsize * cfg.seq_len))
-    writer = RowShardWriter(folder, split, cfg.seq_len, rows_per_shard)
+    writer = RowShardWriter(folder, split, cfg.seq_len, rows_per_shard, store_folder, store_dtype)
     for ids in read_tokens(token_files, chunk=max(cfg.seq_len * writer.rows_per_group, 1 << 20)):
         writer.add(ids)
-    return writer.close()
+    counts = writer.close()
+    return {**counts, "store_shards": writer.store_shards}
 
 
 def write_heldout(work: Path, names: list[str], folder: Path) -> int:

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pretrain.io import atomic_path, row_shard_name
+from pretrain.token_store import IndexedShardWriter, store_name
 
 ROWS_SCHEMA = pa.schema([("input_ids", pa.list_(pa.int32()))])
 TOKEN_DTYPE = np.dtype("<i4")
@@ -61,16 +62,22 @@ def read_tokens(paths: Iterable[Path], chunk: int) -> Iterable[np.ndarray]:
 
 
 class RowShardWriter:
-    """Cut a token stream into rows of ``seq_len`` and write them to ``folder/<split>-NNNNN.parquet``.
+    """Cut a token stream into rows of ``seq_len`` and write them to ``folder/<split>-NNNNN.parquet``
+    and, given ``store_folder``, the same rows to the token store's ``<split>-NNNNN.bin`` / ``.idx``
+    there (pretrain.token_store) in ``store_dtype``.
 
     The stream comes in pieces of any size (``add``); memory holds the pieces not yet cut plus
     one row group. ``close`` drops the remainder shorter than a row and returns the counts.
     """
 
     def __init__(self, folder: Path, split: str, seq_len: int, rows_per_shard: int,
+                 store_folder: Optional[Path] = None, store_dtype: np.dtype = np.dtype("<i4"),
                  rows_per_group: int = 4096):
         self.folder, self.split, self.seq_len = Path(folder), split, seq_len
         self.rows_per_shard, self.rows_per_group = rows_per_shard, rows_per_group
+        self.store_folder, self.store_dtype = store_folder, np.dtype(store_dtype)
+        self.store_shards: list[dict] = []
+        self._store: Optional[IndexedShardWriter] = None
         self.buffer = np.zeros(0, dtype=np.int32)
         self.start = 0  # ids of buffer[:start] are written
         self.rows = 0
@@ -96,7 +103,12 @@ class RowShardWriter:
         if self._writer is None:
             self._writer = pq.ParquetWriter(self.folder / row_shard_name(self.split, self.shards),
                                             ROWS_SCHEMA, compression="zstd")
+            if self.store_folder is not None:
+                self._store = IndexedShardWriter(self.store_folder, store_name(self.split, self.shards),
+                                                 self.seq_len, self.store_dtype)
         self._writer.write_table(pa.Table.from_arrays([array], schema=ROWS_SCHEMA))
+        if self._store is not None:
+            self._store.write(self.buffer[self.start:end])
         self.start, self.rows, self._in_shard = end, self.rows + n, self._in_shard + n
         if self._in_shard == self.rows_per_shard:
             self._close_shard()
@@ -104,7 +116,9 @@ class RowShardWriter:
     def _close_shard(self) -> None:
         if self._writer is not None:
             self._writer.close()
-            self._writer, self.shards, self._in_shard = None, self.shards + 1, 0
+            if self._store is not None:
+                self.store_shards.append(self._store.close())
+            self._writer, self._store, self.shards, self._in_shard = None, None, self.shards + 1, 0
 
     def close(self) -> dict[str, int]:
         """Write the last full rows, drop the rest; ``{rows, tokens_in_rows, dropped_tail_tokens, shards}``."""

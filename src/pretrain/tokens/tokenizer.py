@@ -105,6 +105,16 @@ def encode_texts(tokenizer: PreTrainedTokenizerBase, texts: list[str]) -> list[l
     return tokenizer(texts, add_special_tokens=False, split_special_tokens=True)["input_ids"]
 
 
+def encode_with_offsets(tokenizer: PreTrainedTokenizerBase,
+                        texts: list[str]) -> list[tuple[list[int], list[tuple[int, int]]]]:
+    """``encode_texts`` with each token's character span in its text: ``(ids, offsets)`` per
+    text, the ids those of ``encode_texts``. Needs a fast (Rust-backed) tokenizer."""
+    if not texts:
+        return []
+    encoded = tokenizer(texts, add_special_tokens=False, split_special_tokens=True, return_offsets_mapping=True)
+    return list(zip(encoded["input_ids"], encoded["offset_mapping"]))
+
+
 def document_ids(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
     """A document as training sees it: BOS (when the tokenizer has one), its ids, EOS."""
     head = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []

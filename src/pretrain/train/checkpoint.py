@@ -55,12 +55,13 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def run_key(cfg: TrainConfig, model_dir: Path, train_files: list[Path]) -> str:
+def run_key(cfg: TrainConfig, model_dir: Path, train_shards: list[dict[str, Any]]) -> str:
     """Hash of the result-changing params, the initial model's files and the training rows
-    (``train_files``: the row shards, in order)."""
+    (``train_shards``: the token store's training shards in order, as its manifest lists them,
+    each with the digest pack took of its tokens: the data is keyed without reading it)."""
     params = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in UNKEYED}
-    parts = [json.dumps(params, sort_keys=True)]
-    files = sorted(p for p in Path(model_dir).rglob("*") if p.is_file()) + [Path(f) for f in train_files]
+    parts = [json.dumps(params, sort_keys=True), json.dumps(train_shards, sort_keys=True)]
+    files = sorted(p for p in Path(model_dir).rglob("*") if p.is_file())
     parts += [f"{p.name}:{file_digest(p)}" for p in files]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 

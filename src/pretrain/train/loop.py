@@ -33,7 +33,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from pretrain.config.train import TrainConfig
 from pretrain.errors import DataError
-from pretrain.io import atomic_path, row_shards
+from pretrain.io import atomic_path
 from pretrain.runtime import (
     autocast,
     autocast_dtype,
@@ -47,6 +47,7 @@ from pretrain.runtime import (
     precision_name,
     validation_loss,
 )
+from pretrain.token_store import PackedRows, has_split, read_manifest
 from pretrain.train import checkpoint
 from pretrain.train.backends import make_backend
 from pretrain.train.flops import flops_per_token, measured_peak_flops
@@ -62,9 +63,10 @@ def total_steps(cfg: TrainConfig, seq_len: int) -> int:
 
 
 class Rows(torch.utils.data.Dataset):
-    """Packed rows, fetched a batch of indices at a time (``__getitems__``)."""
+    """Packed rows (``PackedRows``, or an int64 array), fetched a batch of indices at a time
+    (``__getitems__``)."""
 
-    def __init__(self, rows: np.ndarray):
+    def __init__(self, rows: PackedRows | np.ndarray):
         self.rows = rows
 
     def __len__(self) -> int:
@@ -78,7 +80,7 @@ def _as_is(batch: torch.Tensor) -> torch.Tensor:
     return batch
 
 
-def shard_batches(rows: np.ndarray, cfg: TrainConfig, start: int, rank: int, world: int,
+def shard_batches(rows: PackedRows | np.ndarray, cfg: TrainConfig, start: int, rank: int, world: int,
                   pin: bool) -> Iterator[torch.Tensor]:
     """This process's share of every micro-batch from micro-batch number ``start`` on."""
     check_split(cfg.micro_batch_size, world)
@@ -89,13 +91,14 @@ def shard_batches(rows: np.ndarray, cfg: TrainConfig, start: int, rank: int, wor
                                             num_workers=cfg.num_workers, pin_memory=pin))
 
 
-def load_data(cfg: TrainConfig, data_dir: Path) -> tuple[np.ndarray, Optional[np.ndarray]]:
-    """The packed training rows and the first ``eval_batches`` micro-batches of validation rows
-    (None without validation row shards), as (rows, seq_len) int64 arrays."""
-    rows = load_rows(data_dir, "train")
+def load_data(cfg: TrainConfig, data_dir: Path) -> tuple[PackedRows, Optional[np.ndarray]]:
+    """The packed training rows, read lazily from the token store (pretrain.token_store), and
+    the first ``eval_batches`` micro-batches of validation rows in memory as a (rows, seq_len)
+    int64 array (None when the store has no validation rows)."""
+    rows = PackedRows(data_dir, "train")
     check_batch(len(rows), cfg.micro_batch_size)
     return rows, (load_rows(data_dir, "val", limit=cfg.eval_batches * cfg.micro_batch_size)
-                  if row_shards(data_dir, "val") else None)
+                  if has_split(data_dir, "val") else None)
 
 
 def load_model(cfg: TrainConfig, model_dir: Path) -> torch.nn.Module:
@@ -171,7 +174,7 @@ class Run:
         self.steps = total_steps(cfg, self.seq_len)
         self.tokens_per_step = cfg.micro_batch_size * cfg.grad_accum_steps * self.seq_len
         self.checkpoint_dir = checkpoint_dir
-        self.key = checkpoint.run_key(cfg, model_dir, row_shards(data_dir, "train"))
+        self.key = checkpoint.run_key(cfg, model_dir, read_manifest(data_dir)["splits"]["train"]["shards"])
         self.resume = checkpoint.find_for_all(checkpoint_dir, self.key, self.main, self.world)
         # Measured before seeding: the timing matmuls draw random numbers.
         self.peak = (cfg.peak_tflops * 1e12 if cfg.peak_tflops
