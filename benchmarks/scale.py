@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -44,19 +43,12 @@ from pathlib import Path
 import psutil
 import yaml
 
+from machine import machine  # benchmarks/machine.py: run as python benchmarks/<name>.py
+
 ROOT = Path(__file__).resolve().parents[1]
 EXECUTORS = {"local-1": {"name": "local", "workers": 1}, "local-2": {"name": "local", "workers": 2},
              "ray-2": {"name": "ray", "workers": 2}}
 STAGES = ("clean", "dedup", "tokenizer", "pack")
-
-
-def machine() -> str:
-    """CPU model, cores this process may use, and whether it has AVX-512 BF16 / AVX2."""
-    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                  if line.startswith("model name")), platform.processor())
-    flags = open("/proc/cpuinfo").read()
-    kind = "AVX-512 BF16" if "avx512_bf16" in flags else "AVX-512F" if "avx512f" in flags else "AVX2"
-    return f"{model}, {len(os.sched_getaffinity(0))} cores usable, {kind}"
 
 
 def peak_rss(process: subprocess.Popen) -> tuple[int, threading.Thread]:

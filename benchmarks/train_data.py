@@ -25,8 +25,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
@@ -34,16 +32,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import machine  # benchmarks/machine.py: run as python benchmarks/<name>.py
+
 ROOT = Path(__file__).resolve().parents[1]
 LOADERS = ("in-memory", "token-store")
-
-
-def machine() -> str:
-    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                  if line.startswith("model name")), platform.processor())
-    flags = open("/proc/cpuinfo").read()
-    kind = "AVX-512 BF16" if "avx512_bf16" in flags else "AVX-512F" if "avx512f" in flags else "AVX2"
-    return f"{model}, {len(os.sched_getaffinity(0))} cores usable, {kind}"
 
 
 def write_corpus(source: Path, folder: Path, million_tokens: float) -> int:
