@@ -67,10 +67,12 @@ def overlap(documents: Iterable[np.ndarray], train: np.ndarray, n: int = NGRAM,
 def contamination(data_dir: Path, tokens_dir: Path, tokenizer, general: list[str] | None = None) -> dict[str, Any]:
     """13-gram overlap of each local evaluation set (the held-out files pretrain.tokens.pack
     writes to ``data_dir``, and ``general``) with the training rows of the token store
-    ``tokens_dir``, read a chunk of rows at a time. DataError without training rows."""
-    rows = PackedRows(tokens_dir, "train")
-    train = np.unique(np.concatenate([training_ngrams(chunk) for chunk in rows.chunks()]))
-    rows.close()
+    ``tokens_dir``. DataError without training rows.
+
+    Memory follows the evaluation sets, not the corpus: their n-gram hashes are collected
+    first, then the training rows stream past them a chunk at a time, marking which occur; no
+    set of all training n-grams (8 bytes a training token) is built."""
+    rows = PackedRows(tokens_dir, "train")  # fails before any work without training rows
     with open(data_dir / "heldout_docs.jsonl", encoding="utf-8") as handle:
         sets = {"heldout_documents": [json.loads(line)["text"] for line in handle]}
     if general:
@@ -80,5 +82,11 @@ def contamination(data_dir: Path, tokens_dir: Path, tokenizer, general: list[str
         with open(mc_path, encoding="utf-8") as handle:
             items = [json.loads(line) for line in handle]
         sets["heldout_multiple_choice"] = [i["context"] + i["choices"][i["label"]] for i in items]
-    return {name: overlap((np.asarray(ids) for ids in encode_texts(tokenizer, texts)), train)
-            for name, texts in sets.items()}
+    encoded = {name: [np.asarray(ids) for ids in encode_texts(tokenizer, texts)] for name, texts in sets.items()}
+    wanted = np.unique(np.concatenate([np.zeros(0, dtype=np.uint64)]
+                                      + [ngram_hashes(ids) for docs in encoded.values() for ids in docs]))
+    seen = np.zeros(len(wanted), dtype=bool)
+    for chunk in rows.chunks():
+        seen |= np.isin(wanted, training_ngrams(chunk), assume_unique=True)
+    rows.close()
+    return {name: overlap(docs, wanted[seen]) for name, docs in encoded.items()}
