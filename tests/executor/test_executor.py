@@ -69,14 +69,19 @@ def interrupted_on_0(runs: Path, shard: Shard) -> dict:
 # --- helpers ---------------------------------------------------------------------------------------
 
 
+def text_shards(root: Path, count: int) -> Path:
+    """Input shards ``root/in/part-0000i.txt`` (i < count) and an empty ``root/runs``; ``root``."""
+    (root / "in").mkdir()
+    (root / "runs").mkdir()
+    for i in range(count):
+        (root / "in" / f"part-{i:05d}.txt").write_text(f"shard {i}\n", encoding="utf-8")
+    return root
+
+
 @pytest.fixture
 def setup(tmp_path):
     """Input shards ``in/part-0000i.txt`` (i = 0..3), a runs folder, and a work root."""
-    (tmp_path / "in").mkdir()
-    (tmp_path / "runs").mkdir()
-    for i in range(4):
-        (tmp_path / "in" / f"part-{i:05d}.txt").write_text(f"shard {i}\n", encoding="utf-8")
-    return tmp_path
+    return text_shards(tmp_path, 4)
 
 
 def sources(root: Path) -> list[Path]:

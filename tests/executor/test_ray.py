@@ -31,7 +31,14 @@ from pretrain.sources.builtin import stdlib_files  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 import test_executor  # noqa: E402
-from test_executor import always_dies_on_1, dies_once_on_1, fails_on_1, record, runs_of  # noqa: E402
+from test_executor import (  # noqa: E402
+    always_dies_on_1,
+    dies_once_on_1,
+    fails_on_1,
+    record,
+    runs_of,
+    text_shards,
+)
 
 # Ray's workers do not have this folder on their path: send the test tasks by value, as Ray's
 # docs advise for code that lives only on the driver (pretrain's own tasks are imported by name).
@@ -193,11 +200,7 @@ def test_a_stage_on_ray_writes_the_bytes_it_writes_locally(stage, address, corpu
 
 @pytest.fixture
 def shards(tmp_path):
-    (tmp_path / "in").mkdir()
-    (tmp_path / "runs").mkdir()
-    for i in range(3):
-        (tmp_path / "in" / f"part-{i:05d}.txt").write_text(f"shard {i}\n", encoding="utf-8")
-    return tmp_path
+    return text_shards(tmp_path, 3)
 
 
 def run_on_ray(root: Path, task, address: str, retries: int = 2) -> list[dict]:
