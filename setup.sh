@@ -16,4 +16,6 @@ if ! "$PY" -c "import torch" 2>/dev/null && ! command -v nvidia-smi >/dev/null 2
         || "$PY" -m pip install torch --index-url https://download.pytorch.org/whl/cpu
 fi
 "$PY" -m pip install -e ".[dev]"
+# The page template with which `dvc plots show` draws offline (.dvc/config: plots.html_template).
+"$PY" -m pretrain.cli plots-template
 echo "setup: done ($("$PY" -c 'import torch; print("torch", torch.__version__)'))"

@@ -12,7 +12,8 @@ def main(args, params):
         write_json(args.metrics, report)
         print(f"train: loss {report['first_loss']:.3f} -> {report['final_loss']:.3f} "
               f"in {report['steps']} steps, {report['tokens_per_second']:,.0f} tokens/s, "
-              f"MFU {report['mfu']:.1%}")
+              f"MFU {'unknown' if report['mfu'] is None else format(report['mfu'], '.1%')} "
+              f"({report['peak_source']})")
     leave()
 
 

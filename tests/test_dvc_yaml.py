@@ -211,3 +211,25 @@ def test_stages_reading_params_inputs_watch_their_folder(folder):
     assert given == READERS[folder]
     for name in given:
         assert paths[folder] in STAGES[name]["deps"], name
+
+
+# download's URL cache persists on purpose (fetched pages are kept between runs and shared by
+# dvc push); download is quick to rerun, and what follows it is restored when its data is the same.
+PERSISTED = {("download", "data/url_cache")}
+# report's page and figures stay in git, to be read on a fresh clone; it reruns in seconds.
+UNCACHED = {("report", "metrics/report.md"), ("report", "metrics/report.html")}
+
+
+@pytest.mark.parametrize("name", sorted(load_dvc_yaml()["stages"]))
+def test_the_run_cache_can_restore_the_stage(name):
+    """A return to a parameter set already run restores each stage from DVC's run cache in seconds.
+    DVC saves no run-cache entry for a stage with a persist output (dvc/stage/cache.py
+    ``_can_hash``) or with an uncached output that is neither metrics nor plots
+    (``Stage.run``: ``no_cache_outs``): such a stage reruns, e.g. retrains, every time."""
+    stage = load_dvc_yaml()["stages"][name]
+    for out in stage.get("outs", []):
+        path, props = (out, {}) if isinstance(out, str) else next(iter(out.items()))
+        if (name, path) in PERSISTED:
+            continue
+        assert not props.get("persist"), f"{name}: {path} is persist"
+        assert props.get("cache", True) or (name, path) in UNCACHED, f"{name}: {path} is uncached"

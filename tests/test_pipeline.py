@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
+LOSS = "dvclive/train/plots/metrics/train/loss.tsv"
 
 
 def run(cmd: list[str], cwd: Path) -> str:
@@ -41,6 +43,7 @@ def debug_clone(repo: Path) -> Path:
     copy_repository(repo)
     shutil.copy(repo / "profiles" / "debug.yaml", repo / "params.yaml")
     run(["git", "init", "-q"], repo)
+    run([sys.executable, "-m", "pretrain.cli", "plots-template"], repo)  # as setup.sh does
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "debug profile"], repo)
     return repo
@@ -50,6 +53,8 @@ def debug_clone(repo: Path) -> Path:
 def repo(tmp_path_factory) -> Path:
     repo = debug_clone(tmp_path_factory.mktemp("clone"))
     repo.joinpath("repro.log").write_text(run(["dvc", "repro"], repo))
+    shutil.copy(repo / "dvc.lock", repo / "baseline.lock")
+    shutil.copy(repo / LOSS, repo / "baseline_loss.tsv")
     return repo
 
 
@@ -59,7 +64,8 @@ def metrics(repo: Path, name: str) -> dict:
 
 def test_every_stage_ran_and_wrote_its_artifacts(repo):
     log = repo.joinpath("repro.log").read_text()
-    for stage in ("download", "clean", "dedup", "tokenizer", "pack", "init-model", "train", "evaluate"):
+    for stage in ("download", "clean", "dedup", "tokenizer", "pack", "init-model", "train", "evaluate",
+                  "report"):
         assert f"Running stage '{stage}'" in log
     raw = sorted((repo / "data/raw").glob("part-*.parquet"))
     assert len(raw) > 1 and sum(pq.read_metadata(p).num_rows for p in raw) == 300  # several shards
@@ -72,6 +78,10 @@ def test_every_stage_ran_and_wrote_its_artifacts(repo):
     for model in ("models/init", "models/trained"):
         assert (repo / model / "model.safetensors").exists() and (repo / model / "tokenizer.json").exists()
     assert "**trained**" in (repo / "metrics/generations.md").read_text()
+    report = (repo / "metrics/report.md").read_text()  # every figure drawn from the real run
+    figures = sorted(p.name for p in (repo / "metrics/figures").glob("*.png"))
+    assert len(figures) == 12 and "Not drawn" not in report
+    assert all(f"figures/{name}" in report for name in figures)
     lock = (repo / "dvc.lock").read_text()
     assert "data/packed" in lock and "data/tokens" in lock and "models/trained" in lock
 
@@ -112,11 +122,25 @@ def test_experiment_reruns_only_training_and_evaluation(repo):
     run(["git", "commit", "-qm", "baseline run"], repo)
     out = run(["dvc", "exp", "run", "-S", "train.learning_rate=3e-4"], repo)
     ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
-    assert ran == {"train", "evaluate"}
+    assert ran == {"train", "evaluate", "report"}
     table = json.loads(run(["dvc", "exp", "show", "--json"], repo))
     text = json.dumps(table)
     assert "0.0003" in text or "3e-4" in text or "3e-04" in text
     assert text.count("perplexity_ratio") >= 2  # the baseline and the experiment side by side
+
+
+def test_returning_to_a_parameter_set_already_run_restores_it(repo):
+    """A -> B -> A: the second A is restored from DVC's run cache, nothing is retrained."""
+    run(["dvc", "exp", "run", "-S", "train.learning_rate=3e-4"], repo)  # B (cached if run before)
+    out = run(["dvc", "exp", "run", "-S", "train.learning_rate=0.002"], repo)  # back to A
+    ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
+    assert ran <= {"report"}  # redrawn in seconds (its page stays in git, so uncached)
+    assert "Stage 'train' is cached - skipping run" in out
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    baseline = yaml.safe_load((repo / "baseline.lock").read_text())
+    assert lock["stages"]["train"]["outs"] == baseline["stages"]["train"]["outs"]
+    assert lock["stages"]["evaluate"]["outs"] == baseline["stages"]["evaluate"]["outs"]
+    assert (repo / LOSS).read_text() == (repo / "baseline_loss.tsv").read_text()  # A's curves
 
 
 def test_starting_from_a_pretrained_base_is_one_param_away(repo, tmp_path):

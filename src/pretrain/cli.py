@@ -1,6 +1,8 @@
-"""The pretrain command: `pretrain estimate` prints what a run of params.yaml will cost.
+"""The pretrain command: `pretrain estimate` prints what a run of params.yaml will cost;
+`pretrain plots-template` writes the page `dvc plots show` uses offline.
 
     pretrain estimate [--params params.yaml] [--gpu h100-sxm] [--gpus N] [--measure-steps 5] [--json]
+    pretrain plots-template [--out .dvc/tmp/plots_offline.html]
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ from pretrain.cost.formulas import (
     gpu,
 )
 from pretrain.errors import PretrainError
+from pretrain.report.page import write_plots_template
+
+PLOTS_TEMPLATE = Path(".dvc/tmp/plots_offline.html")
+"""Where .dvc/config's plots.html_template points (relative to .dvc: tmp/plots_offline.html)."""
 
 
 def add_estimate(parser: argparse.ArgumentParser) -> None:
@@ -50,9 +56,22 @@ def run_estimate(args: argparse.Namespace) -> None:
     print(json.dumps(report, indent=2) if args.json else render(report, configs, args.params))
 
 
+def add_plots_template(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, default=PLOTS_TEMPLATE,
+                        help="where to write it (default: %(default)s, where .dvc/config's "
+                             "plots.html_template points)")
+
+
+def run_plots_template(args: argparse.Namespace) -> None:
+    write_plots_template(args.out)
+    print(f"pretrain: wrote {args.out} (dvc plots show draws offline with it)")
+
+
 COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
     "estimate": ("parameters, tokens, FLOPs, memory and time of a run of params.yaml",
                  add_estimate, run_estimate),
+    "plots-template": ("write the page template with which `dvc plots show` draws offline",
+                       add_plots_template, run_plots_template),
 }
 """Subcommand name -> (help, add its arguments, run it)."""
 
@@ -111,6 +130,13 @@ def memory_lines(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def mfu_text(here: dict[str, Any]) -> str:
+    """MFU against the nominal peak, with the peak and its source."""
+    if here["mfu"] is None:
+        return "unknown (no nominal peak for this device: set train.peak_tflops)"
+    return f"{here['mfu']:.1%} of {si(here['peak_flops'])}FLOP/s, the {here['peak_source']}"
+
+
 def time_lines(r: dict[str, Any]) -> list[str]:
     lines = ["", "time"]
     here = r["this_machine"]
@@ -118,8 +144,8 @@ def time_lines(r: dict[str, Any]) -> list[str]:
         how = "compiled" if here["compiled"] else "eager; torch.compile not measured"
         lines.append(row("this machine", f"{duration(here['seconds'])} at {here['tokens_per_second']:,.0f} "
                          f"tokens/s (median of {here['steps']} {here['precision']} steps on {here['device']}, {how}); "
-                         f"MFU {here['mfu']:.1%} of the measured {here['precision']} matmul peak "
-                         f"{si(here['peak_flops'])}FLOP/s"))
+                         f"MFU {mfu_text(here)}; {here['mfu_measured']:.1%} of a {here['precision']} "
+                         f"matmul measured now, {si(here['peak_flops_measured'])}FLOP/s"))
         spread = max(here["step_seconds"]) / min(here["step_seconds"])
         if spread > 1.5:
             lines.append(row("", f"warning: step times varied {spread:.1f}x: other processes are using "

@@ -298,8 +298,10 @@ def test_scores_have_one_row_per_document(mixed_corpus, tmp_path):
     report = clean(CleanConfig(), mixed_corpus, out, scores)
     rows = json.loads(scores.read_text())
     assert len(rows) == report["documents_in"] == 120
-    assert set(rows[0]) == {"id", "kind", "language", "language_score", "kept"}
+    assert set(rows[0]) == {"id", "kind", "language", "language_score", "kept", "chars_in", "chars_out"}
     assert sum(row["kept"] for row in rows) == report["documents_out"]
+    assert sum(row["chars_in"] for row in rows) == report["chars_in"]  # lengths before/after
+    assert sum(row["chars_out"] for row in rows) == report["chars_out"]
     assert all(0 <= row["language_score"] <= 1 for row in rows)
     kept_ids = {d["id"] for d in iter_documents(out)}
     assert kept_ids == {row["id"] for row in rows if row["kept"]}

@@ -6,6 +6,7 @@ from pretrain.clean.html import HtmlToText, is_html
 from pretrain.clean.normalize import ControlChars, FixEncoding, UnicodeNFC, Whitespace
 from pretrain.clean.pii import PiiPlaceholders
 from pretrain.config.clean import HtmlConfig, PiiConfig, WhitespaceConfig
+from pretrain.errors import ConfigError
 
 
 def test_fix_encoding_repairs_mojibake_and_leaves_good_text():
@@ -63,9 +64,25 @@ def test_html_to_text_keeps_content_and_drops_page_furniture():
     assert text == "Title & more\n\nFirst paragraph with bold text.\n\ndef f():\n    return 1\n\nSecond\nline"
 
 
-def test_html_drop_tags_come_from_the_config():
-    text = HtmlToText(HtmlConfig(drop_tags=["script"])).modify(PAGE)
-    assert "Home" in text and "(c) Someone" in text and "var x" not in text
+def test_html_skip_elements_and_main_content_come_from_the_config():
+    everything = HtmlToText(HtmlConfig(main_content=False, skip_elements=[])).modify(PAGE)
+    assert "Home" in everything and "Sale!" in everything and "(c) Someone" in everything
+    assert "var x" not in everything and "color: red" not in everything  # never text
+    assert "Sale!" not in HtmlToText(HtmlConfig(main_content=False)).modify(PAGE)  # [role=banner]
+    assert "Title" not in HtmlToText(HtmlConfig(skip_elements=["main h1"])).modify(PAGE)
+
+
+def test_a_page_inside_one_form_keeps_its_text():
+    """ASP.NET WebForms pages wrap the whole body in one <form>: dropping forms (what the
+    hand-written extractor did) returned nothing for them."""
+    page = ("<html><body><form id='f'><div><h1>Water report 2023</h1><p>Lead levels stayed "
+            "below the action level in every district.</p></div></form></body></html>")
+    assert "Lead levels stayed below the action level" in HtmlToText(HtmlConfig()).modify(page)
+
+
+def test_an_unparsable_selector_is_a_config_error_naming_the_key():
+    with pytest.raises(ConfigError, match=r"clean.html.skip_elements"):
+        HtmlToText(HtmlConfig(skip_elements=["div[["]))
 
 
 def test_html_documents_are_recognised_by_id_or_by_how_they_start():

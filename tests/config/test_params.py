@@ -1,4 +1,4 @@
-"""The real params.yaml and the debug profile load into their typed configs; bad keys fail."""
+"""The real params.yaml and the profiles load into their typed configs; bad keys fail."""
 
 import subprocess
 import sys
@@ -11,11 +11,17 @@ from pretrain.config import SECTIONS, load_all, load_section, section_class
 from pretrain.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
-PROFILES = [ROOT / "params.yaml", ROOT / "profiles" / "debug.yaml"]
+PROFILES = [ROOT / "params.yaml", ROOT / "profiles" / "debug.yaml", ROOT / "profiles" / "continued.yaml"]
 
 
 @pytest.mark.parametrize("path", PROFILES, ids=lambda p: p.name)
-def test_every_section_loads(path):
+def test_every_section_loads(path, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # paths in params are relative to the repository
+    base = yaml.safe_load(path.read_text())["model"]["base"]
+    if base:  # the continued profile's base: the user puts one there; without it, one line
+        with pytest.raises(ConfigError, match=f"model.base: '{base}' does not exist"):
+            load_all(path)
+        (tmp_path / base).mkdir(parents=True)
     configs = load_all(path)
     assert set(configs) == set(SECTIONS)
     for name, cfg in configs.items():
@@ -29,6 +35,18 @@ def test_profiles_spell_out_every_key(path):
     assert set(data) == set(SECTIONS)
     for name in SECTIONS:
         assert set(data[name]) == {f for f in section_class(name).__dataclass_fields__}, name
+
+
+def test_continued_profile_is_the_default_with_a_continued_pretraining_schedule():
+    """Only the init and the schedule differ from params.yaml (the profile cannot drift)."""
+    default = yaml.safe_load(PROFILES[0].read_text())
+    continued = yaml.safe_load(PROFILES[2].read_text())
+    changed = {(section, key) for section in default for key in default[section]
+               if default[section][key] != continued[section][key]}
+    assert changed == {("model", "init"), ("model", "base"), ("train", "learning_rate"),
+                       ("train", "warmup_steps")}
+    assert continued["model"]["init"] == "pretrained"
+    assert continued["train"]["learning_rate"] <= 3e-4 < default["train"]["learning_rate"]
 
 
 def test_debug_profile_differs_only_in_values():

@@ -131,6 +131,7 @@ def test_near_duplicate_is_removed_and_the_first_copy_kept(tmp_path, write_docs,
     assert [d["id"] for d in kept] == ["d0", "d1", "d2", "d3", "d4", "d6"]
     assert report["removed"] == {"exact": 1, "near": 2}
     assert report["near"]["clusters"] == 2
+    assert report["near"]["cluster_sizes"] == {"2": 2}  # two clusters of two documents
     near = [p for p in pairs if p["reason"] == "near"]
     assert [(p["kept_id"], p["removed_id"]) for p in near] == [("d1", "d5"), ("d3", "d7")]
     assert all(0.65 <= p["jaccard"] < 1.0 for p in near)

@@ -11,8 +11,9 @@ from transformers import AutoModelForCausalLM
 from pretrain.config.train import TrainConfig
 from pretrain.errors import ConfigError, DataError
 from pretrain.runtime import autocast_dtype, batch_order, load_rows
-from pretrain.train.loop import total_steps, train
+from pretrain.train.loop import rate_warning, total_steps, train
 from pretrain.train.optim import Lion, lr_at, param_groups
+from pretrain.train.peaks import nominal_peak
 from pretrain.train.zero import engine_config
 
 
@@ -98,10 +99,12 @@ def test_training_lowers_the_loss_and_logs_every_optimizer_step(tmp_path, init_d
     assert report["final_loss"] < report["first_loss"] - 0.5
     assert report["val_loss"] < report["first_loss"]
     assert report["tokens"] == 40 * 4 * 2 * load_rows(tokens_dir, "train").shape[1]
-    assert 0 < report["mfu"] < 1
+    assert 0 < report["mfu"] < 1 and 0 < report["mfu_measured"]
+    assert report["peak_flops"] == nominal_peak("cpu", torch.float32).flops  # the stated peak
+    assert report["peak_source"].startswith("nominal CPU peak: ")
     live = tmp_path / "live"
     assert steps_logged(live) == list(range(1, 41))  # the optimizer step, not a log-call count
-    for name in ("train/mfu", "train/memory_gb", "train/tokens_per_second", "train/grad_norm"):
+    for name in ("train/mfu", "train/mfu_measured", "train/memory_gb", "train/tokens_per_second", "train/grad_norm"):
         assert steps_logged(live, name) == list(range(1, 41))
     assert steps_logged(live, "val/loss") == [20, 40]
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "trained")
@@ -257,3 +260,16 @@ def test_deepspeed_not_installed_is_a_clear_error(monkeypatch):
                         lambda name, *args: None if name == "deepspeed" else real(name, *args))
     with pytest.raises(ConfigError, match=r"DeepSpeed is not installed \(pip install 'pretrain\[deepspeed\]'\)"):
         engine_config(TrainConfig(deepspeed={"zero_optimization": {"stage": 2}}), world=2)
+
+
+@pytest.mark.parametrize("init, rate, warned", [
+    ("pretrained", 2e-3, True), ("upscale", 1e-3, True), ("pretrained", 1e-4, False),
+    ("random", 2e-3, False), (None, 2e-3, False)])
+def test_a_pretrained_start_at_a_from_scratch_rate_is_warned_in_one_line(tmp_path, init, rate, warned):
+    if init:
+        (tmp_path / "lineage.json").write_text(json.dumps({"init": init, "base": "models/bases/b"}))
+    warning = rate_warning(rate, tmp_path)
+    assert bool(warning) == warned
+    if warned:
+        assert "\n" not in warning and f"model.init: {init}" in warning
+        assert "profiles/continued.yaml" in warning

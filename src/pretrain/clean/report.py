@@ -54,7 +54,8 @@ class Tally:
                 bucket.append({"id": doc["id"], "reason": outcome.reason, "kind": outcome.kind,
                                "text": doc["text"][:SAMPLE_CHARS]})
         self.scores.append({"id": doc["id"], "kind": outcome.kind, "language": outcome.language,
-                            "language_score": outcome.score, "kept": kept})
+                            "language_score": outcome.score, "kept": kept,
+                            "chars_in": outcome.chars_in, "chars_out": len(doc["text"]) if kept else 0})
 
     FIELDS = ("totals", "dropped", "dropped_by_kind", "modified", "by_kind", "by_source", "samples")
 

@@ -56,15 +56,18 @@ class WhitespaceConfig:
 
 @dataclasses.dataclass(frozen=True)
 class HtmlConfig:
-    drop_tags: list[str] = dataclasses.field(default_factory=lambda: [
-        "script", "style", "noscript", "template", "svg", "canvas", "iframe", "head", "nav",
-        "header", "footer", "aside", "form", "button", "select", "menu", "dialog"])
-    """Elements dropped with everything inside them: code and page furniture, not content."""
+    main_content: bool = True
+    """Resiliparse's main-content heuristics: drop navigation, headers, footers, sidebars, forms."""
+    skip_elements: list[str] = dataclasses.field(default_factory=lambda: [
+        "[role=navigation]", "[role=banner]", "[role=contentinfo]", "[role=complementary]",
+        "[role=search]"])
+    """CSS selectors of elements always dropped with everything inside them (default: the ARIA
+    landmark roles of page furniture)."""
 
     def __post_init__(self) -> None:
-        for tag in self.drop_tags:
-            if not tag.isalnum() or tag != tag.lower():
-                raise ValueError(f"drop_tags: expected lower-case tag names, got {tag!r}")
+        for selector in self.skip_elements:
+            if not isinstance(selector, str) or not selector.strip():
+                raise ValueError(f"skip_elements: expected CSS selectors, got {selector!r}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -57,7 +57,8 @@ class TrainConfig:
     report_to: list[str] = dataclasses.field(default_factory=list)
     """Extra loggers besides DVCLive: tensorboard, wandb (API key from the environment)."""
     peak_tflops: Optional[float] = None
-    """Peak TFLOP/s that MFU is relative to (None: a bf16/fp32 matmul measured at start-up)."""
+    """Peak TFLOP/s per device that MFU is relative to (None: the nominal peak, from the GPU's
+    datasheet or the CPU's cores x clock x FMA width; pretrain.train.peaks)."""
     launcher: str = "python"
     """Command that runs stages/train.py, e.g. "accelerate launch --multi_gpu --num_processes 8"."""
     sharding: str = "none"

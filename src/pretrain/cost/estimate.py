@@ -50,6 +50,7 @@ from pretrain.train.flops import (
 )
 from pretrain.train.loop import total_steps
 from pretrain.train.optim import build_optimizer
+from pretrain.train.peaks import nominal_peak
 
 
 def run_config(configs: dict[str, Any]) -> PretrainedConfig:
@@ -220,13 +221,20 @@ def project_gpu(target: Gpu, training_flops: float, mfu: float, memory_bytes: in
 
 def project_here(config: PretrainedConfig, cfg: TrainConfig, seq_len: int, tokens: int, steps: int,
                  compile: bool) -> dict[str, Any]:
-    """A short measured run on this machine, its MFU against the measured matmul peak of its
-    precision, and the time the whole run would take at that speed."""
+    """A short measured run on this machine, its MFU against the nominal peak of its precision
+    (None where unknown) and against a matmul measured now, and the time the whole run would
+    take at that speed."""
     run = measure_training(config, cfg, seq_len, steps=steps, compile=compile)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(run["precision"], torch.float32)
-    peak = measured_peak_flops(dtype, pick_device())
+    device = pick_device()
+    nominal = nominal_peak(device, dtype, cfg.peak_tflops)
+    measured = measured_peak_flops(dtype, device)
     achieved = run["tokens_per_second"] * flops_per_token(config, seq_len)
-    return {**run, "peak_flops": peak, "mfu": achieved / peak, "seconds": tokens / run["tokens_per_second"]}
+    return {**run, "peak_flops": nominal.flops if nominal else None,
+            "peak_source": nominal.source if nominal else None,
+            "mfu": achieved / nominal.flops if nominal else None,
+            "peak_flops_measured": measured, "mfu_measured": achieved / measured,
+            "seconds": tokens / run["tokens_per_second"]}
 
 
 def rule_of_20(config: PretrainedConfig, seq_len: int, micro_batch: int,

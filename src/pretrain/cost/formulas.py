@@ -1,5 +1,6 @@
-"""The accounting of a training run: parameter counts, memory, GPU datasheet peaks. FLOPs per
-token and the measured matmul peak, which training needs for MFU, are pretrain.train.flops.
+"""The accounting of a training run: parameter counts, memory. FLOPs per token and the measured
+matmul peak, which training needs for MFU, are pretrain.train.flops; the GPU datasheet peaks are
+pretrain.train.peaks.
 
 Memory per parameter follows the Transformers guide "Model training anatomy"
 (https://huggingface.co/docs/transformers/model_memory_anatomy): fp32 weights 4 bytes, fp32
@@ -14,54 +15,13 @@ Models", section 4) without dropout and with SwiGLU.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import torch
 from transformers import PretrainedConfig
 
-from pretrain.errors import ConfigError
 from pretrain.train.flops import attention_shape, matmul_parameters, meta_model
-
-
-@dataclasses.dataclass(frozen=True)
-class Gpu:
-    """A GPU's dense tensor-core peak and memory, from its vendor datasheet."""
-
-    name: str
-    """Marketing name."""
-    peak_flops: float
-    """Dense (no 2:4 sparsity) bf16 tensor-core FLOP/s; fp16 where the GPU has no bf16."""
-    dtype: str
-    """The precision of ``peak_flops``."""
-    memory_gb: float
-    """Device memory in GB."""
-    source: str
-    """Where the figures come from."""
-
-
-GPUS: dict[str, Gpu] = {
-    # Datasheets quote "with sparsity" figures twice the dense ones; these are the dense ones.
-    "a100": Gpu("NVIDIA A100 SXM 80GB", 312e12, "bf16", 80,
-                "NVIDIA A100 datasheet: BF16 tensor core 312 TFLOPS (624 with sparsity)"),
-    "h100-sxm": Gpu("NVIDIA H100 SXM", 989e12, "bf16", 80,
-                    "NVIDIA H100 datasheet: BF16 tensor core 1,979 TFLOPS with sparsity"),
-    "h100-pcie": Gpu("NVIDIA H100 PCIe", 756e12, "bf16", 80,
-                     "NVIDIA H100 datasheet: BF16 tensor core 1,513 TFLOPS with sparsity"),
-    "h200": Gpu("NVIDIA H200 SXM", 989e12, "bf16", 141,
-                "NVIDIA H200 datasheet: BF16 tensor core 1,979 TFLOPS with sparsity, 141 GB"),
-    "l4": Gpu("NVIDIA L4", 121e12, "bf16", 24,
-              "NVIDIA L4 datasheet: BF16 tensor core 242 TFLOPS with sparsity"),
-    "a10": Gpu("NVIDIA A10", 125e12, "bf16", 24,
-               "NVIDIA A10 datasheet: BF16 tensor core 125 TFLOPS (250 with sparsity)"),
-    "rtx-4090": Gpu("NVIDIA GeForce RTX 4090", 165e12, "bf16", 24,
-                    "NVIDIA Ada GPU architecture whitepaper: 165.2 TFLOPS BF16 with FP32 accumulate"),
-    "t4": Gpu("NVIDIA T4", 65e12, "fp16", 16,
-              "NVIDIA T4 datasheet: mixed precision (FP16/FP32) 65 TFLOPS; no bf16"),
-    "v100": Gpu("NVIDIA V100 SXM2 32GB", 125e12, "fp16", 32,
-                "NVIDIA V100 datasheet: tensor performance 125 TFLOPS (fp16); no bf16"),
-}
-"""Named GPUs for projected training times (``pretrain estimate --gpu NAME``)."""
+from pretrain.train.peaks import GPUS, Gpu, gpu  # noqa: F401 (the GPU table lives with MFU's peaks)
 
 ASSUMED_GPU_MFU = 0.4
 """MFU assumed for a GPU projection: PaLM reports 46.2% on TPU v4 and 21-30% for GPT-3 and
@@ -94,14 +54,6 @@ OPTIMIZER_BYTES: dict[str, int] = {"adamw": 8, "lion": 4}
 
 LLAMA_LAYER_TYPES = ("llama", "mistral", "qwen2")
 """Model types whose decoder layer the activation count below describes (RMSNorm, SwiGLU)."""
-
-
-def gpu(name: str) -> Gpu:
-    """The GPU called ``name`` (case-insensitive), or a ConfigError listing the known ones."""
-    key = name.strip().lower()
-    if key not in GPUS:
-        raise ConfigError(f"--gpu: unknown GPU {name!r} (known: {', '.join(sorted(GPUS))})")
-    return GPUS[key]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -184,8 +136,3 @@ def memory_breakdown(config: PretrainedConfig, seq_len: int, micro_batch: int, p
     total = sum(v for v in parts.values() if v is not None)
     return {**parts, "total": total, "per_parameter": total / n, "parameters": n,
             "precision": precision, "checkpointing": checkpointing}
-
-
-# ---------------------------------------------------------------------------------------------
-# The machine's peak
-# ---------------------------------------------------------------------------------------------

@@ -107,7 +107,10 @@ def decide(cfg: DedupConfig, executor: ExecutorConfig, scanned: Scanned, digests
     root, stats = lsh.clusters(executor, cfg, scanned, eligible, digests, work)
     near = eligible & (root != np.arange(n))
     reason[near], kept_by[near] = 2, root[near]
-    stats["clusters"] = int((np.bincount(root[eligible], minlength=n) >= 2).sum())
+    members = np.bincount(root[eligible], minlength=n)
+    stats["clusters"] = int((members >= 2).sum())
+    sizes, counts = np.unique(members[members >= 2], return_counts=True)
+    stats["cluster_sizes"] = {str(s): int(c) for s, c in zip(sizes.tolist(), counts.tolist())}
     return reason, kept_by, stats
 
 
@@ -201,7 +204,8 @@ def report(cfg: DedupConfig, totals: list[dict], written: list[dict], reason: np
         "removed": {name: int((reason == code).sum()) for code, name in enumerate(REASONS, start=1)},
     }
     if cfg.near:
-        out["near"] = {**stats, "implied_threshold": round(minhash.implied_threshold(cfg.bands, cfg.rows), 4),
+        out["near"] = {**stats, "bands": cfg.bands, "rows": cfg.rows,
+                       "implied_threshold": round(minhash.implied_threshold(cfg.bands, cfg.rows), 4),
                        "detection_probability": minhash.detection_curve(cfg.bands, cfg.rows)}
     return out
 

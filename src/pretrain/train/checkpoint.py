@@ -43,6 +43,8 @@ GATHERED = StateDictOptions(full_state_dict=True, cpu_offload=True)
 UNKEYED = {"log_every", "checkpoint_every", "eval_every", "eval_batches", "report_to", "launcher",
            "sharding", "deepspeed", "num_workers", "peak_tflops"}
 PREFIX = "step-"
+LOGS = "logs"  # the checkpoint's copy of the log folder
+UNCOPIED_LOGS = ("wandb",)  # W&B keeps its run on its server and resumes it by id
 FORMAT = 2  # tensors named by parameter, not by index (checkpoints of other formats are removed)
 
 
@@ -110,14 +112,17 @@ def gather(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[di
 
 def save(folder: Path, key: str, step: int, weights: dict[str, torch.Tensor], optim: dict[str, Any],
          scaler: Optional[torch.amp.GradScaler], extra: Optional[dict[str, Any]] = None,
-         keep: int = 1) -> Path:
+         keep: int = 1, log_dir: Optional[Path] = None) -> Path:
     """Write the checkpoint of optimizer step ``step`` from the whole ``weights`` and optimizer
-    state ``optim`` (as ``gather`` gives them), with the JSON-able ``extra`` in its state, and
-    keep only the newest ``keep``. The first process calls it, after every process gathered."""
+    state ``optim`` (as ``gather`` gives them), with the JSON-able ``extra`` in its state and a
+    copy of the curves logged so far (``log_dir``, see ``restore_logs``), and keep only the
+    newest ``keep``. The first process calls it, after every process gathered."""
     path = Path(folder) / f"{PREFIX}{step:08d}"
     tensors, groups = _optimizer_tensors(optim)
     with atomic_path(path) as tmp:
         tmp.mkdir()
+        if log_dir is not None and Path(log_dir).is_dir():
+            shutil.copytree(log_dir, tmp / LOGS, ignore=shutil.ignore_patterns(*UNCOPIED_LOGS))
         save_file(_unshared(weights), str(tmp / "model.safetensors"))
         save_file(tensors, str(tmp / "optimizer.safetensors"))
         save_file(_rng_tensors(), str(tmp / "rng.safetensors"))
@@ -128,6 +133,20 @@ def save(folder: Path, key: str, step: int, weights: dict[str, torch.Tensor], op
     for old in sorted(Path(folder).glob(f"{PREFIX}*"))[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return path
+
+
+def restore_logs(ckpt: Checkpoint, log_dir: Path) -> None:
+    """Put back the curves ``ckpt`` copied when it was written, replacing ``log_dir``.
+
+    The log folder is a plain DVC output, which DVC deletes before it reruns the stage: a
+    ``persist`` output would keep it, but DVC's run cache skips every stage with one
+    (``dvc.stage.cache._can_hash``), so returning to a parameter set already trained would
+    train it again instead of restoring it in seconds."""
+    saved = ckpt.path / LOGS
+    if not saved.is_dir():
+        return
+    shutil.rmtree(log_dir, ignore_errors=True)
+    shutil.copytree(saved, log_dir)
 
 
 def load(ckpt: Checkpoint) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, torch.Tensor]]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import math
 import os
 import signal
@@ -52,6 +53,7 @@ from pretrain.train import checkpoint
 from pretrain.train.backends import make_backend
 from pretrain.train.flops import flops_per_token, measured_peak_flops
 from pretrain.train.optim import lr_at
+from pretrain.train.peaks import describe, mfu_metrics, nominal_peak
 from pretrain.train.reporters import Reporters
 
 
@@ -151,9 +153,32 @@ def train(cfg: TrainConfig, model_dir: Path, data_dir: Path, out_dir: Path, log_
     # Joins the process group under accelerate launch / torchrun; without cpu=True accelerate
     # sees a CPU-only launch as one process (it detects multi-CPU only when told to use the CPU).
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    warning = rate_warning(cfg.learning_rate, Path(model_dir))
+    if warning and accelerator.is_main_process:
+        print(warning)
     with deterministic_algorithms(accelerator.device.type == "cpu"):
         return Run(cfg, accelerator, Path(model_dir), Path(data_dir), checkpoint_dir).fit(
             Path(out_dir), Path(log_dir))
+
+
+FROM_SCRATCH_RATE = 1e-3
+"""Peak learning rates from here up are from-scratch rates (this project's default is 2e-3);
+continued-pretraining recipes peak at 1e-4 to 3e-4 (profiles/continued.yaml cites them)."""
+
+
+def rate_warning(learning_rate: float, model_dir: Path) -> Optional[str]:
+    """A one-line warning when the initial model in ``model_dir`` came from a pretrained base
+    (its ``lineage.json`` names an init other than random) and ``learning_rate`` is a
+    from-scratch rate, which erases much of what the base knew; None otherwise."""
+    try:
+        init = json.loads((model_dir / "lineage.json").read_text(encoding="utf-8")).get("init")
+    except (OSError, ValueError):
+        return None
+    if init in (None, "random") or learning_rate < FROM_SCRATCH_RATE:
+        return None
+    return (f"warning: train.learning_rate {learning_rate:g} is a from-scratch rate, but the model "
+            f"starts from a pretrained base (model.init: {init}); continued pretraining uses "
+            "1e-4 to 3e-4 (profiles/continued.yaml)")
 
 
 class Run:
@@ -176,9 +201,10 @@ class Run:
         self.checkpoint_dir = checkpoint_dir
         self.key = checkpoint.run_key(cfg, model_dir, read_manifest(data_dir)["splits"]["train"]["shards"])
         self.resume = checkpoint.find_for_all(checkpoint_dir, self.key, self.main, self.world)
-        # Measured before seeding: the timing matmuls draw random numbers.
-        self.peak = (cfg.peak_tflops * 1e12 if cfg.peak_tflops
-                     else measured_peak_flops(self.dtype or torch.float32, self.device))
+        # MFU against the nominal peak (comparable with published figures) and against a matmul
+        # measured now, before seeding (the timing matmuls draw random numbers).
+        self.peak = nominal_peak(self.device, self.dtype or torch.float32, cfg.peak_tflops)
+        self.measured_peak = measured_peak_flops(self.dtype or torch.float32, self.device)
         torch.manual_seed(cfg.seed)
         self.model = load_model(cfg, model_dir)
         self.flops_per_step = flops_per_token(self.model.config, self.seq_len) * self.tokens_per_step
@@ -190,8 +216,11 @@ class Run:
         """Train to the last step, logging, validating and checkpointing on the way; save the
         model to ``out_dir``. The report on the main process, None on the others."""
         cfg, start = self.cfg, self.resume.step if self.resume else 0
+        if self.main:
+            print(f"train: {describe(self.peak, self.measured_peak, precision_name(self.dtype))}")
         if start and self.main:
             print(f"train: resuming from the checkpoint of step {start} ({self.resume.path})")
+            checkpoint.restore_logs(self.resume, log_dir)
         reporters = Reporters(cfg.report_to, log_dir, start if self.resume else None,
                               dataclasses.asdict(cfg), self.key) if self.main else None
         batches = shard_batches(self.rows, cfg, start * cfg.grad_accum_steps, self.acc.process_index,
@@ -201,7 +230,7 @@ class Run:
         with StopRequest() if self.world == 1 else contextlib.nullcontext() as stop:
             for step in range(start, self.steps):
                 metrics = self._step(batches, step)
-                mfus.append(metrics["train/mfu"])
+                mfus.append((metrics.get("train/mfu"), metrics["train/mfu_measured"]))
                 done = step + 1
                 if cfg.eval_every and done % cfg.eval_every == 0 or done == self.steps:
                     metrics.update(self._validate())
@@ -214,7 +243,9 @@ class Run:
                 stopping = stop is not None and stop.requested
                 if self.checkpoint_dir and cfg.checkpoint_every and done < self.steps and (
                         done % cfg.checkpoint_every == 0 or stopping):
-                    self._save_checkpoint(done)
+                    if reporters:
+                        reporters.flush()  # the checkpoint copies the curves up to this step
+                    self._save_checkpoint(done, log_dir)
                 if stopping:
                     raise KeyboardInterrupt(f"stopped after step {done}; dvc repro resumes from it")
         bar.close()
@@ -242,7 +273,7 @@ class Run:
         seconds = time.perf_counter() - t0
         return {"train/loss": loss, "train/learning_rate": lr, "train/grad_norm": norm,
                 "train/tokens_per_second": self.tokens_per_step / seconds,
-                "train/mfu": self.flops_per_step / seconds / (self.peak * self.world),
+                **mfu_metrics(self.flops_per_step / seconds / self.world, self.peak, self.measured_peak),
                 "train/memory_gb": memory_bytes(self.device) / 2**30}
 
     def _record(self, loss_sum: torch.Tensor, norm: Any, step: int) -> tuple[float, float]:
@@ -276,11 +307,11 @@ class Run:
         self.model.train()
         return {"val/loss": loss}
 
-    def _save_checkpoint(self, step: int) -> None:
+    def _save_checkpoint(self, step: int, log_dir: Path) -> None:
         weights, optim, scaler = self.backend.full_state()
         if self.main:
             path = checkpoint.save(self.checkpoint_dir, self.key, step, weights, optim, scaler,
-                                   extra={"history": self.history})
+                                   extra={"history": self.history}, log_dir=log_dir)
             tqdm.write(f"train: checkpoint {path}")
         self.acc.wait_for_everyone()
 
@@ -293,14 +324,23 @@ class Run:
         if self.checkpoint_dir:
             checkpoint.clear(self.checkpoint_dir)  # the trained model is the artifact now
 
+    def _mfu_report(self, mfus: list[tuple[Optional[float], float]]) -> dict[str, Any]:
+        """Median MFU of the steps against each peak, and the peaks with their sources."""
+        nominal = [m for m, _ in mfus if m is not None]
+        return {"mfu": round(float(np.median(nominal)), 4) if nominal else None,
+                "mfu_measured": round(float(np.median([m for _, m in mfus])), 4) if mfus else None,
+                "peak_flops": self.peak.flops if self.peak else None,
+                "peak_source": self.peak.source if self.peak else "unknown: set train.peak_tflops",
+                "peak_flops_measured": round(self.measured_peak)}
+
     def _report(self, elapsed: float, start: int, val_loss: Optional[float],
-                mfus: list[float]) -> dict[str, Any]:
+                mfus: list[tuple[Optional[float], float]]) -> dict[str, Any]:
         tail = self.history[-10:]
         report = {"steps": self.steps, "tokens": self.steps * self.tokens_per_step,
                   "first_loss": self.history[0], "final_loss": sum(tail) / len(tail),
                   "train_runtime_s": round(elapsed, 2),
                   "tokens_per_second": round((self.steps - start) * self.tokens_per_step / elapsed, 1),
-                  "mfu": round(float(np.median(mfus)), 4) if mfus else None,
+                  **self._mfu_report(mfus),
                   "precision": precision_name(self.dtype), "device": self.device.type,
                   "processes": self.world, "sharding": self.backend.name,
                   "compiled": self.cfg.compile}

@@ -49,6 +49,9 @@ class DVCLiveReporter:
         for name, value in metrics.items():
             self.live.log_metric(name, value)
 
+    def flush(self) -> None:
+        """Nothing to do: DVCLive appends each point to its file as it is logged."""
+
     def close(self) -> None:
         self.live.end()
 
@@ -72,6 +75,10 @@ class TensorBoardReporter:
         for name, value in metrics.items():
             self.writer.add_scalar(name, value, global_step=step)
 
+    def flush(self) -> None:
+        """Write the buffered events (SummaryWriter flushes every 120 s by itself)."""
+        self.writer.flush()
+
     def close(self) -> None:
         self.writer.close()
 
@@ -91,6 +98,9 @@ class WandbReporter:
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         self.run.log(metrics, step=step)
+
+    def flush(self) -> None:
+        """Nothing to do: W&B sends points as they are logged and resumes its run by id."""
 
     def close(self) -> None:
         self.run.finish()
@@ -116,6 +126,11 @@ class Reporters:
     def log(self, step: int, metrics: dict[str, float]) -> None:
         for reporter in self.reporters:
             reporter.log(step, metrics)
+
+    def flush(self) -> None:
+        """Every reporter's points on disk (before a checkpoint copies the log folder)."""
+        for reporter in self.reporters:
+            reporter.flush()
 
     def close(self) -> None:
         for reporter in self.reporters:
