@@ -197,7 +197,16 @@ def run_dir(tmp_path) -> Path:
                        "peak_flops": 358.4e9, "peak_source": "nominal CPU peak: 2 cores x 2.80 GHz",
                        "mfu_measured": 0.45, "peak_flops_measured": 2.3e11},
         "eval.json": {"val": {"init": {"bits_per_byte": 3.37, "perplexity": 8639.3, "loss": 9.06},
-                              "trained": {"bits_per_byte": 1.79, "perplexity": 123.3, "loss": 4.8}}},
+                              "trained": {"bits_per_byte": 1.79, "perplexity": 123.3, "loss": 4.8},
+                              "merged_50": {"bits_per_byte": 1.95, "perplexity": 160.2, "loss": 5.1}},
+                      "general": {"init": {"bits_per_byte": 1.20}, "trained": {"bits_per_byte": 1.60},
+                                  "merged_50": {"bits_per_byte": 1.31}},
+                      "merge": {"method": "linear", "other": "init", "final": "merged_50", "sweep": [
+                          {"weight": 0.0, "model": "init", "val_bits_per_byte": 3.37, "general_bits_per_byte": 1.2},
+                          {"weight": 0.5, "model": "merged_50", "val_bits_per_byte": 1.95,
+                           "general_bits_per_byte": 1.31},
+                          {"weight": 1.0, "model": "trained", "val_bits_per_byte": 1.79,
+                           "general_bits_per_byte": 1.6}]}},
     }
     for name, value in files.items():
         (metrics / name).write_text(json.dumps(value))

@@ -123,13 +123,14 @@ def test_a_training_only_config_change_does_not_rerun_the_data_stages():
 
 def test_dvc_yaml_lists_folders_not_modules():
     """A stage lists its script, its sub-packages, its sections' config and the shared low
-    layers: a short list (evaluate, which joins tokens, models and the runtime, is the longest),
-    in a map less than half as long as the module-by-module one was (337 lines)."""
+    layers: a short list (evaluate and export, which join tokens, models, merges and the
+    runtime, are the longest), in a map of eleven stages well under two thirds as long as the
+    module-by-module map of nine stages was (337 lines)."""
     for name, stage in STAGES.items():
         code = [d for d in stage["deps"] if d.startswith(("src/", "stages/"))]
-        assert len(code) <= 11, (name, code)
-        assert sum(d.startswith("src/pretrain/") and d.endswith(".py") for d in code) <= 8, name
-    assert len((ROOT / "dvc.yaml").read_text().splitlines()) <= 337 // 2
+        assert len(code) <= 13, (name, code)
+        assert sum(d.startswith("src/pretrain/") and d.endswith(".py") for d in code) <= 10, name
+    assert len((ROOT / "dvc.yaml").read_text().splitlines()) <= 337 * 0.6
 
 
 # Sections a stage reads that cannot change what it writes, so they are left out of its
@@ -201,7 +202,7 @@ def test_every_path_argument_is_declared():
 # The stages that read a local input params name, by the folder it must lie in (pretrain.stage.watched):
 # each gets the folder on its command line (so it refuses an input outside) and depends on it
 # (so DVC reruns it when the input changes).
-READERS = {"sources": {"download", "evaluate"}, "bases": {"tokenizer", "init-model", "evaluate"}}
+READERS = {"sources": {"download", "evaluate"}, "bases": {"tokenizer", "init-model", "merge", "evaluate"}}
 
 
 @pytest.mark.parametrize("folder", sorted(READERS))

@@ -21,39 +21,11 @@ from pretrain.bases import load_base, split_gguf
 from pretrain.config.model import ModelConfig
 from pretrain.config.tokens import TokenizerConfig
 from pretrain.errors import ConfigError
+from pretrain.export.gguf import gguf_tensors, write_metadata, write_vocabulary
 from pretrain.model.build import init_model
 from pretrain.tokens.tokenizer import build_tokenizer, load_tokenizer
 
 SAMPLE = "def find_max(numbers):\n    return max(numbers)  # <s> café\n"
-
-# Hugging Face Llama parameter (per layer) -> llama.cpp tensor name, as convert_hf_to_gguf.py
-# writes them (gguf-py's constants.py, MODEL_ARCH.LLAMA).
-LAYER_TENSORS = {
-    "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
-    "self_attn.o_proj": "attn_output", "input_layernorm": "attn_norm", "mlp.gate_proj": "ffn_gate",
-    "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down", "post_attention_layernorm": "ffn_norm",
-}
-
-
-def permute(w: np.ndarray, n_head: int) -> np.ndarray:
-    """llama.cpp's q/k row order (convert_hf_to_gguf.py LlamaModel.permute), which transformers'
-    LlamaTensorProcessor._reverse_permute_weights undoes on reading."""
-    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
-
-
-def gguf_tensors(model: LlamaForCausalLM) -> dict[str, np.ndarray]:
-    """The model's weights under llama.cpp names, q and k permuted as llama.cpp stores them."""
-    c = model.config
-    sd = {k: v.detach().numpy() for k, v in model.state_dict().items()}
-    out = {"token_embd.weight": sd["model.embed_tokens.weight"],
-           "output_norm.weight": sd["model.norm.weight"], "output.weight": sd["lm_head.weight"]}
-    for i in range(c.num_hidden_layers):
-        for hf, name in LAYER_TENSORS.items():
-            out[f"blk.{i}.{name}.weight"] = sd[f"model.layers.{i}.{hf}.weight"]
-        out[f"blk.{i}.attn_q.weight"] = permute(out[f"blk.{i}.attn_q.weight"], c.num_attention_heads)
-        out[f"blk.{i}.attn_k.weight"] = permute(out[f"blk.{i}.attn_k.weight"], c.num_key_value_heads)
-    return out
-
 
 def named_tensors(model) -> dict[str, np.ndarray]:
     """The model's weights under llama.cpp's names for its architecture (gguf-py's
@@ -68,34 +40,15 @@ def named_tensors(model) -> dict[str, np.ndarray]:
 
 def write_gguf(path, model, tokenizer, arch: str | None = None) -> None:
     """Write ``model`` (Llama or Phi-3) and its byte-level BPE ``tokenizer`` as an fp32 GGUF
-    file; ``arch`` overrides the architecture written in the header."""
+    file; ``arch`` overrides the architecture written in the header. Not the export stage's
+    writer (pretrain.export.gguf), which writes Llama only: this one also writes Phi-3 and
+    files of architectures transformers does not read; the Llama tensors are the export's."""
     import gguf
 
     c = model.config
     w = gguf.GGUFWriter(str(path), arch or c.model_type)
-    w.add_block_count(c.num_hidden_layers)
-    w.add_context_length(c.max_position_embeddings)
-    w.add_embedding_length(c.hidden_size)
-    w.add_feed_forward_length(c.intermediate_size)
-    w.add_head_count(c.num_attention_heads)
-    w.add_head_count_kv(c.num_key_value_heads)
-    w.add_rope_dimension_count(getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads)
-    w.add_rope_freq_base(c.rope_parameters["rope_theta"])
-    w.add_layer_norm_rms_eps(c.rms_norm_eps)
-    w.add_vocab_size(c.vocab_size)
-
-    tokens = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
-    merges = json.loads(tokenizer.backend_tokenizer.to_str())["model"]["merges"]
-    special = set(tokenizer.all_special_ids)
-    w.add_tokenizer_model("gpt2")  # byte-level BPE
-    w.add_token_list(tokens)
-    w.add_token_types([gguf.TokenType.CONTROL if i in special else gguf.TokenType.NORMAL
-                       for i in range(len(tokens))])
-    w.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in merges])
-    w.add_bos_token_id(tokenizer.bos_token_id)
-    w.add_eos_token_id(tokenizer.eos_token_id)
-    w.add_pad_token_id(tokenizer.pad_token_id)
-
+    write_metadata(w, c, "F32", "test")  # the keys are the architecture's own (phi3.*, ...)
+    write_vocabulary(w, tokenizer, c.vocab_size)
     tensors = gguf_tensors(model) if c.model_type == "llama" else named_tensors(model)
     for name, tensor in tensors.items():
         w.add_tensor(name, np.ascontiguousarray(tensor, dtype=np.float32))
@@ -160,7 +113,7 @@ def test_missing_gguf_package_says_how_to_install_it(tmp_path, monkeypatch):
     path.write_bytes(b"")
     monkeypatch.setattr("pretrain.bases.is_gguf_available", lambda: False)
     for load in (load_base, load_tokenizer):
-        with pytest.raises(ConfigError, match=r'pip install "\.\[gguf\]"'):
+        with pytest.raises(ConfigError, match=r"needs the gguf package: pip install gguf"):
             load(str(path))
 
 

@@ -64,8 +64,8 @@ def metrics(repo: Path, name: str) -> dict:
 
 def test_every_stage_ran_and_wrote_its_artifacts(repo):
     log = repo.joinpath("repro.log").read_text()
-    for stage in ("download", "clean", "dedup", "tokenizer", "pack", "init-model", "train", "evaluate",
-                  "report"):
+    for stage in ("download", "clean", "dedup", "tokenizer", "pack", "init-model", "train", "merge",
+                  "evaluate", "export", "report"):
         assert f"Running stage '{stage}'" in log
     raw = sorted((repo / "data/raw").glob("part-*.parquet"))
     assert len(raw) > 1 and sum(pq.read_metadata(p).num_rows for p in raw) == 300  # several shards
@@ -83,7 +83,10 @@ def test_every_stage_ran_and_wrote_its_artifacts(repo):
     assert {"loss.png", "mfu.png", "dropped.png", "length.png", "s_curve.png", "bits_per_byte.png"} <= set(figures)
     assert all(f"figures/{name}" in report for name in figures)
     not_drawn = report.split("## Not drawn")[1].split("## Generations")[0] if "## Not drawn" in report else ""
-    assert len(figures) + not_drawn.count("\n- ") == 12  # the debug corpus may have no near-duplicate
+    assert len(figures) + not_drawn.count("\n- ") == 13  # the debug corpus may have no near-duplicate
+    assert "Merge sweep" in not_drawn  # merge.method: none
+    assert json.loads((repo / "models/merged/merge.json").read_text())["method"] == "none"
+    assert list((repo / "models/gguf").iterdir()) == []  # export.types: []
     lock = (repo / "dvc.lock").read_text()
     assert "data/packed" in lock and "data/tokens" in lock and "models/trained" in lock
 
@@ -124,7 +127,7 @@ def test_experiment_reruns_only_training_and_evaluation(repo):
     run(["git", "commit", "-qm", "baseline run"], repo)
     out = run(["dvc", "exp", "run", "-S", "train.learning_rate=3e-4"], repo)
     ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
-    assert ran == {"train", "evaluate", "report"}
+    assert ran == {"train", "merge", "evaluate", "export", "report"}  # merge and export: pass-throughs
     table = json.loads(run(["dvc", "exp", "show", "--json"], repo))
     text = json.dumps(table)
     assert "0.0003" in text or "3e-4" in text or "3e-04" in text
@@ -162,3 +165,24 @@ def test_starting_from_a_pretrained_base_is_one_param_away(repo, tmp_path):
     assert f"**base ({base})**" in generations and "**init (downscale)**" in generations
     scores = metrics(repo, "eval")  # the base is scored beside init and trained, same keys
     assert set(scores["lm_eval"]) == set(scores["val"]) - {"perplexity_ratio"} == {"base", "init", "trained"}
+
+
+def test_a_merge_sweep_and_gguf_export_are_params_away(repo):
+    """merge.method and export.types on a finished run: only merge, evaluate, export and report
+    run; the sweep is scored and drawn, and the final merged model is exported and checked."""
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "before merge"], repo)
+    out = run(["dvc", "exp", "run", "-S", "merge.method=slerp", "-S", "merge.weights=[0.25,0.75]",
+               "-S", "merge.select=0.75", "-S", "export.types=[F16,Q4_0]"], repo)
+    ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
+    assert ran == {"merge", "evaluate", "export", "report"}
+    sweep = metrics(repo, "eval")["merge"]["sweep"]
+    assert [r["model"] for r in sweep] == ["init", "merged_25", "merged_75", "trained"]
+    assert all(r["val_bits_per_byte"] > 0 for r in sweep)
+    assert (repo / "metrics/figures/forgetting.png").exists()
+    export = metrics(repo, "export")
+    assert export["model"] == "merged (slerp, w=0.75)" and sorted(export["files"]) == ["F16", "Q4_0"]
+    assert sorted(p.name for p in (repo / "models/gguf").iterdir()) == ["model-F16.gguf", "model-Q4_0.gguf"]
+    assert export["files"]["F16"]["transformers"]["max_abs_logit_diff"] < 1e-2
+    assert export["files"]["Q4_0"]["bytes"] < 0.7 * export["files"]["F16"]["bytes"]
+    assert "export: Q4_0: model-Q4_0.gguf" in out

@@ -52,9 +52,9 @@ def gguf_problem(path: Path) -> str | None:
     package reads its header, metadata and tensor table, every tensor within the file.
     Reads all the metadata (seconds for a real model): for after a load failed.
 
-    Needs the optional ``gguf`` package (the caller checks that it is installed).
+    Needs the ``gguf`` package (the caller checks that it is installed).
     """
-    from gguf import GGUFReader  # optional dependency: pip install ".[gguf]"
+    from gguf import GGUFReader  # a dependency, but transformers runs without it
 
     header = gguf_header_problem(path)
     if header:
@@ -171,7 +171,7 @@ def first_line(exc: BaseException) -> str:
 def split_gguf(path: str | Path, key: str = "model.base") -> tuple[str, str | None]:
     """``(folder, file name)`` of a local ``.gguf`` file, or ``(path, None)`` for anything else.
 
-    transformers reads GGUF through the optional ``gguf`` package and wants the folder and the
+    transformers reads GGUF through the ``gguf`` package and wants the folder and the
     file apart: ``from_pretrained(folder, gguf_file=name)``. ConfigError, naming ``key`` (the
     params key that gave the path), when the file is missing, empty or not a GGUF file
     (pretrain.bases.gguf_header_problem), or when the gguf package is not installed.
@@ -183,7 +183,7 @@ def split_gguf(path: str | Path, key: str = "model.base") -> tuple[str, str | No
     if not Path(path).is_file():
         raise ConfigError(f"{where}: no such GGUF file")
     if not is_gguf_available():
-        raise ConfigError(f'{where}: reading a GGUF file needs the gguf package: pip install ".[gguf]"')
+        raise ConfigError(f"{where}: reading a GGUF file needs the gguf package: pip install gguf")
     problem = gguf_header_problem(Path(path))
     if problem:
         raise ConfigError(f"{where}: {problem}")

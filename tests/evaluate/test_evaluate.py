@@ -186,5 +186,42 @@ def test_every_starting_point_is_scored_beside_the_trained_model(tmp_path, init,
     if init != "random":
         (init_dir / "lineage.json").write_text(json.dumps({"init": init, "base": "models/bases/b"}))
     scored = models_to_score(init_dir, tmp_path / "trained")
-    assert [key for key, _, _ in scored] == keys
+    assert [key for key, _, _, _ in scored] == keys
     assert scored[-2][1] == f"init ({init})"
+
+
+def test_a_merge_sweep_is_scored_as_a_forgetting_curve(init_dir, packed_dir, tokens_dir, tmp_path, monkeypatch):
+    """Every merged model is scored on the held-out split and the general text; the final one
+    also gets lm-eval and generations; the sweep runs from the init (0) to the trained model (1)."""
+    from pretrain.config.merge import MergeConfig
+    from pretrain.evaluate.runner import sweep_lines
+    from pretrain.merge.runner import merge
+
+    trained = tmp_path / "trained"
+    model = AutoModelForCausalLM.from_pretrained(init_dir)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(1.5)
+    model.save_pretrained(trained)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (trained / name).write_bytes((init_dir / name).read_bytes())
+    merge(MergeConfig(method="linear", weights=[0.25, 0.75], select=0.75), trained, init_dir, tmp_path / "merged")
+    general = tmp_path / "general.txt"
+    general.write_text("The quick brown fox jumps over the lazy dog. " * 40)
+    monkeypatch.chdir(tmp_path)
+    cfg = EvaluateConfig(max_batches=1, lm_eval_tasks=["pretrain_heldout_ppl"], lm_eval_limit=2,
+                         general_text=str(general), prompts=["def f(x):"], max_new_tokens=2)
+    report, markdown = evaluate(cfg, init_dir, trained, packed_dir, tokens_dir, tmp_path / "merged")
+    keys = ["init", "trained", "merged_25", "merged_75"]
+    assert list(report["val"])[:4] == keys and list(report["general"]) == keys
+    assert set(report["lm_eval"]) == {"init", "trained", "merged_75"}  # the final merged model only
+    assert "merged (linear, w=0.75)" in markdown and "w=0.25" not in markdown
+    sweep = report["merge"]["sweep"]
+    assert [(r["weight"], r["model"]) for r in sweep] == [(0.0, "init"), (0.25, "merged_25"),
+                                                           (0.75, "merged_75"), (1.0, "trained")]
+    assert report["merge"]["final"] == "merged_75"
+    assert sweep[0]["general_bits_per_byte"] == report["general"]["init"]["bits_per_byte"]
+    # weights between the endpoints give losses between or below theirs, never the endpoints' copies
+    assert len({r["val_bits_per_byte"] for r in sweep}) == 4
+    lines = sweep_lines(report["merge"])
+    assert len(lines) == 6 and "merged_75" in lines[4]

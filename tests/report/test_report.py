@@ -9,11 +9,11 @@ import pytest
 from PIL import Image
 
 from pretrain.dedup.minhash import detection_probability
-from pretrain.report.figures import draw_all, s_curve_figure
+from pretrain.report.figures import bits_per_byte_figure, draw_all, forgetting_figure, s_curve_figure
 from pretrain.report.page import write_plots_template, write_report
 
 ALL = {"loss", "learning_rate", "grad_norm", "tokens_per_second", "mfu", "memory", "language_score",
-       "dropped", "length", "clusters", "s_curve", "bits_per_byte"}
+       "dropped", "length", "clusters", "s_curve", "bits_per_byte", "forgetting"}
 
 
 def coloured_pixels(path) -> int:
@@ -39,8 +39,9 @@ def test_figures_without_their_data_are_named_not_drawn(run_dir, inputs):
     near["near"].pop("cluster_sizes")
     (run_dir / "metrics" / "dedup.json").write_text(json.dumps(near))
     drawn, skipped = draw_all(inputs, run_dir / "dvclive" / "train", run_dir / "fig")
-    assert set(drawn) == ALL - {"bits_per_byte", "memory", "clusters"}
-    assert set(skipped) == {"Bits per byte: base, init, trained", "Peak memory", "Near-duplicate cluster sizes"}
+    assert set(drawn) == ALL - {"bits_per_byte", "memory", "clusters", "forgetting"}
+    assert set(skipped) == {"Bits per byte: base, init, trained", "Peak memory", "Near-duplicate cluster sizes",
+                            "Merge sweep: domain gain against forgetting"}
     assert "eval.json not found" in skipped["Bits per byte: base, init, trained"]
 
 
@@ -71,3 +72,28 @@ def test_plots_template_inlines_vega_and_loads_nothing_remotely(tmp_path):
     assert text.count("{plot_divs}") == 1 and "{scripts}" not in text
     assert "window.vegaEmbed" in text
     assert not re.search(r"<script[^>]+src=|https?://cdn", text)
+
+
+def test_general_text_scores_are_drawn_beside_the_held_out_ones(run_dir):
+    evaluation = json.loads((run_dir / "metrics" / "eval.json").read_text())
+    ax = bits_per_byte_figure(evaluation).axes[0]
+    assert [c.get_label() for c in ax.containers] == ["held-out split", "general text"]
+    assert [b.get_height() for b in ax.containers[1]] == [1.20, 1.60]
+
+
+def test_forgetting_curve_plots_domain_against_general_bits_per_byte(run_dir):
+    evaluation = json.loads((run_dir / "metrics" / "eval.json").read_text())
+    x, y = forgetting_figure(evaluation).axes[0].lines[0].get_data()
+    assert list(x) == [1.2, 1.31, 1.6] and list(y) == [3.37, 1.95, 1.79]
+    for row in evaluation["merge"]["sweep"]:
+        row["general_bits_per_byte"] = None
+    x, y = forgetting_figure(evaluation).axes[0].lines[0].get_data()  # no general text: against the weight
+    assert list(x) == [0.0, 0.5, 1.0] and list(y) == [3.37, 1.95, 1.79]
+
+
+def test_report_tables_the_merge_sweep(run_dir, inputs):
+    metrics = run_dir / "metrics"
+    write_report(inputs, {}, {}, metrics / "figures", metrics / "report.md", metrics / "report.html")
+    md = (metrics / "report.md").read_text()
+    assert "| 0.5 | merged_50 (final) | 1.9500 | 1.3100 |" in md
+    assert "<td>merged_50 (final)</td>" in (metrics / "report.html").read_text()

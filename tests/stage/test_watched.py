@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from pretrain.config.evaluate import EvaluateConfig
+from pretrain.config.merge import MergeConfig
 from pretrain.config.model import ModelConfig
 from pretrain.config.sources import DownloadConfig, MixSourceConfig
 from pretrain.config.tokens import TokenizerConfig
@@ -39,9 +40,10 @@ def repo(tmp_path, monkeypatch) -> Path:
     return work
 
 
-def configs(download=None, model=None, tokenizer=None, evaluate=None) -> dict:
+def configs(download=None, model=None, tokenizer=None, evaluate=None, merge=None) -> dict:
     return {"download": download or DownloadConfig(), "model": model or ModelConfig(),
-            "tokenizer": tokenizer or TokenizerConfig(), "evaluate": evaluate or EvaluateConfig()}
+            "tokenizer": tokenizer or TokenizerConfig(), "evaluate": evaluate or EvaluateConfig(),
+            "merge": merge or MergeConfig()}
 
 
 def files(path: str) -> dict:
@@ -119,6 +121,9 @@ def test_every_input_key_is_checked(repo):
     assert "model.base: " in refused(configs(model=base))
     assert "the folder that DVC watches for base models and tokenizers" in refused(configs(model=base))
     assert "tokenizer.path: " in refused(configs(tokenizer=TokenizerConfig(path=outside)))
+    assert "merge.other: " in refused(configs(merge=MergeConfig(method="linear", other=outside)))
+    check_watched(configs(merge=MergeConfig(method="none", other=outside)), FOLDERS, where="p")  # not read
+    check_watched(configs(merge=MergeConfig(method="ties", other="models/bases/tiny")), FOLDERS, where="p")
 
 
 def test_hub_ids_and_inputs_not_read_are_not_checked(repo):

@@ -1,6 +1,7 @@
 """Typed, validated views of ``params.yaml``: one frozen dataclass per section, one module per
 section (``config/sources.py`` for download, ``clean.py``, ``dedup.py``, ``tokens.py`` for
-tokenizer and pack, ``model.py``, ``train.py``, ``evaluate.py``; the field machinery, the
+tokenizer and pack, ``model.py``, ``train.py``, ``evaluate.py``, ``merge.py`` for merge and
+export; the field machinery, the
 range checks and the loading are here).
 
 Unknown keys, wrong types and out-of-range values are errors that name the key and the file
@@ -41,6 +42,8 @@ SECTIONS: dict[str, str] = {
     "model": "pretrain.config.model:ModelConfig",
     "train": "pretrain.config.train:TrainConfig",
     "evaluate": "pretrain.config.evaluate:EvaluateConfig",
+    "merge": "pretrain.config.merge:MergeConfig",
+    "export": "pretrain.config.merge:ExportConfig",
 }
 """Each params.yaml section and the dataclass that holds it, as ``module:class``."""
 
@@ -107,6 +110,10 @@ def check_paths(configs: dict[str, Any], where: str) -> None:
     named += [("tokenizer.path", tokenizer.path, "a local tokenizer folder or GGUF file"),
               ("model.base", model.base if model.init != "random" else None,
                "a local model folder or GGUF file")]
+    merge = configs["merge"]
+    if merge.method != "none" and merge.other != "init" and not os.path.isdir(merge.other):
+        raise ConfigError(f"{where}: merge.other: {merge.other!r} is not a folder (expected 'init' or "
+                          "a local Hugging Face model folder in models/bases)")
     for key, value, expected in named:
         if value and is_local_path(value) and not os.path.exists(value):
             raise ConfigError(f"{where}: {key}: {value!r} does not exist "

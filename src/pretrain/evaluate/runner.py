@@ -18,6 +18,7 @@ from pretrain.evaluate.bits_per_byte import TextBytes
 from pretrain.evaluate.contamination import NGRAM, contamination
 from pretrain.evaluate.general_text import read_texts, text_rows
 from pretrain.evaluate.harness import resolve_tasks, run_lm_eval
+from pretrain.merge.manifest import read_manifest, weight_key
 from pretrain.runtime import autocast_dtype, pick_device, validation_loss
 from pretrain.token_store import PackedRows
 from pretrain.tokens.tokenizer import encode_texts, load_tokenizer, match_training
@@ -55,7 +56,7 @@ def generations_markdown(prompts: list[str], columns: dict[str, list[str]]) -> s
 
 
 def evaluate(cfg: EvaluateConfig, init_dir: Path, trained_dir: Path, data_dir: Path,
-             tokens_dir: Path) -> tuple[dict, str]:
+             tokens_dir: Path, merged_dir: Path | None = None) -> tuple[dict, str]:
     """All evaluation metrics, and the generations as Markdown: the validation rows of the token
     store ``tokens_dir`` (pretrain.token_store), read a batch at a time, and the held-out files
     of the pack output ``data_dir``.
@@ -64,6 +65,12 @@ def evaluate(cfg: EvaluateConfig, init_dir: Path, trained_dir: Path, data_dir: P
     from: the base itself for continued pretraining), ``trained``, and ``base`` when the init
     was cut or grown from a base (downscale / upscale). ``skipped`` names each part that had
     nothing to score, and why.
+
+    When the merge stage merged (``merged_dir``, pretrain.merge.runner), every merged model is
+    scored on the held-out split and the general text under ``merged_<weight in percent>``
+    (and ``other``, the model merged with, unless it is the init); the final one also gets the
+    lm-eval tasks and generations. ``merge.sweep`` lists the models by weight, from the other
+    model (0) to the trained one (1), with their bits per byte: the forgetting curve.
     """
     device = pick_device()
     dtype = autocast_dtype("auto", device)
@@ -72,31 +79,46 @@ def evaluate(cfg: EvaluateConfig, init_dir: Path, trained_dir: Path, data_dir: P
     tasks, skipped = resolve_tasks(cfg, data_dir)
     report: dict[str, Any] = {"val": {}, **({"general": {}} if general else {}), "lm_eval": {}}
     generations = {}
-    for name, label, load in models_to_score(init_dir, trained_dir):
+    for name, label, load, full in models_to_score(init_dir, trained_dir, merged_dir):
         model, tokenizer = load(device)
         text_bytes = TextBytes(tokenizer)
         report["val"][name] = validation_loss(model, rows, cfg.batch_size, cfg.max_batches, device,
                                               dtype, text_bytes)
         if general:  # the init model is the base in continued pretraining: forgetting shows here
-            report["general"][name] = validation_loss(
-                model, text_rows(general, tokenizer, rows.shape[1]), cfg.batch_size, cfg.max_batches,
-                device, dtype, text_bytes)
-        generations[label] = generate(model, tokenizer, cfg.prompts, cfg.max_new_tokens)
-        report["lm_eval"][name] = run_lm_eval(model, tokenizer, cfg, tasks, max_length=rows.shape[1])
+            general_rows = text_rows(general, tokenizer, rows.shape[1])
+            report["general"][name] = validation_loss(model, general_rows, cfg.batch_size, cfg.max_batches,
+                                                      device, dtype, text_bytes)
+        if full:  # a sweep's other merged models: bits per byte only
+            generations[label] = generate(model, tokenizer, cfg.prompts, cfg.max_new_tokens)
+            report["lm_eval"][name] = run_lm_eval(model, tokenizer, cfg, tasks, max_length=rows.shape[1])
+    manifest = read_manifest(merged_dir)
+    if manifest and manifest["method"] != "none":
+        report["merge"] = merge_sweep(report, manifest)
     report["val"]["perplexity_ratio"] = report["val"]["init"]["perplexity"] / report["val"]["trained"]["perplexity"]
-    report["contamination"] = {}
-    for name, result in contamination(data_dir, tokens_dir, tokenizer, general).items():
-        if result["documents"]:
-            report["contamination"][name] = result
-        else:
-            skipped[f"contamination.{name}"] = f"no text of {NGRAM} tokens or more to compare"
+    report["contamination"] = contamination_report(data_dir, tokens_dir, tokenizer, general, skipped)
     report["skipped"] = skipped
     return report, generations_markdown(cfg.prompts, generations)
 
 
-def models_to_score(init_dir: Path, trained_dir: Path) -> list[tuple[str, str, Callable]]:
-    """``(key, generations label, loader)`` of each model to score, in order: the base before
-    surgery (downscale / upscale only), the init model, the trained model."""
+def contamination_report(data_dir: Path, tokens_dir: Path, tokenizer, general: list[str] | None,
+                         skipped: dict[str, str]) -> dict[str, Any]:
+    """The 13-gram contamination of each local evaluation set that has text to compare; the
+    others are named in ``skipped``."""
+    report = {}
+    for name, result in contamination(data_dir, tokens_dir, tokenizer, general).items():
+        if result["documents"]:
+            report[name] = result
+        else:
+            skipped[f"contamination.{name}"] = f"no text of {NGRAM} tokens or more to compare"
+    return report
+
+
+def models_to_score(init_dir: Path, trained_dir: Path,
+                    merged_dir: Path | None = None) -> list[tuple[str, str, Callable, bool]]:
+    """``(key, generations label, loader, whether to run lm-eval and generate)`` of each model
+    to score, in order: the base before surgery (downscale / upscale only), the init model,
+    the trained model, then the other model of a merge (unless the init) and each merged model
+    (lm-eval and generations for the final one only)."""
     lineage_file = init_dir / "lineage.json"
     lineage = json.loads(lineage_file.read_text()) if lineage_file.exists() else {}
     models = []
@@ -104,8 +126,46 @@ def models_to_score(init_dir: Path, trained_dir: Path) -> list[tuple[str, str, C
         base = lineage["base"]
         models.append(("base", f"base ({base})",
                        lambda device: (load_base(base).to(device).eval(),
-                                       match_training(load_tokenizer(base, key="model.base")))))
+                                       match_training(load_tokenizer(base, key="model.base"))), True))
     models.append(("init", f"init ({lineage.get('init', 'random')})",
-                   lambda device: load_model(init_dir, device)))
-    models.append(("trained", "trained", lambda device: load_model(trained_dir, device)))
+                   lambda device: load_model(init_dir, device), True))
+    models.append(("trained", "trained", lambda device: load_model(trained_dir, device), True))
+    manifest = read_manifest(merged_dir)
+    if not manifest or manifest["method"] == "none":
+        return models
+    if manifest["other"] != "init":
+        other = Path(manifest["other"])
+        models.append(("other", f"other ({other})", lambda device: load_model(other, device), False))
+    for weight, folder in manifest["models"].items():
+        path = Path(merged_dir) / folder
+        models.append((weight_key(float(weight)), f"merged ({manifest['method']}, w={weight})",
+                       lambda device, path=path: load_model(path, device), folder == manifest["final"]))
     return models
+
+
+def merge_sweep(report: dict[str, Any], manifest: dict[str, Any]) -> dict[str, Any]:
+    """The forgetting curve: every model of the merge by the trained model's weight, the other
+    model at 0 (the init, or ``merge.other``) and the trained model at 1, each with its
+    held-out (domain) and general-text bits per byte (None without evaluate.general_text)."""
+    other = "init" if manifest["other"] == "init" else "other"
+    points = [(0.0, other), (1.0, "trained")] + [(float(w), weight_key(float(w))) for w in manifest["models"]]
+    rows = []
+    for weight, key in sorted(points, key=lambda p: (p[0], p[1] != other)):
+        rows.append({"weight": weight, "model": key,
+                     "val_bits_per_byte": report["val"][key].get("bits_per_byte"),
+                     "general_bits_per_byte": report.get("general", {}).get(key, {}).get("bits_per_byte")})
+    return {"method": manifest["method"], "other": manifest["other"],
+            "final": weight_key(manifest["final_weight"]), "sweep": rows}
+
+
+def sweep_lines(merge: dict[str, Any] | None) -> list[str]:
+    """The forgetting curve as printed lines: weight, model, held-out and general bits per byte."""
+    if not merge:
+        return []
+    lines = [f"evaluate: {merge['method']} merge sweep (weight of the trained model; bits per byte)",
+             f"  {'weight':>6}  {'model':<14} {'held-out':>9} {'general':>9}"]
+    for row in merge["sweep"]:
+        general = row["general_bits_per_byte"]
+        lines.append(f"  {row['weight']:>6g}  {row['model']:<14} {row['val_bits_per_byte']:>9.4f} "
+                     f"{'-' if general is None else format(general, '.4f'):>9}")
+    return lines

@@ -158,8 +158,8 @@ def bits_per_byte_figure(evaluation: dict[str, Any]) -> Figure:
     """Bits per byte of each scored model (base, init, trained) on the held-out split and, when
     evaluated, on the general text (lower is better)."""
     sets = {"held-out split": evaluation.get("val", {})}
-    if evaluation.get("general_text"):
-        sets["general text"] = evaluation["general_text"]
+    if evaluation.get("general"):  # the evaluate stage's key for evaluate.general_text's scores
+        sets["general text"] = evaluation["general"]
     models = [m for m in ("base", "init", "trained") if any(m in scores for scores in sets.values())]
     if not models:
         raise Missing("no bits per byte in the evaluation metrics")
@@ -171,6 +171,30 @@ def bits_per_byte_figure(evaluation: dict[str, Any]) -> Figure:
         ax.bar_label(bars, fmt="%.3f")
     ax.set_xticks(np.arange(len(models)) + width * (len(sets) - 1) / 2, models)
     ax.legend()
+    return fig
+
+
+def forgetting_figure(evaluation: dict[str, Any]) -> Figure:
+    """The merge sweep's forgetting curve: held-out (domain) bits per byte against general-text
+    bits per byte of each model from the other one (weight 0) to the trained one (weight 1),
+    each point labelled with its weight; against the weight when no general text was scored."""
+    merge = evaluation.get("merge")
+    if not merge:
+        raise Missing("no merge sweep in the evaluation metrics (merge.method: none)")
+    rows = merge["sweep"]
+    domain = [r["val_bits_per_byte"] for r in rows]
+    general = [r["general_bits_per_byte"] for r in rows]
+    title = f"Forgetting curve: {merge['method']} merge of the trained model with {merge['other']}"
+    if all(g is not None for g in general):
+        fig, ax = _figure(title, "general-text bits per byte (lower: less forgetting)",
+                          "held-out bits per byte (lower: more domain gain)")
+        ax.plot(general, domain, marker="o")
+        for row, x, y in zip(rows, general, domain):
+            ax.annotate(f"w={row['weight']:g}", (x, y), textcoords="offset points", xytext=(5, 5))
+    else:
+        fig, ax = _figure(title + " (no evaluate.general_text)", "weight of the trained model",
+                          "held-out bits per byte")
+        ax.plot([r["weight"] for r in rows], domain, marker="o")
     return fig
 
 
@@ -206,6 +230,8 @@ def figures(metrics: dict[str, Path], live: Path) -> dict[str, tuple[str, Callab
         "s_curve": ("LSH S-curve", lambda: s_curve_figure(read_json(metrics["dedup"]))),
         "bits_per_byte": ("Bits per byte: base, init, trained",
                           lambda: bits_per_byte_figure(read_json(metrics["eval"]))),
+        "forgetting": ("Merge sweep: domain gain against forgetting",
+                       lambda: forgetting_figure(read_json(metrics["eval"]))),
     }
 
 

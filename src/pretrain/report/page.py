@@ -3,9 +3,10 @@ and the offline page template for ``dvc plots show``.
 
 ``dvc plots show`` writes an HTML page whose Vega scripts load from a CDN (dvc-render's
 ``VegaRenderer.SCRIPTS``), so offline it renders blank. ``write_plots_template`` writes a page
-template (dvc-render's ``{plot_divs}`` placeholder, without ``{scripts}``, where the CDN tags go) with Vega, Vega-Lite and
-vega-embed inlined from vl-convert-python's ``javascript_bundle()``; ``.dvc/config`` points
-``plots.html_template`` at it, so ``dvc plots show`` draws with no network.
+template (dvc-render's ``{plot_divs}`` placeholder, without ``{scripts}``, where the CDN tags
+go) with Vega, Vega-Lite and vega-embed inlined from vl-convert-python's
+``javascript_bundle()``; ``.dvc/config`` points ``plots.html_template`` at it, so ``dvc plots
+show`` draws with no network.
 """
 
 from __future__ import annotations
@@ -51,6 +52,21 @@ def summary_rows(metrics: dict[str, Path]) -> list[tuple[str, str]]:
     return rows
 
 
+def sweep_table(evaluation: dict[str, Any]) -> list[list[str]]:
+    """The merge sweep (evaluate's ``merge.sweep``) as a header row and one row per model, or []
+    when nothing was merged; the final model is marked."""
+    merge = evaluation.get("merge")
+    if not merge:
+        return []
+    table = [["weight of trained", "model", "held-out", "general text"]]
+    for row in merge["sweep"]:
+        general = row["general_bits_per_byte"]
+        mark = " (final)" if row["model"] == merge["final"] else ""
+        table.append([f"{row['weight']:g}", row["model"] + mark, f"{row['val_bits_per_byte']:.4f}",
+                      "-" if general is None else f"{general:.4f}"])
+    return table
+
+
 def write_report(metrics: dict[str, Path], figures: dict[str, str], skipped: dict[str, str], figure_dir: Path,
                  markdown: Path, page: Path) -> None:
     """Write the report as Markdown (``markdown``) and HTML (``page``), each linking the PNG
@@ -59,6 +75,10 @@ def write_report(metrics: dict[str, Path], figures: dict[str, str], skipped: dic
     rel = figure_dir.relative_to(markdown.parent).as_posix()
     rows = summary_rows(metrics)
     md = ["# Run report", "", "| | |", "|---|---|", *[f"| {k} | {v} |" for k, v in rows], ""]
+    sweep = sweep_table(_read(metrics["eval"]))
+    if sweep:
+        md += ["## Merge sweep (bits per byte)", "", "| " + " | ".join(sweep[0]) + " |",
+               "|" + "---|" * len(sweep[0]), *["| " + " | ".join(r) + " |" for r in sweep[1:]], ""]
     for stem, caption in figures.items():
         md += [f"## {caption}", "", f"![{caption}]({rel}/{stem}.png)", ""]
     if skipped:
@@ -72,6 +92,10 @@ def write_report(metrics: dict[str, Path], figures: dict[str, str], skipped: dic
     e = html.escape
     body = ["<h1>Run report</h1>", "<table>",
             *[f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in rows], "</table>"]
+    if sweep:
+        body += ["<h2>Merge sweep (bits per byte)</h2>", "<table>",
+                 "<tr>" + "".join(f"<th>{e(c)}</th>" for c in sweep[0]) + "</tr>",
+                 *["<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in sweep[1:]], "</table>"]
     for stem, caption in figures.items():
         body += [f"<h2>{e(caption)}</h2>", f'<img src="{e(rel)}/{stem}.png" alt="{e(caption)}">']
     if skipped:

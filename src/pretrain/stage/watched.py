@@ -2,9 +2,9 @@
 
 DVC reruns a stage when one of its ``deps`` in dvc.yaml changes, and only then. A file that a
 stage reads because params.yaml names it (``download.path``, a mix entry's ``path``, a local
-Hugging Face dataset folder, ``evaluate.general_text``, ``model.base``, ``tokenizer.path``) is
-not one of them: DVC tracks the params value, not the file, so after an edit of the file
-``dvc repro`` says "up to date" and the pipeline keeps the old result.
+Hugging Face dataset folder, ``evaluate.general_text``, ``model.base``, ``tokenizer.path``,
+``merge.other``) is not one of them: DVC tracks the params value, not the file, so after an
+edit of the file ``dvc repro`` says "up to date" and the pipeline keeps the old result.
 
 Templating the params value into ``deps`` (``- ${download.path}``) does not work in DVC 3.67:
 a null value (the default of every one of these keys) stops every dvc command with "unexpected
@@ -12,9 +12,9 @@ error", a glob is taken as a file name that does not exist, a list (``download.s
 "cannot interpolate data of type 'list'" (treeverse/dvc#8171, open), and a hub id is not a
 path at all. So each such input must lie inside a folder that the stages reading it depend on:
 ``data/sources`` for documents (download; evaluate for general text) and ``models/bases`` for
-a base model or a tokenizer (tokenizer, init-model, evaluate). dvc.yaml hands those folders to
-the stages (``--sources``, ``--bases``), and a stage refuses, before any work and in one line,
-a local input outside them.
+a base model, a tokenizer or a model to merge with (tokenizer, init-model, merge, evaluate).
+dvc.yaml hands those folders to the stages (``--sources``, ``--bases``), and a stage refuses,
+before any work and in one line, a local input outside them.
 
 DVC hashes a dependency folder without following links to folders inside it (it follows a link
 to a file, and a dependency that is itself a link): checked with DVC 3.67, an edit behind
@@ -71,6 +71,9 @@ def watched_inputs(configs: dict[str, Any], folder: str) -> Iterator[tuple[str, 
             yield "model.base", model.base, False
         if tokenizer.path and is_local_path(tokenizer.path):
             yield "tokenizer.path", tokenizer.path, False
+        merge = configs["merge"]
+        if merge.method != "none" and merge.other != "init":
+            yield "merge.other", merge.other, True
     else:  # pragma: no cover - a stage script naming an unknown folder is a programming error
         raise ValueError(f"unknown watched folder {folder!r} (expected one of {sorted(FOLDERS)})")
 

@@ -1,0 +1,74 @@
+"""The ``merge`` and ``export`` sections of params.yaml: after training, merge the trained model
+back with the model it started from (or another), and write the final model as GGUF files."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+from pretrain.config import fraction, one_of
+
+METHODS = ("none", "linear", "slerp", "task_arithmetic", "ties")
+"""Merge methods by their mergekit names; ``none`` passes the trained model through."""
+
+GGUF_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q5_0", "Q4_0")
+"""GGUF file types the export stage writes (ggml's type names, as llama.cpp's converter and
+llama-quantize name them)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class MergeConfig:
+    method: str = "none"
+    """none (the trained model is final) | linear | slerp | task_arithmetic | ties (mergekit)."""
+    other: str = "init"
+    """The other model: ``init`` (the model training started from: the base itself in continued
+    pretraining, the cut or grown base for downscale / upscale) or a Hugging Face model folder in
+    models/bases (another experiment's model, same architecture, shapes and tokenizer)."""
+    weights: list[float] = dataclasses.field(default_factory=lambda: [0.5])
+    """Weight of the trained model, one merged model per value (several: the forgetting curve).
+    linear: w * trained + (1 - w) * other; slerp: t = w from other (0) to trained (1);
+    task_arithmetic / ties: init + w * (trained - init) [+ (1 - w) * (other - init)]."""
+    select: Optional[float] = None
+    """The weight whose merged model is the pipeline's final model (exported); null: the first."""
+    density: float = 0.5
+    """ties: the fraction of each task vector's entries kept (largest magnitudes)."""
+
+    def __post_init__(self) -> None:
+        one_of("method", self.method, METHODS)
+        if not self.weights:
+            raise ValueError("weights: expected at least one weight")
+        if len(set(self.weights)) < len(self.weights):
+            raise ValueError(f"weights: each weight once, got {self.weights}")
+        if self.method == "slerp":
+            for w in self.weights:
+                fraction("weights", w)
+        if self.select is not None and self.select not in self.weights:
+            raise ValueError(f"select: expected one of weights {self.weights}, got {self.select!r}")
+        fraction("density", self.density)
+        if self.density == 0:
+            raise ValueError("density: expected a value in (0, 1], got 0")
+        if not self.other:
+            raise ValueError("other: expected 'init' or a model folder in models/bases")
+
+    @property
+    def final_weight(self) -> float:
+        """The weight of the merged model that is final (``select``, else the first)."""
+        return self.weights[0] if self.select is None else self.select
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+    types: list[str] = dataclasses.field(default_factory=list)
+    """GGUF files to write from the final model, e.g. [F16, Q8_0, Q4_0]; [] writes none."""
+    check_tokens: int = 16
+    """Greedy tokens per prompt (evaluate.prompts) that each quantized file must reproduce."""
+    check_batches: int = 4
+    """Validation batches over which each file's perplexity is compared with the model's."""
+
+    def __post_init__(self) -> None:
+        for i, kind in enumerate(self.types):
+            one_of(f"types[{i}]", kind, GGUF_TYPES)
+        if len(set(self.types)) < len(self.types):
+            raise ValueError(f"types: each type once, got {self.types}")
+        if self.check_tokens < 1 or self.check_batches < 1:
+            raise ValueError("check_tokens, check_batches: expected values >= 1")

@@ -1,0 +1,200 @@
+"""A Llama-family Hugging Face model and its byte-level BPE tokenizer written as one GGUF file,
+through the ``gguf`` package's GGUFWriter and quantizers (gguf-py, part of llama.cpp).
+
+What goes in the file follows llama.cpp's converter, ``convert_hf_to_gguf.py`` (its
+``LlamaModel`` and ``TextModel._set_vocab_gpt2``, as of gguf-py 0.19): the ``llama``
+architecture's hyperparameter keys, llama.cpp's tensor names (gguf-py's TensorNameMap), query
+and key rows permuted into llama.cpp's rotary layout (``LlamaModel.permute``), no
+``output.weight`` when the embeddings are tied (llama.cpp then reads ``token_embd``), norms in
+F32, and a 2-D weight whose rows do not split into 32-value blocks kept in F16, as the
+converter does on a QuantError. The tokenizer is stored as ``gpt2`` (byte-level BPE) with the
+``gpt-2`` pre-tokenizer, the vocabulary, merges, token types (CONTROL for special tokens) and
+the BOS/EOS/padding ids, and no chat template (a base model).
+
+Quantized types: Q8_0, Q5_0 and Q4_0 are quantized by gguf-py's numpy ports of ggml's reference
+quantizers (``gguf.quants.quantize``). In the 4- and 5-bit files ``output.weight`` is Q8_0:
+llama-quantize likewise keeps the output layer at a higher precision (Q6_K, which gguf-py cannot
+write).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pretrain.errors import ConfigError
+from pretrain.io import atomic_path
+
+CONVERTER = "llama.cpp convert_hf_to_gguf.py (LlamaModel, _set_vocab_gpt2) as of gguf-py 0.19"
+"""The conversion this writer follows, recorded in metrics/export.json."""
+
+QUANTIZED_OUTPUT = "Q8_0"
+"""The type of output.weight in the 4- and 5-bit files."""
+
+
+def file_types() -> dict[str, tuple[Any, Any]]:
+    """GGUF type name -> (GGMLQuantizationType of the 2-D weights, LlamaFileType of the file)."""
+    import gguf
+
+    q, f = gguf.GGMLQuantizationType, gguf.LlamaFileType
+    return {"F32": (q.F32, f.ALL_F32), "F16": (q.F16, f.MOSTLY_F16), "BF16": (q.BF16, f.MOSTLY_BF16),
+            "Q8_0": (q.Q8_0, f.MOSTLY_Q8_0), "Q5_0": (q.Q5_0, f.MOSTLY_Q5_0),
+            "Q4_0": (q.Q4_0, f.MOSTLY_Q4_0)}
+
+
+def check_exportable(model: torch.nn.Module, tokenizer) -> None:
+    """Raise ConfigError (one line) unless ``model`` is a Llama causal LM and ``tokenizer`` a
+    byte-level BPE tokenizer with GPT-2's pre-tokenizer, what this writer can store."""
+    kind = model.config.model_type
+    if kind != "llama":
+        raise ConfigError(f"export: a {kind!r} model cannot be exported: the GGUF writer follows llama.cpp's "
+                          "Llama conversion (model_type 'llama'); use llama.cpp's convert_hf_to_gguf.py")
+    state = json.loads(tokenizer.backend_tokenizer.to_str())
+    pre = state.get("pre_tokenizer") or {}
+    if state["model"]["type"] != "BPE" or pre.get("type") != "ByteLevel" or not pre.get("use_regex", True):
+        raise ConfigError(f"export: the tokenizer is {state['model']['type']} with pre-tokenizer "
+                          f"{pre.get('type')!r}; the GGUF writer stores byte-level BPE with GPT-2's "
+                          "pre-tokenizer (what the tokenizer stage trains)")
+
+
+def permute(weights: np.ndarray, n_head: int) -> np.ndarray:
+    """Rows of a query or key projection (out_features, in_features) reordered from Hugging
+    Face's rotary layout (first half / second half of each head) to llama.cpp's (interleaved
+    pairs): convert_hf_to_gguf.py ``LlamaModel.permute``. transformers undoes it on reading."""
+    return (weights.reshape(n_head, 2, weights.shape[0] // n_head // 2, *weights.shape[1:])
+            .swapaxes(1, 2).reshape(weights.shape))
+
+
+def gguf_tensors(model: torch.nn.Module) -> dict[str, np.ndarray]:
+    """The model's weights as float32 arrays under llama.cpp's tensor names, q and k permuted,
+    without ``output.weight`` when the embeddings are tied."""
+    import gguf
+
+    c = model.config
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, c.num_hidden_layers)
+    state = model.state_dict()
+    # By the weights, not the config's flag: a folder can say tied and hold two different tensors.
+    tied = "lm_head.weight" not in state or torch.equal(state["lm_head.weight"], state["model.embed_tokens.weight"])
+    out = {}
+    for key, value in state.items():
+        if tied and key == "lm_head.weight":
+            continue
+        name = names.get_name(key, try_suffixes=(".weight", ".bias"))
+        if name is None:
+            raise ConfigError(f"export: the model's tensor {key!r} has no llama.cpp name (not a plain Llama?)")
+        array = value.detach().to(torch.float32).cpu().numpy()
+        if name.endswith("attn_q.weight"):
+            array = permute(array, c.num_attention_heads)
+        elif name.endswith("attn_k.weight"):
+            array = permute(array, c.num_key_value_heads)
+        out[name] = array
+    return out
+
+
+def tensor_type(name: str, array: np.ndarray, kind: str) -> Any:
+    """The GGML type of one tensor in a file of type ``kind``: F32 for 1-D tensors (norms),
+    Q8_0 for ``output.weight`` in a 4- or 5-bit file, F16 where a quantized type's 32-value
+    blocks do not divide a row, else the file's type."""
+    import gguf
+
+    q = gguf.GGMLQuantizationType
+    wanted = file_types()[kind][0]
+    if array.ndim < 2:
+        return q.F32
+    if kind in ("Q4_0", "Q5_0") and name == "output.weight":
+        wanted = q.Q8_0
+    block = gguf.GGML_QUANT_SIZES[wanted][0]
+    return wanted if array.shape[-1] % block == 0 else q.F16
+
+
+def write_gguf(model: torch.nn.Module, tokenizer, path: Path, kind: str, name: str) -> dict[str, Any]:
+    """Write ``model`` (a LlamaForCausalLM) and ``tokenizer`` as the GGUF file ``path`` of type
+    ``kind`` (pretrain.config.merge.GGUF_TYPES), atomically. Returns what was written: bytes,
+    parameters, bits per weight and the count of tensors per GGML type. ConfigError for a model
+    or tokenizer this writer cannot store (check_exportable)."""
+    import gguf
+
+    check_exportable(model, tokenizer)
+    tensors = gguf_tensors(model)
+    types: dict[str, int] = {}
+    with atomic_path(path) as tmp:
+        writer = gguf.GGUFWriter(str(tmp), gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.LLAMA])
+        write_metadata(writer, model.config, kind, name)
+        write_vocabulary(writer, tokenizer, model.config.vocab_size)
+        for tensor_name, array in tensors.items():
+            qtype = tensor_type(tensor_name, array, kind)
+            types[qtype.name] = types.get(qtype.name, 0) + 1
+            if qtype == gguf.GGMLQuantizationType.F32:
+                writer.add_tensor(tensor_name, np.ascontiguousarray(array, dtype=np.float32))
+            elif qtype == gguf.GGMLQuantizationType.F16:
+                writer.add_tensor(tensor_name, np.ascontiguousarray(array, dtype=np.float16))
+            else:
+                writer.add_tensor(tensor_name, gguf.quants.quantize(array, qtype), raw_dtype=qtype)
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+    size = path.stat().st_size
+    parameters = sum(a.size for a in tensors.values())
+    return {"file": path.name, "bytes": size, "parameters": parameters,
+            "bits_per_weight": round(8 * size / parameters, 3), "tensor_types": types}
+
+
+def write_metadata(writer, config, kind: str, name: str) -> None:
+    """The ``general.*`` and ``llama.*`` keys convert_hf_to_gguf.py writes for a Llama model."""
+    import gguf
+
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    writer.add_name(name)
+    writer.add_file_type(file_types()[kind][1])
+    writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
+    writer.add_context_length(config.max_position_embeddings)
+    writer.add_embedding_length(config.hidden_size)
+    writer.add_block_count(config.num_hidden_layers)
+    writer.add_feed_forward_length(config.intermediate_size)
+    writer.add_head_count(config.num_attention_heads)
+    writer.add_head_count_kv(config.num_key_value_heads)
+    writer.add_key_length(head_dim)
+    writer.add_value_length(head_dim)
+    writer.add_rope_dimension_count(head_dim)
+    theta = (getattr(config, "rope_parameters", None) or {}).get("rope_theta") or getattr(config, "rope_theta")
+    writer.add_rope_freq_base(float(theta))
+    writer.add_layer_norm_rms_eps(config.rms_norm_eps)
+    writer.add_vocab_size(config.vocab_size)
+
+
+def write_vocabulary(writer, tokenizer, vocab_size: int) -> None:
+    """The tokenizer as convert_hf_to_gguf.py's ``_set_vocab_gpt2`` stores it, padded to the
+    model's vocabulary size with unused tokens (``[PAD<id>]``, as the converter names them)."""
+    import gguf
+
+    vocab = tokenizer.get_vocab()
+    by_id = {i: token for token, i in vocab.items()}
+    special = set(tokenizer.all_special_ids)
+    added = {i for i in tokenizer.added_tokens_decoder}
+    tokens, types = [], []
+    for i in range(vocab_size):
+        if i not in by_id:
+            tokens.append(f"[PAD{i}]")
+            types.append(gguf.TokenType.UNUSED)
+            continue
+        tokens.append(by_id[i])
+        types.append(gguf.TokenType.CONTROL if i in special else
+                     gguf.TokenType.USER_DEFINED if i in added else gguf.TokenType.NORMAL)
+    merges = json.loads(tokenizer.backend_tokenizer.to_str())["model"]["merges"]
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("gpt-2")
+    writer.add_token_list(tokens)
+    writer.add_token_types(types)
+    writer.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in merges])
+    for key, token_id in (("bos", tokenizer.bos_token_id), ("eos", tokenizer.eos_token_id),
+                          ("pad", tokenizer.pad_token_id)):
+        if token_id is not None:
+            getattr(writer, f"add_{key}_token_id")(token_id)
+    # The pipeline packs every document as BOS text EOS: llama.cpp adds the BOS when it tokenizes.
+    writer.add_add_bos_token(tokenizer.bos_token_id is not None)
+    writer.add_add_eos_token(False)

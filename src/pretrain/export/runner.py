@@ -1,0 +1,65 @@
+"""The export stage: the pipeline's final model (the trained one, or the selected merged one)
+written as one GGUF file per ``export.types`` entry and checked by reading each back
+(pretrain.export.check). With no types the output folder is empty and nothing is loaded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pretrain.config.merge import ExportConfig
+from pretrain.io import atomic_path
+
+
+def export(cfg: ExportConfig, prompts: list[str], trained_dir: Path, merged_dir: Path,
+           tokens_dir: Path, out: Path) -> dict[str, Any]:
+    """Write ``out`` (a folder of ``model-<TYPE>.gguf`` files) atomically and return the export
+    report: the model exported, the converter followed, and per file its size, bits per
+    weight, tensor types and the transformers and llama.cpp checks. ConfigError (one line) for
+    a model or tokenizer the GGUF writer cannot store, or a file transformers cannot read."""
+    if not cfg.types:
+        with atomic_path(out) as tmp:
+            tmp.mkdir()
+        return {"types": [], "files": {}}
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from pretrain.export.check import check_file, llama_cpp_check
+    from pretrain.export.gguf import CONVERTER, write_gguf
+    from pretrain.merge.manifest import final_model
+    from pretrain.token_store import PackedRows
+
+    source, label = final_model(merged_dir, trained_dir)
+    model = AutoModelForCausalLM.from_pretrained(str(source), dtype=torch.float32, use_safetensors=True).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(source))
+    rows = PackedRows(tokens_dir, "val")
+    report: dict[str, Any] = {"types": cfg.types, "model": label, "source": str(source),
+                              "converter": CONVERTER, "files": {}}
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+        for kind in cfg.types:
+            path = tmp / f"model-{kind}.gguf"
+            entry = write_gguf(model, tokenizer, path, kind, name=f"pretrain {label}")
+            entry["transformers"], tokens = check_file(path, model, tokenizer, prompts, rows, cfg.check_tokens,
+                                                       cfg.check_batches)
+            entry["llama_cpp"] = llama_cpp_check(path, tokenizer, prompts, tokens, cfg.check_tokens)
+            report["files"][kind] = entry
+    return report
+
+
+def summary_lines(report: dict[str, Any]) -> list[str]:
+    """One line per exported file: size, bits per weight, and what the readers found."""
+    lines = []
+    for kind, entry in report["files"].items():
+        t, cpp = entry["transformers"], entry["llama_cpp"]
+        g = t["greedy"]
+        line = (f"{entry['file']}: {entry['bytes'] / 2**20:,.2f} MiB, {entry['bits_per_weight']:.2f} bits/weight; "
+                f"transformers: max |logit diff| {t['max_abs_logit_diff']:.2g}, greedy {g['tokens_agreeing']}/"
+                f"{g['tokens']} tokens, perplexity {t['perplexity']:,.2f} ({t['perplexity_gap_percent']:+.2f}%)")
+        if "skipped" in cpp:
+            line += f"; llama.cpp: skipped ({cpp['skipped']})"
+        else:
+            line += (f"; llama.cpp {cpp['version']}: greedy {cpp['greedy']['tokens_agreeing']}/"
+                     f"{cpp['greedy']['tokens']}, tokenization {cpp['tokenization_identical']}/{cpp['prompts']}")
+        lines.append(f"export: {kind}: {line}")
+    return lines
