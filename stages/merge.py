@@ -8,6 +8,9 @@ from pretrain.stage import run_stage
 
 def main(args, params):
     cfg = params["merge"]
+    if cfg.method != "none" and cfg.other == "init" and params["model"].init == "random":
+        print("merge: warning: model.init is random, so the init is noise: merging moves the trained "
+              "model toward it (merging is for continued pretraining, or for two trained models)")
     manifest = merge(cfg, args.trained, args.init, args.out)
     write_json(args.metrics, manifest)
     if cfg.method == "none":

@@ -187,8 +187,9 @@ def forgetting_figure(evaluation: dict[str, Any]) -> Figure:
     title = f"Forgetting curve: {merge['method']} merge of the trained model with {merge['other']}"
     if all(g is not None for g in general):
         fig, ax = _figure(title, "general-text bits per byte (lower: less forgetting)",
-                          "held-out bits per byte (lower: more domain gain)")
+                          "held-out (domain) bits per byte")
         ax.plot(general, domain, marker="o")
+        ax.margins(0.12)  # room for the labels of the end points
         for row, x, y in zip(rows, general, domain):
             ax.annotate(f"w={row['weight']:g}", (x, y), textcoords="offset points", xytext=(5, 5))
     else:
