@@ -22,6 +22,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import yaml
+from tqdm import tqdm
+
 from pretrain.config.merge import MergeConfig
 from pretrain.errors import ConfigError
 from pretrain.io import atomic_path
@@ -58,16 +61,15 @@ def merge(cfg: MergeConfig, trained: Path, init: Path, out: Path) -> dict[str, A
     options = MergeOptions(copy_tokenizer=False, write_model_card=False, quiet=True, random_seed=0)
     with atomic_path(out) as tmp:
         tmp.mkdir()
-        for weight in cfg.weights:
+        for weight in tqdm(cfg.weights, desc="merge", unit="model"):
             folder = tmp / weight_name(weight)
-            spec = mergekit_config(cfg, weight, Path(trained).resolve(), other.resolve(),
-                                   Path(init).resolve())
+            # Paths as the stage was given them (relative to the repository under DVC), so the
+            # configuration saved beside each model is the same in every clone.
+            spec = mergekit_config(cfg, weight, Path(trained), other, Path(init))
             run_merge(MergeConfiguration.model_validate(spec), out_path=str(folder), options=options)
             for name in TOKENIZER_FILES:
                 if (Path(trained) / name).is_file():
                     shutil.copyfile(Path(trained) / name, folder / name)
-            import yaml
-
             (folder / "mergekit_config.yml").write_text(yaml.safe_dump(spec, sort_keys=False),
                                                        encoding="utf-8")
             manifest["models"][f"{weight:g}"] = weight_name(weight)
