@@ -61,10 +61,10 @@ class Gpu:
     """Where the figures come from."""
     fp32_flops: float = 0.0
     """Plain (non-tensor-core) FP32 FLOP/s."""
-    tf32_flops: float = 0.0
-    """Dense TF32 tensor-core FLOP/s (0: no TF32, before Ampere)."""
     device_names: str = ""
     """Regular expression matching ``torch.cuda.get_device_name()`` of this GPU."""
+    tf32_flops: float = 0.0
+    """Dense TF32 tensor-core FLOP/s (0: no TF32, before Ampere)."""
 
 
 GPUS: dict[str, Gpu] = {
