@@ -12,7 +12,8 @@ timed, then ``--steps`` timed ones:
   memory; it is off here so that all contenders do the same work). Data-loader workers: 0 for
   every contender (on 2 shared cores a worker process only competes with the training).
   Timed from the callback at the end of the last warm-up step to the end of the last step.
-- plain-loop: a minimal PyTorch loop: AdamW, autocast, clip, step.
+- plain-loop: a minimal PyTorch loop: AdamW, autocast, clip, step; nanoGPT's train.py on CUDA
+  (TF32, fused AdamW, pinned asynchronous copies; benchmarks/gpu_train.py runs it there).
 - pretrain: ``pretrain.train.loop.train`` itself (deterministic CPU kernels, DVCLive logging every
   step, the model saved at the end). Its time is the loop's wall-clock (``train_runtime_s``)
   minus the warm-up steps' own times from its per-step ``train/tokens_per_second`` log.
@@ -93,7 +94,8 @@ def prepare(root: Path, presets: list[str], documents: int) -> dict[str, dict[st
 
 
 def run_hf_trainer(model_dir: str, data_dir: str, warmup: int, steps: int, compile: bool,
-                   work: Path) -> tuple[float, list[float]]:
+                   work: Path, micro_batch: int = MICRO_BATCH,
+                   log_every: int | None = None) -> tuple[float, list[float]]:
     from transformers import (
         AutoModelForCausalLM,
         Trainer,
@@ -102,7 +104,7 @@ def run_hf_trainer(model_dir: str, data_dir: str, warmup: int, steps: int, compi
     )
     from transformers.trainer_callback import PrinterCallback
 
-    from pretrain.runtime import load_rows
+    from pretrain.runtime import load_rows, synchronize
 
     class Rows(torch.utils.data.Dataset):  # the course's CustomDataset: labels = input_ids
         def __init__(self, rows):
@@ -118,15 +120,17 @@ def run_hf_trainer(model_dir: str, data_dir: str, warmup: int, steps: int, compi
         marks: dict[int, float] = {}
 
         def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step in (warmup, warmup + steps):  # the window's ends: the work done
+                synchronize(args.device)
             self.marks[state.global_step] = time.perf_counter()
 
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, use_safetensors=True)
     args = TrainingArguments(
-        output_dir=str(work), max_steps=warmup + steps, per_device_train_batch_size=MICRO_BATCH,
+        output_dir=str(work), max_steps=warmup + steps, per_device_train_batch_size=micro_batch,
         learning_rate=LEARNING_RATE, weight_decay=WEIGHT_DECAY, adam_beta1=BETAS[0],
         adam_beta2=BETAS[1], lr_scheduler_type="linear", warmup_steps=warmup, max_grad_norm=1.0,
         bf16=True, use_cpu=not torch.cuda.is_available(), torch_compile=compile, eval_strategy="no",
-        save_strategy="no", logging_steps=3, report_to="none", dataloader_num_workers=0,
+        save_strategy="no", logging_steps=log_every or 3, report_to="none", dataloader_num_workers=0,
         disable_tqdm=True, seed=0)
     trainer = Trainer(model=model, args=args, train_dataset=Rows(load_rows(Path(data_dir), "train")),
                       callbacks=[Clock()])
@@ -137,47 +141,77 @@ def run_hf_trainer(model_dir: str, data_dir: str, warmup: int, steps: int, compi
 
 
 def run_plain_loop(model_dir: str, data_dir: str, warmup: int, steps: int, compile: bool,
-                   work: Path) -> tuple[float, list[float]]:
+                   work: Path, micro_batch: int = MICRO_BATCH,
+                   log_every: int | None = None) -> tuple[float, list[float]]:
+    """nanoGPT's train.py reduced to its step: on CUDA with TF32 allowed, fused AdamW and
+    pinned-memory asynchronous copies; ``loss.item()`` only every ``log_every`` steps. Step
+    times are waited for only at the window's ends (on a GPU the others are launch times)."""
     from transformers import AutoModelForCausalLM
 
-    from pretrain.runtime import batch_order, load_rows
+    from pretrain.runtime import (
+        allow_tf32,
+        batch_order,
+        load_rows,
+        pick_device,
+        synchronize,
+    )
 
     rows = load_rows(Path(data_dir), "train")
+    device = pick_device()
+    allow_tf32(device)  # nanoGPT's torch.backends.cuda.matmul.allow_tf32 = True
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, use_safetensors=True)
     model.config.use_cache = False
-    model.train()
+    model.to(device).train()
     forward = torch.compile(model) if compile else model
-    optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, betas=BETAS, weight_decay=WEIGHT_DECAY)
-    batches = batch_order(len(rows), MICRO_BATCH, seed=0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, betas=BETAS, weight_decay=WEIGHT_DECAY,
+                                  fused=True if device.type == "cuda" else None)
+    batches = batch_order(len(rows), micro_batch, seed=0)
     ends = []
     for step in range(warmup + steps):
         if step == warmup:
+            synchronize(device)
             ends.append(time.perf_counter())
         ids = torch.from_numpy(rows[next(batches)])
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        if device.type == "cuda":
+            ids = ids.pin_memory().to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16):
             loss = forward(input_ids=ids, labels=ids).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        if log_every and (step + 1) % log_every == 0:
+            loss.item()  # nanoGPT's log step: the one host sync
+        if step == warmup + steps - 1:
+            synchronize(device)
         if step >= warmup:
             ends.append(time.perf_counter())
     return ends[-1] - ends[0], [b - a for a, b in zip(ends, ends[1:])]
 
 
 def run_pretrain(model_dir: str, data_dir: str, warmup: int, steps: int, compile: bool,
-                   work: Path) -> tuple[float, list[float]]:
+                 work: Path, micro_batch: int = MICRO_BATCH,
+                 log_every: int | None = None) -> tuple[float, list[float]]:
+    """``train`` itself. Every logged ``train/tokens_per_second`` covers the steps since the
+    previous log (the loop waits for the device only there): ``log_every`` must divide
+    ``warmup`` and ``steps``; each step of a window gets the window's mean time."""
     from pretrain.config.train import TrainConfig
+    from pretrain.token_store import read_manifest
     from pretrain.train.loop import train
 
+    log_every = log_every or 1
+    if warmup % log_every or steps % log_every:
+        raise SystemExit(f"--log-every {log_every} must divide --warmup {warmup} and --steps {steps}")
     cfg = TrainConfig(max_steps=warmup + steps, warmup_steps=warmup, learning_rate=LEARNING_RATE,
                       weight_decay=WEIGHT_DECAY, beta1=BETAS[0], beta2=BETAS[1],
-                      micro_batch_size=MICRO_BATCH, precision="bf16", compile=compile, log_every=1,
-                      eval_every=0, checkpoint_every=0, seed=0)
+                      micro_batch_size=micro_batch, precision="bf16", compile=compile,
+                      log_every=log_every, eval_every=0, checkpoint_every=0, seed=0)
     report = train(cfg, Path(model_dir), Path(data_dir), work / "trained", work / "live")
-    per_step = (work / "live" / "plots" / "metrics" / "train" / "tokens_per_second.tsv").read_text()
-    seconds = [MICRO_BATCH * SEQ_LEN / float(line.split("\t")[-1]) for line in per_step.splitlines()[1:]]
+    per_log = (work / "live" / "plots" / "metrics" / "train" / "tokens_per_second.tsv").read_text()
+    step_tokens = micro_batch * read_manifest(Path(data_dir))["seq_len"]
+    seconds = [step_tokens / float(line.split("\t")[-1])
+               for line in per_log.splitlines()[1:] for _ in range(log_every)]
     return report["train_runtime_s"] - sum(seconds[:warmup]), seconds[warmup:]
 
 

@@ -31,6 +31,15 @@ def test_tinysolar_preset_matches_the_course_count():
     assert config.head_dim == 32  # not transformers' default of 128
 
 
+def test_gpt2_small_ish_preset_is_gpt2_small_sized():
+    # nanoGPT's GPT-2 small: 124M at its padded 50,304 vocabulary; the same non-embedding weights
+    # (12 x (4 x 768^2 attention + 3 x 768 x 2048 SwiGLU) + norms) in the Llama family.
+    n, config = meta_params(ModelConfig(preset="gpt2-small-ish"), 50304)
+    assert n == 123_587_328
+    assert config.head_dim == 64 and config.num_key_value_heads == 12 and config.tie_word_embeddings
+    assert meta_params(ModelConfig(preset="gpt2-small-ish"), 32000)[0] == 109_529_856
+
+
 def test_overrides_change_the_preset():
     # The course's downscaled TinySolar (12 -> 10 layers) counts 217,601,024 parameters.
     n, config = meta_params(ModelConfig(preset="tinysolar-248m", num_layers=10), 32000)

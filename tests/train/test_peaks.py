@@ -46,7 +46,9 @@ def test_cpu_clock_comes_from_the_model_name_then_the_base_frequency():
     ("NVIDIA H100 PCIe", torch.bfloat16, GPUS["h100-pcie"].peak_flops),
     ("NVIDIA H200", torch.bfloat16, GPUS["h200"].peak_flops),
     ("NVIDIA A100-SXM4-80GB", torch.bfloat16, 312e12),
-    ("NVIDIA A100-SXM4-80GB", torch.float32, 19.5e12),
+    ("NVIDIA A100-SXM4-80GB", torch.float32, 156e12),  # TF32: the loop allows it on CUDA
+    ("NVIDIA H200", torch.float32, 494.5e12),
+    ("Tesla T4", torch.float32, 8.1e12),  # no TF32 before Ampere: plain FP32
     ("NVIDIA A10", torch.bfloat16, 125e12),
     ("Tesla T4", torch.float16, 65e12),
     ("Tesla T4", torch.bfloat16, None),  # no bf16 on Turing

@@ -31,6 +31,7 @@ from pretrain.errors import ConfigError
 from pretrain.model.build import llama_config
 from pretrain.model.surgery import depth_surgery
 from pretrain.runtime import (
+    allow_tf32,
     autocast,
     autocast_dtype,
     deterministic_algorithms,
@@ -49,7 +50,7 @@ from pretrain.train.flops import (
     meta_model,
 )
 from pretrain.train.loop import total_steps
-from pretrain.train.optim import build_optimizer
+from pretrain.train.optim import build_optimizer, fused_optimizer
 from pretrain.train.peaks import nominal_peak
 
 
@@ -97,6 +98,7 @@ def measure_training(config: PretrainedConfig, cfg: TrainConfig, seq_len: int, s
     gradient accumulation spends a little less per token on the optimizer."""
     device = pick_device()
     dtype = autocast_dtype(cfg.precision, device)
+    allow_tf32(device)  # as the loop does
     torch.manual_seed(cfg.seed)
     with torch.device(device.type):  # any base's architecture (pretrain.model.build.build_model: Llama only)
         model = AutoModelForCausalLM.from_config(config)
@@ -104,7 +106,7 @@ def measure_training(config: PretrainedConfig, cfg: TrainConfig, seq_len: int, s
         enable_activation_checkpointing(model)
     model.train()
     step_fn = torch.compile(model) if compile else model
-    optimizer = build_optimizer(model, cfg)
+    optimizer = build_optimizer(model, cfg, fused_optimizer(device))
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     shape = (warmup + steps, cfg.micro_batch_size, seq_len)
     ids = torch.randint(0, config.vocab_size, shape, generator=torch.Generator().manual_seed(0)).to(device)

@@ -18,6 +18,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     # The default: ~8.5M parameters with an 8,192 vocabulary, trains in minutes on 2 CPU cores.
     "small": dict(num_layers=6, hidden_size=256, num_heads=8, num_kv_heads=4, intermediate_size=688,
                   max_position_embeddings=1024, rope_theta=10000.0, tie_word_embeddings=False),
+    # GPT-2 small's shape (nanoGPT's 124M: 12 layers, width 768, 12 heads, context 1024) in the
+    # Llama family: full multi-head attention, a SwiGLU MLP of 2048 (3 x 768 x 2048 weights, as
+    # GPT-2's 4x GELU MLP), tied embeddings. 123,587,328 parameters with GPT-2's padded 50,304
+    # vocabulary (nanoGPT's), 109,529,856 with 32,000; the GPU benchmark's model
+    # (benchmarks/gpu_train.py).
+    "gpt2-small-ish": dict(num_layers=12, hidden_size=768, num_heads=12, num_kv_heads=12,
+                           intermediate_size=2048, max_position_embeddings=1024, rope_theta=10000.0,
+                           tie_word_embeddings=True),
     # The course's upstage/TinySolar-248m-4k: 248,013,824 parameters with a 32,000 vocabulary.
     "tinysolar-248m": dict(num_layers=12, hidden_size=1024, num_heads=32, num_kv_heads=8,
                            intermediate_size=4096, max_position_embeddings=4096, rope_theta=10000.0,

@@ -6,5 +6,7 @@
 - ``checkpoint.py``: resumable checkpoints keyed to the run (safetensors + JSON).
 - ``optim.py``: AdamW / Lion and the learning-rate schedule.
 - ``flops.py``: model FLOPs per token and the measured matmul peak, for MFU.
+- ``window.py``: the steps queued since the loop last waited for the device (one sync per log).
+- ``attention.py``: which attention kernel (flash, efficient, math) a model actually runs.
 - ``reporters.py``: DVCLive, TensorBoard and W&B logging.
 """

@@ -1,7 +1,8 @@
 """Training checkpoints that resume bit for bit, keyed to what produced them.
 
-A checkpoint holds the model, the optimizer state, the loss scaler, the RNG states and the
-step (which fixes the data position: batches are recomputed from the seed). Everything is
+A checkpoint holds the model, the optimizer state, the loss scaler, the RNG states of every
+process (the CPU generator's and its CUDA device's) and the step (which fixes the data position:
+batches are recomputed from the seed). Everything is
 safetensors or JSON, never a pickle. Each is a folder ``step-00000100`` renamed into place when
 complete; older ones are deleted after a newer one is in place, so a kill at any moment leaves
 a usable one. The state is gathered whole from all processes, FSDP-sharded or not, and
@@ -112,11 +113,14 @@ def gather(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[di
 
 def save(folder: Path, key: str, step: int, weights: dict[str, torch.Tensor], optim: dict[str, Any],
          scaler: Optional[torch.amp.GradScaler], extra: Optional[dict[str, Any]] = None,
-         keep: int = 1, log_dir: Optional[Path] = None) -> Path:
+         keep: int = 1, log_dir: Optional[Path] = None,
+         rng: Optional[dict[str, torch.Tensor]] = None) -> Path:
     """Write the checkpoint of optimizer step ``step`` from the whole ``weights`` and optimizer
-    state ``optim`` (as ``gather`` gives them), with the JSON-able ``extra`` in its state and a
-    copy of the curves logged so far (``log_dir``, see ``restore_logs``), and keep only the
-    newest ``keep``. The first process calls it, after every process gathered."""
+    state ``optim`` (as ``gather`` gives them) and every process's RNG states ``rng`` (as
+    ``gather_rng`` gives them; None: this process's alone, as rank 0), with the JSON-able
+    ``extra`` in its state and a copy of the curves logged so far (``log_dir``, see
+    ``restore_logs``), and keep only the newest ``keep``. The first process calls it, after
+    every process gathered."""
     path = Path(folder) / f"{PREFIX}{step:08d}"
     tensors, groups = _optimizer_tensors(optim)
     with atomic_path(path) as tmp:
@@ -125,7 +129,7 @@ def save(folder: Path, key: str, step: int, weights: dict[str, torch.Tensor], op
             shutil.copytree(log_dir, tmp / LOGS, ignore=shutil.ignore_patterns(*UNCOPIED_LOGS))
         save_file(_unshared(weights), str(tmp / "model.safetensors"))
         save_file(tensors, str(tmp / "optimizer.safetensors"))
-        save_file(_rng_tensors(), str(tmp / "rng.safetensors"))
+        save_file(rng if rng is not None else _ranked([_rng_tensors()]), str(tmp / "rng.safetensors"))
         state = {"key": key, "step": step, "format": FORMAT, "param_groups": groups,
                  "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
                  **(extra or {})}
@@ -231,15 +235,42 @@ def _optimizer_state(tensors: dict[str, torch.Tensor], groups: list) -> dict[str
     return {"state": state, "param_groups": groups}
 
 
+def gather_rng(world: int) -> Optional[dict[str, torch.Tensor]]:
+    """The RNG states of every one of the ``world`` processes, named ``rank<r>.cpu`` (the CPU
+    generator, uint8) and ``rank<r>.cuda`` (the generator of the process's current CUDA device,
+    where there is one), on the first process; None on the others. Every process calls it.
+
+    Each process's own: under DDP each rank draws on its own device's generator (dropout,
+    random masks), so rank 0's state restored everywhere would not continue the others' streams.
+    """
+    own = _rng_tensors()
+    if world == 1:
+        return _ranked([own])
+    first = torch.distributed.get_rank() == 0
+    everyone: Optional[list] = [None] * world if first else None
+    torch.distributed.gather_object(own, everyone, dst=0)
+    return _ranked(everyone) if first else None
+
+
 def _rng_tensors() -> dict[str, torch.Tensor]:
+    """This process's RNG states: the CPU generator's and its current CUDA device's."""
     tensors = {"cpu": torch.get_rng_state()}
     if torch.cuda.is_available():
-        tensors.update({f"cuda{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
+        tensors["cuda"] = torch.cuda.get_rng_state()
     return tensors
 
 
+def _ranked(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    return {f"rank{rank}.{name}": value for rank, own in enumerate(states) for name, value in own.items()}
+
+
 def _set_rng(tensors: dict[str, torch.Tensor]) -> None:
-    torch.set_rng_state(tensors["cpu"])
-    cuda = [tensors[k] for k in sorted(tensors) if k.startswith("cuda")]
-    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(cuda)
+    """Set this process's RNG states from a checkpoint's: its own rank's; rank 0's when the run
+    resumes on more processes than wrote it; a checkpoint of before per-rank states holds
+    ``cpu`` (and ``cuda<i>``, no longer restored) unprefixed."""
+    rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+    prefix = f"rank{rank}." if f"rank{rank}.cpu" in tensors else "rank0."
+    own = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)} or tensors
+    torch.set_rng_state(own["cpu"])
+    if "cuda" in own and torch.cuda.is_available():
+        torch.cuda.set_rng_state(own["cuda"])

@@ -12,7 +12,7 @@ import torch
 
 from pretrain.config.train import TrainConfig
 from pretrain.train import checkpoint
-from pretrain.train.optim import build_optimizer
+from pretrain.train.optim import build_optimizer, fused_optimizer
 
 
 class Replicated:
@@ -36,7 +36,8 @@ class Replicated:
         """Place ``model``, build its optimizer, restore ``resume`` into both (every process
         calls it; the first reads the files), then wrap the model."""
         self.place(model)
-        self.model, self.optimizer = model, build_optimizer(model, self.cfg)
+        self.model = model
+        self.optimizer = build_optimizer(model, self.cfg, fused_optimizer(self.acc.device))
         if resume:
             checkpoint.restore(resume, model, self.optimizer, self.scaler,
                                read=self.acc.is_main_process, broadcast=self.world > 1)

@@ -36,6 +36,7 @@ from pretrain.config.train import TrainConfig
 from pretrain.errors import DataError
 from pretrain.io import atomic_path
 from pretrain.runtime import (
+    allow_tf32,
     autocast,
     autocast_dtype,
     batch_order,
@@ -55,6 +56,7 @@ from pretrain.train.flops import flops_per_token, measured_peak_flops
 from pretrain.train.optim import lr_at
 from pretrain.train.peaks import describe, mfu_metrics, nominal_peak
 from pretrain.train.reporters import Reporters
+from pretrain.train.window import Window
 
 
 def total_steps(cfg: TrainConfig, seq_len: int) -> int:
@@ -193,6 +195,7 @@ class Run:
         self.main = accelerator.is_main_process
         self.world = accelerator.num_processes
         self.dtype = autocast_dtype(cfg.precision, self.device)
+        allow_tf32(self.device)  # before the measured peak: fp32 matmuls in TF32 on CUDA
         self.backend = make_backend(cfg, accelerator, self.dtype)  # fails before the model loads
         self.rows, self.val_rows = load_data(cfg, data_dir)  # likewise
         self.seq_len = self.rows.shape[1]
@@ -214,40 +217,38 @@ class Run:
 
     def fit(self, out_dir: Path, log_dir: Path) -> Optional[dict[str, Any]]:
         """Train to the last step, logging, validating and checkpointing on the way; save the
-        model to ``out_dir``. The report on the main process, None on the others."""
+        model to ``out_dir``. The report on the main process, None on the others.
+
+        The host waits for the device only at a step that logs, validates, checkpoints or
+        stops (``Window``): the steps between queue their work without a sync, their losses
+        and gradient norms kept on the device until then (nanoGPT's ``loss.item()`` only at
+        ``log_interval``). With ``log_every: 1`` every step is such a step."""
         cfg, start = self.cfg, self.resume.step if self.resume else 0
-        if self.main:
-            print(f"train: {describe(self.peak, self.measured_peak, precision_name(self.dtype))}")
-        if start and self.main:
-            print(f"train: resuming from the checkpoint of step {start} ({self.resume.path})")
-            checkpoint.restore_logs(self.resume, log_dir)
-        reporters = Reporters(cfg.report_to, log_dir, start if self.resume else None,
-                              dataclasses.asdict(cfg), self.key) if self.main else None
+        reporters = self._begin(start, log_dir)
         batches = shard_batches(self.rows, cfg, start * cfg.grad_accum_steps, self.acc.process_index,
                                 self.world, pin=self.device.type == "cuda")
         bar = tqdm(total=self.steps, initial=start, desc="train", unit="step", disable=not self.main)
-        began, mfus, metrics = time.perf_counter(), [], {}
+        began, mfus, metrics, window = time.perf_counter(), [], {}, Window(time.perf_counter())
         with StopRequest() if self.world == 1 else contextlib.nullcontext() as stop:
             for step in range(start, self.steps):
-                metrics = self._step(batches, step)
-                mfus.append((metrics.get("train/mfu"), metrics["train/mfu_measured"]))
-                done = step + 1
-                if cfg.eval_every and done % cfg.eval_every == 0 or done == self.steps:
+                window.add(*self._step(batches, step))
+                bar.update(1)
+                done, stopping = step + 1, stop is not None and stop.requested
+                logging = done % cfg.log_every == 0 or done == self.steps
+                validating = cfg.eval_every and done % cfg.eval_every == 0 or done == self.steps
+                saving = bool(self.checkpoint_dir and cfg.checkpoint_every and done < self.steps and (
+                    done % cfg.checkpoint_every == 0 or stopping))
+                if not (logging or validating or saving or stopping):
+                    continue  # no host sync: the next steps queue behind this one
+                metrics = self._settle(window, mfus)
+                if validating:
                     metrics.update(self._validate())
-                if self.main and (done % cfg.log_every == 0 or done == self.steps or "val/loss" in metrics):
-                    reporters.log(done, metrics)
-                bar.set_postfix(loss=f"{metrics['train/loss']:.3f}", refresh=False,
-                                lr=f"{metrics['train/learning_rate']:.2e}",
-                                tok_s=f"{metrics['train/tokens_per_second']:,.0f}")
-                bar.update(1)  # one redraw per step, with the new figures
-                stopping = stop is not None and stop.requested
-                if self.checkpoint_dir and cfg.checkpoint_every and done < self.steps and (
-                        done % cfg.checkpoint_every == 0 or stopping):
-                    if reporters:
-                        reporters.flush()  # the checkpoint copies the curves up to this step
-                    self._save_checkpoint(done, log_dir)
+                self._log(done, metrics, logging or "val/loss" in metrics, reporters, bar)
+                if saving:
+                    self._save_checkpoint(done, log_dir, reporters)
                 if stopping:
                     raise KeyboardInterrupt(f"stopped after step {done}; dvc repro resumes from it")
+                window = Window(time.perf_counter())
         bar.close()
         elapsed = time.perf_counter() - began
         self._save(out_dir)
@@ -255,35 +256,60 @@ class Run:
             reporters.close()
         return self._report(elapsed, start, metrics.get("val/loss"), mfus) if self.main else None
 
-    def _step(self, batches: Iterator[torch.Tensor], step: int) -> dict[str, float]:
-        """One optimizer step (0-based ``step``) over ``grad_accum_steps`` micro-batches."""
-        cfg, t0 = self.cfg, time.perf_counter()
+    def _begin(self, start: int, log_dir: Path) -> Optional[Reporters]:
+        """Name the MFU peaks, put back the curves of the checkpoint resumed from; the
+        reporters on the main process (None on the others)."""
+        if self.main:
+            print(f"train: {describe(self.peak, self.measured_peak, precision_name(self.dtype))}")
+        if start and self.main:
+            print(f"train: resuming from the checkpoint of step {start} ({self.resume.path})")
+            checkpoint.restore_logs(self.resume, log_dir)
+        return Reporters(self.cfg.report_to, log_dir, start if self.resume else None,
+                         dataclasses.asdict(self.cfg), self.key) if self.main else None
+
+    def _log(self, done: int, metrics: dict[str, float], logging: bool, reporters: Optional[Reporters],
+             bar: tqdm) -> None:
+        """Log step ``done``'s metrics (when ``logging``, on the main process) and show them."""
+        if reporters and logging:
+            reporters.log(done, metrics)
+        bar.set_postfix(loss=f"{metrics['train/loss']:.3f}", lr=f"{metrics['train/learning_rate']:.2e}",
+                        tok_s=f"{metrics['train/tokens_per_second']:,.0f}")
+
+    def _step(self, batches: Iterator[torch.Tensor], step: int) -> tuple[int, float, torch.Tensor, Any]:
+        """One optimizer step (0-based ``step``) over ``grad_accum_steps`` micro-batches, queued
+        on the device without waiting for it: the step, its learning rate, the sum of its
+        micro-batches' losses (a 0-dim fp32 tensor on the device) and the gradient norm."""
+        cfg = self.cfg
         lr = lr_at(step, cfg.learning_rate, cfg.warmup_steps, self.steps, cfg.schedule,
                    cfg.min_lr_ratio)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         loss_sum = torch.zeros((), device=self.device)
         for micro in range(cfg.grad_accum_steps):
-            ids = next(batches).to(self.device, non_blocking=True)
+            ids = next(batches).to(self.device, non_blocking=True)  # pinned: an async copy
             with self.backend.accumulating(last=micro == cfg.grad_accum_steps - 1):
                 loss = self._forward(ids, step)
                 self.backend.backward(loss)
             loss_sum += loss.detach().float()
-        loss, norm = self._record(loss_sum, self.backend.step(), step)
-        seconds = time.perf_counter() - t0
-        return {"train/loss": loss, "train/learning_rate": lr, "train/grad_norm": norm,
-                "train/tokens_per_second": self.tokens_per_step / seconds,
-                **mfu_metrics(self.flops_per_step / seconds / self.world, self.peak, self.measured_peak),
-                "train/memory_gb": memory_bytes(self.device) / 2**30}
+        return step, lr, loss_sum, self.backend.step()
 
-    def _record(self, loss_sum: torch.Tensor, norm: Any, step: int) -> tuple[float, float]:
-        """The step's loss (mean over micro-batches and processes), checked and kept."""
-        loss_value = self.acc.reduce(loss_sum, reduction="mean").item() / self.cfg.grad_accum_steps
-        if not math.isfinite(loss_value):
-            raise DataError(f"train: loss became {loss_value} at step {step + 1}; "
-                            "lower train.learning_rate or use train.precision: fp32")
-        self.history.append(loss_value)
-        return loss_value, float(norm)
+    def _settle(self, window: Window, mfus: list[tuple[Optional[float], float]]) -> dict[str, float]:
+        """Wait for the window's steps (one all-reduce and one copy to the host for all of
+        them), check and keep their losses, add their MFUs to ``mfus``; the metrics of its last
+        step, with the tokens/s and MFU of the whole window."""
+        losses, norms = window.values(self.acc, self.device)
+        seconds = (time.perf_counter() - window.began) / len(losses)
+        for step, loss in zip(window.steps, losses):
+            loss /= self.cfg.grad_accum_steps
+            if not math.isfinite(loss):
+                raise DataError(f"train: loss became {loss} at step {step + 1}; "
+                                "lower train.learning_rate or use train.precision: fp32")
+            self.history.append(loss)
+        mfu = mfu_metrics(self.flops_per_step / seconds / self.world, self.peak, self.measured_peak)
+        mfus += [(mfu.get("train/mfu"), mfu["train/mfu_measured"])] * len(losses)
+        return {"train/loss": self.history[-1], "train/learning_rate": window.lrs[-1],
+                "train/grad_norm": norms[-1], "train/tokens_per_second": self.tokens_per_step / seconds,
+                **mfu, "train/memory_gb": memory_bytes(self.device) / 2**30}
 
     def _forward(self, ids: torch.Tensor, step: int) -> torch.Tensor:
         with autocast(self.device, self.dtype):
@@ -307,11 +333,14 @@ class Run:
         self.model.train()
         return {"val/loss": loss}
 
-    def _save_checkpoint(self, step: int, log_dir: Path) -> None:
+    def _save_checkpoint(self, step: int, log_dir: Path, reporters: Optional[Reporters]) -> None:
+        if reporters:
+            reporters.flush()  # the checkpoint copies the curves up to this step
         weights, optim, scaler = self.backend.full_state()
+        rng = checkpoint.gather_rng(self.world)  # every process's own RNG states
         if self.main:
             path = checkpoint.save(self.checkpoint_dir, self.key, step, weights, optim, scaler,
-                                   extra={"history": self.history}, log_dir=log_dir)
+                                   extra={"history": self.history}, log_dir=log_dir, rng=rng)
             tqdm.write(f"train: checkpoint {path}")
         self.acc.wait_for_everyone()
 
@@ -343,7 +372,8 @@ class Run:
                   **self._mfu_report(mfus),
                   "precision": precision_name(self.dtype), "device": self.device.type,
                   "processes": self.world, "sharding": self.backend.name,
-                  "compiled": self.cfg.compile}
+                  "compiled": self.step_fn is not self.wrapped,  # False after a failed compile
+                  "attention": getattr(self.model.config, "_attn_implementation", None) or "eager"}
         if val_loss is not None:
             report["val_loss"] = val_loss
         return report

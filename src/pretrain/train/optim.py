@@ -64,21 +64,35 @@ class Lion(torch.optim.Optimizer):
         return loss
 
 
-def _adamw(groups: list[dict], cfg: TrainConfig) -> torch.optim.Optimizer:
-    # foreach (the default on CPU and GPU) batches the update over all tensors.
-    return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps)
+def _adamw(groups: list[dict], cfg: TrainConfig, fused: bool) -> torch.optim.Optimizer:
+    # fused: one CUDA kernel for the whole update (nanoGPT, torchtitan's default), no host sync
+    # with a GradScaler (it takes the inf check as a tensor). Otherwise torch's default: foreach
+    # (batched over all tensors) on CUDA, a loop over tensors on the CPU, whose results the
+    # CPU's bit-exact tests pin.
+    return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps,
+                             fused=True if fused else None)
 
 
-def _lion(groups: list[dict], cfg: TrainConfig) -> torch.optim.Optimizer:
-    return Lion(groups, lr=cfg.learning_rate, betas=(cfg.beta1, cfg.beta2))
+def _lion(groups: list[dict], cfg: TrainConfig, fused: bool) -> torch.optim.Optimizer:
+    return Lion(groups, lr=cfg.learning_rate, betas=(cfg.beta1, cfg.beta2))  # no fused kernel
 
 
-OPTIMIZERS: dict[str, Callable[[list[dict], TrainConfig], torch.optim.Optimizer]] = {
+OPTIMIZERS: dict[str, Callable[[list[dict], TrainConfig, bool], torch.optim.Optimizer]] = {
     "adamw": _adamw,
     "lion": _lion,
 }
 
 
-def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """The optimizer named by ``cfg.optimizer`` over ``model``'s trainable parameters."""
-    return OPTIMIZERS[cfg.optimizer](param_groups(model, cfg.weight_decay), cfg)
+def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, fused: bool = False) -> torch.optim.Optimizer:
+    """The optimizer named by ``cfg.optimizer`` over ``model``'s trainable parameters.
+
+    ``fused``: AdamW as one fused kernel (``torch.optim.AdamW(fused=True)``); the caller asks for
+    it when the parameters are on a CUDA device (``fused_optimizer``). Lion has no fused form.
+    """
+    return OPTIMIZERS[cfg.optimizer](param_groups(model, cfg.weight_decay), cfg, fused)
+
+
+def fused_optimizer(device: torch.device) -> bool:
+    """Whether the optimizer for parameters on ``device`` is built fused: on CUDA only. The CPU
+    keeps torch's default update (its results are what the CPU's bit-exact resume is tested on)."""
+    return torch.device(device).type == "cuda"

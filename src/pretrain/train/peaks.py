@@ -9,7 +9,9 @@ second, clearly named figure (``mfu_measured``): it moves with other processes' 
 close training comes to the machine's own matmul kernels rather than to the hardware.
 
 - GPUs: the dense (no 2:4 sparsity) tensor-core figure of the vendor's datasheet for bf16 / fp16,
-  the plain FP32 figure for fp32 (the loop does not turn on TF32), found by the device's name.
+  found by the device's name; for fp32 the dense TF32 tensor-core figure, since the loop lets
+  fp32 matmuls run in TF32 on CUDA (``pretrain.runtime.allow_tf32``), or the plain FP32 figure on
+  a GPU without TF32 (before Ampere: T4, V100).
 - CPUs: cores x nominal clock x FLOPs per cycle per core, where FLOPs per cycle = 2 (a fused
   multiply-add) x SIMD lanes of the widest vector ISA (AVX-512: 16 fp32, AVX2/FMA: 8 fp32) x
   2 FMA units per core (Intel's server cores since Skylake-SP and the big client cores; a CPU with
@@ -61,31 +63,34 @@ class Gpu:
     """Plain (non-tensor-core) FP32 FLOP/s."""
     device_names: str = ""
     """Regular expression matching ``torch.cuda.get_device_name()`` of this GPU."""
+    tf32_flops: float = 0.0
+    """Dense TF32 tensor-core FLOP/s (0: no TF32, before Ampere)."""
 
 
 GPUS: dict[str, Gpu] = {
     # Datasheets quote "with sparsity" figures twice the dense ones; these are the dense ones.
     "a100": Gpu("NVIDIA A100 SXM 80GB", 312e12, "bf16", 80,
-                "NVIDIA A100 datasheet: BF16 tensor core 312 TFLOPS (624 with sparsity), FP32 19.5",
-                19.5e12, r"\bA100\b"),
+                "NVIDIA A100 datasheet: BF16 tensor core 312 TFLOPS (624 with sparsity), TF32 156 "
+                "(312 with sparsity), FP32 19.5", 19.5e12, r"\bA100\b", 156e12),
     "h100-sxm": Gpu("NVIDIA H100 SXM", 989e12, "bf16", 80,
-                    "NVIDIA H100 datasheet: BF16 tensor core 1,979 TFLOPS with sparsity, FP32 67",
-                    67e12, r"\bH100\b(?!.*(PCIe|NVL))"),
+                    "NVIDIA H100 datasheet: BF16 tensor core 1,979 TFLOPS with sparsity, TF32 989 "
+                    "with sparsity, FP32 67", 67e12, r"\bH100\b(?!.*(PCIe|NVL))", 494.5e12),
     "h100-pcie": Gpu("NVIDIA H100 PCIe", 756e12, "bf16", 80,
-                     "NVIDIA H100 datasheet: BF16 tensor core 1,513 TFLOPS with sparsity, FP32 51",
-                     51e12, r"\bH100 PCIe\b"),
+                     "NVIDIA H100 datasheet: BF16 tensor core 1,513 TFLOPS with sparsity, TF32 756 "
+                     "with sparsity, FP32 51", 51e12, r"\bH100 PCIe\b", 378e12),
     "h200": Gpu("NVIDIA H200 SXM", 989e12, "bf16", 141,
-                "NVIDIA H200 datasheet: BF16 tensor core 1,979 TFLOPS with sparsity, 141 GB, FP32 67",
-                67e12, r"\bH200\b(?!.*NVL)"),
+                "NVIDIA H200 datasheet: BF16 tensor core 1,979 TFLOPS with sparsity, TF32 989 with "
+                "sparsity, 141 GB, FP32 67", 67e12, r"\bH200\b(?!.*NVL)", 494.5e12),
     "l4": Gpu("NVIDIA L4", 121e12, "bf16", 24,
-              "NVIDIA L4 datasheet: BF16 tensor core 242 TFLOPS with sparsity, FP32 30.3",
-              30.3e12, r"\bL4\b"),
+              "NVIDIA L4 datasheet: BF16 tensor core 242 TFLOPS with sparsity, TF32 120 with "
+              "sparsity, FP32 30.3", 30.3e12, r"\bL4\b", 60e12),
     "a10": Gpu("NVIDIA A10", 125e12, "bf16", 24,
-               "NVIDIA A10 datasheet: BF16 tensor core 125 TFLOPS (250 with sparsity), FP32 31.2",
-               31.2e12, r"\bA10\b"),
+               "NVIDIA A10 datasheet: BF16 tensor core 125 TFLOPS (250 with sparsity), TF32 62.5 "
+               "(125 with sparsity), FP32 31.2", 31.2e12, r"\bA10\b", 62.5e12),
     "rtx-4090": Gpu("NVIDIA GeForce RTX 4090", 165e12, "bf16", 24,
                     "NVIDIA Ada GPU architecture whitepaper: 165.2 TFLOPS BF16 with FP32 accumulate, "
-                    "FP32 82.6", 82.6e12, r"\bRTX 4090\b"),
+                    "TF32 tensor 82.6 (165.2 with sparsity), FP32 82.6", 82.6e12, r"\bRTX 4090\b",
+                    82.6e12),
     "t4": Gpu("NVIDIA T4", 65e12, "fp16", 16,
               "NVIDIA T4 datasheet: mixed precision (FP16/FP32) 65 TFLOPS; no bf16; FP32 8.1",
               8.1e12, r"\bT4\b"),
@@ -112,6 +117,9 @@ def gpu_peak(device_name: str, dtype: torch.dtype) -> Optional[Peak]:
     None for a GPU not in ``GPUS`` (or bf16 on one without it)."""
     for entry in GPUS.values():
         if re.search(entry.device_names, device_name):
+            if dtype == torch.float32 and entry.tf32_flops:  # the loop allows TF32 on CUDA
+                return Peak(entry.tf32_flops, f"{entry.name} datasheet, dense TF32 tensor core "
+                                              f"({entry.source})")
             if dtype == torch.float32:
                 return Peak(entry.fp32_flops, f"{entry.name} datasheet, dense FP32 ({entry.source})")
             if dtype == torch.bfloat16 and entry.dtype != "bf16":

@@ -57,6 +57,8 @@ class DeepSpeedZero:
         into the model before DeepSpeed partitions it, the optimizer state into the partitions
         after. Returns the engine (called like the model) and the torch optimizer."""
         model.to(self.acc.device)
+        # Not fused: DeepSpeed swaps the parameter groups for flat partitions (on the CPU when
+        # offloaded), which the fused kernel has not been run on here (no GPU run yet).
         self.model, optimizer = model, build_optimizer(model, self.cfg)
         names = {id(p): name for name, p in model.named_parameters()}
         self.group_names = [[names[id(p)] for p in group["params"]]
