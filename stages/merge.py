@@ -2,13 +2,13 @@
 shapes) at each of merge.weights, through mergekit; a pass-through when merge.method is none."""
 
 from pretrain.io import write_json
-from pretrain.merge.runner import merge
+from pretrain.merge.runner import init_kind, merge
 from pretrain.stage import run_stage
 
 
 def main(args, params):
     cfg = params["merge"]
-    if cfg.method != "none" and cfg.other == "init" and params["model"].init == "random":
+    if cfg.method != "none" and cfg.other == "init" and init_kind(args.init) == "random":
         print("merge: warning: model.init is random, so the init is noise: merging moves the trained "
               "model toward it (merging is for continued pretraining, or for two trained models)")
     manifest = merge(cfg, args.trained, args.init, args.out)

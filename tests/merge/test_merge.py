@@ -13,7 +13,7 @@ from transformers import AutoModelForCausalLM
 from pretrain.config import ConfigError, build
 from pretrain.config.merge import MergeConfig
 from pretrain.merge.manifest import final_model, read_manifest, weight_key
-from pretrain.merge.runner import merge
+from pretrain.merge.runner import init_kind, merge
 
 
 def save_variant(src, dst, seed: int, tokenizer_from=None, **config_changes):
@@ -182,3 +182,8 @@ def test_another_architecture_is_refused(models, tmp_path):
 def test_bad_params_are_named(params, message):
     with pytest.raises(ConfigError, match=message):
         build(MergeConfig, params, where="params.yaml: merge")
+
+
+def test_the_init_says_how_it_was_made(models):
+    assert init_kind(models["init"]) == "random"  # the debug preset, built from scratch
+    assert init_kind(models["trained"]) is None  # no lineage.json

@@ -79,6 +79,13 @@ def merge(cfg: MergeConfig, trained: Path, init: Path, out: Path) -> dict[str, A
     return manifest
 
 
+def init_kind(init: Path) -> str | None:
+    """How the init-model stage made the model in ``init`` (``random``, ``pretrained``,
+    ``downscale``, ``upscale``: its lineage.json), None when it does not say."""
+    lineage = Path(init) / "lineage.json"
+    return json.loads(lineage.read_text(encoding="utf-8")).get("init") if lineage.is_file() else None
+
+
 def mergekit_config(cfg: MergeConfig, weight: float, trained: Path, other: Path,
                     init: Path) -> dict[str, Any]:
     """The mergekit configuration (the YAML that ``mergekit-yaml`` reads, as a dict) that merges
