@@ -60,23 +60,33 @@ def agreement(tokens: list[list[int]], reference: list[list[int]]) -> dict[str, 
             "prompts_identical": sum(a == b for a, b in zip(tokens, reference)), "prompts": len(reference)}
 
 
+def reference_scores(reference, tokenizer, prompts: list[str], rows, new_tokens: int, batches: int,
+                     batch_size: int = 8) -> dict[str, Any]:
+    """What every exported file is compared with, computed once per export: the Hugging Face
+    model's greedy tokens per prompt and its perplexity on ``batches`` batches of ``rows``."""
+    return {"tokens": [greedy(reference, p, new_tokens) for p in prompt_ids(tokenizer, prompts)],
+            "perplexity": validation_loss(reference, rows, batch_size, batches, torch.device("cpu"),
+                                          None)["perplexity"]}
+
+
 def check_file(path: Path, reference, tokenizer, prompts: list[str], rows, new_tokens: int,
-               batches: int, batch_size: int = 8) -> tuple[dict[str, Any], list[list[int]]]:
+               batches: int, batch_size: int = 8,
+               baseline: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[list[int]]]:
     """Read ``path`` through transformers and compare it with ``reference`` (the Hugging Face
     model, float32, eval mode): ``max_abs_logit_diff``, greedy ``agreement`` on ``new_tokens``
     tokens per prompt, and perplexity of both on ``batches`` batches of ``rows`` (packed
-    (rows, seq_len) int validation rows) with the gap in percent. Returns that and the file's
-    greedy tokens per prompt. ConfigError if transformers cannot read the file."""
+    (rows, seq_len) int validation rows) with the gap in percent. ``baseline``: the reference's
+    ``reference_scores``, when several files share them (computed here otherwise). Returns that
+    and the file's greedy tokens per prompt. ConfigError if transformers cannot read the file."""
+    baseline = baseline or reference_scores(reference, tokenizer, prompts, rows, new_tokens, batches, batch_size)
     model = load_base(str(path), key=f"export: {path.name}").eval()
     ids = prompt_ids(tokenizer, prompts)
-    reference_tokens = [greedy(reference, p, new_tokens) for p in ids]
     tokens = [greedy(model, p, new_tokens) for p in ids]
-    mine = validation_loss(model, rows, batch_size, batches, torch.device("cpu"), None)
-    theirs = validation_loss(reference, rows, batch_size, batches, torch.device("cpu"), None)
+    mine = validation_loss(model, rows, batch_size, batches, torch.device("cpu"), None)["perplexity"]
     return {"max_abs_logit_diff": max_logit_difference(model, reference, ids),
-            "greedy": agreement(tokens, reference_tokens),
-            "perplexity": mine["perplexity"], "perplexity_model": theirs["perplexity"],
-            "perplexity_gap_percent": 100 * (mine["perplexity"] / theirs["perplexity"] - 1)}, tokens
+            "greedy": agreement(tokens, baseline["tokens"]),
+            "perplexity": mine, "perplexity_model": baseline["perplexity"],
+            "perplexity_gap_percent": 100 * (mine / baseline["perplexity"] - 1)}, tokens
 
 
 def llama_cpp_check(path: Path, tokenizer, prompts: list[str], transformers_tokens: list[list[int]],

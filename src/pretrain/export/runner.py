@@ -24,7 +24,7 @@ def export(cfg: ExportConfig, prompts: list[str], trained_dir: Path, merged_dir:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from pretrain.export.check import check_file, llama_cpp_check
+    from pretrain.export.check import check_file, llama_cpp_check, reference_scores
     from pretrain.export.gguf import CONVERTER, write_gguf
     from pretrain.merge.manifest import final_model
     from pretrain.token_store import PackedRows
@@ -35,13 +35,14 @@ def export(cfg: ExportConfig, prompts: list[str], trained_dir: Path, merged_dir:
     rows = PackedRows(tokens_dir, "val")
     report: dict[str, Any] = {"types": cfg.types, "model": label, "source": str(source),
                               "converter": CONVERTER, "files": {}}
+    baseline = reference_scores(model, tokenizer, prompts, rows, cfg.check_tokens, cfg.check_batches)
     with atomic_path(out) as tmp:
         tmp.mkdir()
         for kind in cfg.types:
             path = tmp / f"model-{kind}.gguf"
             entry = write_gguf(model, tokenizer, path, kind, name=f"pretrain {label}")
             entry["transformers"], tokens = check_file(path, model, tokenizer, prompts, rows, cfg.check_tokens,
-                                                       cfg.check_batches)
+                                                       cfg.check_batches, baseline=baseline)
             entry["llama_cpp"] = llama_cpp_check(path, tokenizer, prompts, tokens, cfg.check_tokens)
             report["files"][kind] = entry
     return report
