@@ -18,9 +18,9 @@ Per contender: tokens/s over the timed window, MFU against the GPU's datasheet d
 (pretrain.train.peaks; the figure and its source are printed), peak memory
 (``torch.cuda.max_memory_allocated``) and the attention kernel the model ran
 (pretrain.train.attention, profiled on one extra step after the run), with each contender's
-speed relative to pretrain's. Sized to finish within 5 minutes on one GPU. Without CUDA it
-stops with one line; ``--device cpu --tiny`` runs the same path on the debug model in seconds
-(a smoke test, not a measurement):
+speed relative to pretrain's. Sized to finish within 5 minutes on one GPU (a target: not yet
+timed on a GPU). Without CUDA it stops with one line; ``--device cpu --tiny`` runs the same path
+on the debug model (a smoke test, not a measurement):
 
     python benchmarks/gpu_train.py
     python benchmarks/gpu_train.py --micro-batch 32 --steps 60 --json gpu_train.json

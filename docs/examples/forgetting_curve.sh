@@ -7,8 +7,8 @@
 #     held-out prose (evaluate.general_text: forgetting);
 #  3. merged back with the base at several weights (merge.weights), and the final merged model
 #     exported as GGUF F16 / Q8_0 / Q4_0.
-# Usage: docs/examples/forgetting_curve.sh WORKDIR [STEPS]   (30 minutes on a 2-core Xeon shared
-# with other jobs, 2026-11-29; the SLERP rerun, training restored from the run cache: 13 minutes)
+# Usage: docs/examples/forgetting_curve.sh WORKDIR [STEPS]   (30 minutes on a 2-core Xeon, AVX-512F
+# without AVX-512 BF16, fp32, shared with other jobs, 2026-11-29; the SLERP rerun, training restored from the run cache: 13 minutes)
 set -euo pipefail
 work="$1"; steps="${2:-200}"
 here="$(cd "$(dirname "$0")/../.." && pwd)"
