@@ -83,14 +83,73 @@ def deterministic_algorithms(enabled: bool) -> Iterator[None]:
     weights; in deterministic mode it falls back to ATen's ordered kernel
     (torch/_inductor/lowering.py, ``index_put_impl_``). warn_only: an op without a
     deterministic kernel warns instead of failing the run.
+
+    Deterministic mode also fills every new uninitialized tensor with NaN by default
+    (``torch.utils.deterministic.fill_uninitialized_memory``, a debugging aid against kernels
+    that read memory they never wrote): one more write of every activation and gradient each
+    step, which no kernel here needs, so it is off inside the block (benchmarks/train_speed.py
+    ``--ablate``). Both settings are restored on exit.
     """
     before = torch.are_deterministic_algorithms_enabled()
     before_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    before_fill = torch.utils.deterministic.fill_uninitialized_memory
     torch.use_deterministic_algorithms(enabled, warn_only=True)
+    torch.utils.deterministic.fill_uninitialized_memory = False
     try:
         yield
     finally:
         torch.use_deterministic_algorithms(before, warn_only=before_warn_only)
+        torch.utils.deterministic.fill_uninitialized_memory = before_fill
+
+
+M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc's malloc.h
+GLIBC_TRIM_THRESHOLD, GLIBC_MMAP_MAX = 128 * 1024, 65536  # glibc's defaults, put back on exit
+
+
+@contextlib.contextmanager
+def reuse_freed_memory(enabled: bool = True) -> Iterator[bool]:
+    """Keep memory that tensors free in the process's heap for the next ones, inside the block;
+    yields whether it could (glibc on Linux; elsewhere, or with ``enabled`` False, a no-op).
+
+    glibc's malloc serves every block over its mmap threshold (128 KiB, raised dynamically up to
+    32 MiB) with a fresh ``mmap`` and returns it with ``munmap`` when freed, so every
+    activation, gradient and logits tensor of a CPU training step comes back as new pages that
+    the kernel zero-fills on first touch: hundreds of MB of page faults per step. With mmap off
+    (``mallopt(M_MMAP_MAX, 0)``) and no trimming (``M_TRIM_THRESHOLD``), freed blocks stay
+    in the heap and the next step reuses them: the effect of the jemalloc / tcmalloc
+    ``LD_PRELOAD`` that PyTorch's CPU performance tuning guide recommends, without a library or
+    a launcher. The price is a heap that does not shrink until the block ends (the peak
+    resident memory of the run). Measured: benchmarks/train_speed.py ``--ablate``.
+    """
+    libc = _glibc() if enabled else None
+    if libc is None:
+        yield False
+        return
+    libc.mallopt(M_MMAP_MAX, 0)
+    libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1)  # an int: the largest glibc takes
+    try:
+        yield True
+    finally:
+        libc.mallopt(M_MMAP_MAX, GLIBC_MMAP_MAX)
+        libc.mallopt(M_TRIM_THRESHOLD, GLIBC_TRIM_THRESHOLD)
+        libc.malloc_trim(0)
+
+
+def _glibc():
+    """The C library through ctypes when it is glibc (its ``mallopt`` takes the settings above),
+    else None."""
+    import ctypes
+    import platform
+
+    if sys.platform != "linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+    libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    libc.malloc_trim.argtypes = [ctypes.c_size_t]
+    return libc
 
 
 def load_rows(data_dir: Path, split: str, limit: int | None = None) -> np.ndarray:

@@ -34,15 +34,15 @@ def fake_accelerator(device):
                            is_main_process=True, prepare_model=lambda model: model)
 
 
-@pytest.mark.parametrize("device, fused", [("cuda", True), ("cpu", None)])
-def test_adamw_is_fused_on_cuda_and_foreach_on_the_cpu(monkeypatch, device, fused):
+@pytest.mark.parametrize("device, fused", [("cuda", True), ("cpu", True), ("mps", None)])
+def test_adamw_is_fused_on_cuda_and_on_the_cpu(monkeypatch, device, fused):
     # The backend's own wiring, on a device it is told is CUDA (placing is skipped: no GPU here).
     monkeypatch.setattr(Replicated, "place", lambda self, model: None)
     backend = Replicated(TrainConfig(), fake_accelerator(device), None)
     _, optimizer = backend.prepare(debug_model(), None)
     assert isinstance(optimizer, torch.optim.AdamW)
     assert optimizer.defaults["fused"] is fused
-    assert optimizer.defaults["foreach"] is None  # torch's default: foreach on the CPU
+    assert optimizer.defaults["foreach"] is None  # torch's default where there is no fused kernel
 
 
 def test_lion_has_no_fused_form_and_builds_on_cuda_too():

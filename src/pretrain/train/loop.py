@@ -47,6 +47,7 @@ from pretrain.runtime import (
     load_rows,
     memory_bytes,
     precision_name,
+    reuse_freed_memory,
     validation_loss,
 )
 from pretrain.token_store import PackedRows, has_split, read_manifest
@@ -149,8 +150,9 @@ def train(cfg: TrainConfig, model_dir: Path, data_dir: Path, out_dir: Path, log_
     Curves go to ``log_dir`` (DVCLive); with ``checkpoint_dir``, checkpoints every
     ``cfg.checkpoint_every`` steps and resumes from the newest one this same run wrote. On the
     CPU the result is bit-identical from run to run, resumed or not; on a GPU it is
-    reproducible up to floating-point noise. Returns the report on the main process, None on
-    the others.
+    reproducible up to floating-point noise. On the CPU, freed tensor memory stays in the
+    process's heap for the next step (``reuse_freed_memory``). Returns the report on the main
+    process, None on the others.
     """
     # Joins the process group under accelerate launch / torchrun; without cpu=True accelerate
     # sees a CPU-only launch as one process (it detects multi-CPU only when told to use the CPU).
@@ -158,7 +160,8 @@ def train(cfg: TrainConfig, model_dir: Path, data_dir: Path, out_dir: Path, log_
     warning = rate_warning(cfg.learning_rate, Path(model_dir))
     if warning and accelerator.is_main_process:
         print(warning)
-    with deterministic_algorithms(accelerator.device.type == "cpu"):
+    on_cpu = accelerator.device.type == "cpu"
+    with deterministic_algorithms(on_cpu), reuse_freed_memory(on_cpu):
         return Run(cfg, accelerator, Path(model_dir), Path(data_dir), checkpoint_dir).fit(
             Path(out_dir), Path(log_dir))
 

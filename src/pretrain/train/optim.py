@@ -65,10 +65,10 @@ class Lion(torch.optim.Optimizer):
 
 
 def _adamw(groups: list[dict], cfg: TrainConfig, fused: bool) -> torch.optim.Optimizer:
-    # fused: one CUDA kernel for the whole update (nanoGPT, torchtitan's default), no host sync
-    # with a GradScaler (it takes the inf check as a tensor). Otherwise torch's default: foreach
-    # (batched over all tensors) on CUDA, a loop over tensors on the CPU, whose results the
-    # CPU's bit-exact tests pin.
+    # fused: one kernel for the whole update (nanoGPT, torchtitan's default on CUDA; torch's
+    # CPU kernel since 2.4): no host sync with a GradScaler (it takes the inf check as a tensor),
+    # and on the CPU one pass over each tensor instead of a dozen (benchmarks/train_speed.py
+    # --ablate). Deterministic on both, so bit-exact resume holds as before.
     return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps,
                              fused=True if fused else None)
 
@@ -87,12 +87,14 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, fused: bool = Fals
     """The optimizer named by ``cfg.optimizer`` over ``model``'s trainable parameters.
 
     ``fused``: AdamW as one fused kernel (``torch.optim.AdamW(fused=True)``); the caller asks for
-    it when the parameters are on a CUDA device (``fused_optimizer``). Lion has no fused form.
+    it where torch has one for the parameters' device (``fused_optimizer``). Lion has no fused
+    form.
     """
     return OPTIMIZERS[cfg.optimizer](param_groups(model, cfg.weight_decay), cfg, fused)
 
 
 def fused_optimizer(device: torch.device) -> bool:
-    """Whether the optimizer for parameters on ``device`` is built fused: on CUDA only. The CPU
-    keeps torch's default update (its results are what the CPU's bit-exact resume is tested on)."""
-    return torch.device(device).type == "cuda"
+    """Whether the optimizer for parameters on ``device`` is built fused: on CUDA and on the CPU
+    (torch has fused AdamW kernels for both); not on other devices (MPS, XPU), where torch's
+    default update runs."""
+    return torch.device(device).type in ("cuda", "cpu")
