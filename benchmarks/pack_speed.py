@@ -1,6 +1,6 @@
 """Pack against its floor: the raw ``tokenizers`` ``encode_batch`` of the same texts.
 
-Three contenders, each a fresh Python process, on the same documents, tokenizer and threads
+The contenders, each a fresh Python process, on the same documents, tokenizer and threads
 (every process inherits this one's environment: ``RAYON_NUM_THREADS`` and
 ``TOKENIZERS_PARALLELISM`` as the stage gets them, printed in the header):
 
@@ -19,15 +19,16 @@ Three contenders, each a fresh Python process, on the same documents, tokenizer 
 
 Tokens per second are the raw count of text ids (no BOS/EOS) over each contender's seconds, so
 a ratio is a ratio of times. CPU seconds (user + system of the whole process tree) are the work
-done, which other jobs on a shared machine disturb less than wall time. Peak RSS: ``getrusage(RUSAGE_CHILDREN).ru_maxrss`` in a wrapper
-process around each contender (the largest single process of its tree, pack's pool workers
-included), and the largest sum over the tree sampled every 50 ms (benchmarks/scale.py
-``peak_rss``; shared pages count once per process).
+done, which other jobs on a shared machine disturb less than wall time. Peak RSS:
+``getrusage(RUSAGE_CHILDREN).ru_maxrss`` in a wrapper process around each contender (the largest
+single process of its tree, pack's pool workers included: the wrapper is their subreaper and
+waits for them all), and the largest sum over the tree sampled every 50 ms
+(benchmarks/scale.py ``peak_rss``; shared pages count once per process).
 
 Corpora: the pack stage's input (``data/dedup``), and the same shards repeated ``--repeat``
 times (more shards of the same sizes: memory should not grow with their number). The rounds
-alternate the contenders, in the order above, on each corpus in turn; the table gives the median of each and
-the median of the per-round ratios.
+alternate the contenders, in the order above, on each corpus in turn; the table gives the
+median of each and the median of the per-round ratios.
 
     python benchmarks/pack_speed.py --data data --rounds 3 --repeat 4
     python benchmarks/pack_speed.py --baseline ../old/src   # and the stage of another version
@@ -84,8 +85,14 @@ print("RESULT", report["train"]["tokens"] + report["val"]["tokens"], time.perf_c
 """
 
 WRAPPER = """
-import resource, subprocess, sys
+import ctypes, os, resource, subprocess, sys
+ctypes.CDLL(None).prctl(36, 1)  # PR_SET_CHILD_SUBREAPER: orphaned descendants (pool workers) come here
 code = subprocess.run(sys.argv[1:]).returncode
+while True:  # reap them, so that their CPU time and peak RSS count
+    try:
+        os.wait()
+    except ChildProcessError:
+        break
 usage = resource.getrusage(resource.RUSAGE_CHILDREN)
 print("MAXRSS", usage.ru_maxrss, usage.ru_utime + usage.ru_stime, flush=True)
 sys.exit(code)
