@@ -7,8 +7,6 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from pretrain.tokens.tokenizer import encode_with_offsets
-
 
 def _rank(doc_id: str, salt: str) -> int:
     return int.from_bytes(hashlib.blake2b(f"{salt}\0{doc_id}".encode(), digest_size=8).digest(), "big")
@@ -27,6 +25,8 @@ def split_at_tokens(tokenizer, text: str, context_tokens: int,
     word goes with the word also for tokenizers that trim it from their offsets (RoBERTa's
     ``trim_offsets``). Needs a fast (Rust-backed) tokenizer, which ``AutoTokenizer`` returns.
     """
+    from pretrain.tokens.tokenizer import encode_with_offsets  # transformers: not for pack's import
+
     (_, offsets), = encode_with_offsets(tokenizer, [text])
     return split_at_offsets(text, offsets, context_tokens, continuation_tokens)
 

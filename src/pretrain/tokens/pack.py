@@ -22,10 +22,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import itertools
 import json
 import shutil
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import numpy as np
 
@@ -34,16 +35,23 @@ from pretrain.config.tokens import PackConfig
 from pretrain.errors import DataError
 from pretrain.executor.shards import Shard, run_shards, stage_key, work_folder
 from pretrain.io import atomic_path, document_shards, iter_batches, write_json
+from pretrain.tokens.encoder import FastTokenizer, load_fast
 from pretrain.tokens.heldout import multiple_choice_items, split_at_offsets
 from pretrain.tokens.rows import TOKEN_DTYPE, RowShardWriter, TokenFile, read_tokens
 from pretrain.token_store import token_dtype, write_manifest
-from pretrain.tokens.tokenizer import encode_texts, encode_with_offsets, load_tokenizer
+
+# Not imported here: pretrain.tokens.tokenizer, whose transformers import (and torch's, under it)
+# is most of a pack process's start-up; it loads only the tokenizers that need it (encoder.py).
 
 SPLITS = ("train", "val")
 HELDOUT_DOCS = "heldout_docs.jsonl"
 """The held-out documents, one ``{"id", "text"}`` per line, in corpus order."""
 HELDOUT_MC = "heldout_mc.jsonl"
 """The multiple-choice items made from them (pretrain.tokens.heldout)."""
+ENCODE_CHARS = 1 << 22
+"""Characters of training text per encode call, at most (a longer document goes alone): the
+ids and encodings held at once stay a few tens of MB whatever ``pack.batch_documents`` and the
+documents' sizes. Rayon still has every document of the call to spread over the cores."""
 
 
 def is_validation(doc_id: str, fraction: float, salt: str) -> bool:
@@ -62,8 +70,50 @@ def tokenizer_for(tokenizer: Any) -> Any:
         return tokenizer
     key = str(Path(tokenizer).resolve())
     if key not in _tokenizers:
-        _tokenizers[key] = load_tokenizer(tokenizer)
+        _tokenizers[key] = load_fast(Path(key))
+        if _tokenizers[key] is None:
+            from pretrain.tokens.tokenizer import load_tokenizer
+
+            _tokenizers[key] = load_tokenizer(tokenizer)
     return _tokenizers[key]
+
+
+def encode_ids(tokenizer: Any, texts: list[str]) -> list[list[int]]:
+    """The ids of ``texts`` as ``encode_texts`` (pretrain.tokens.tokenizer) gives them."""
+    if isinstance(tokenizer, FastTokenizer):
+        return tokenizer.ids(texts)
+    from pretrain.tokens.tokenizer import encode_texts
+
+    return encode_texts(tokenizer, texts)
+
+
+def encode_ids_with_offsets(tokenizer: Any, texts: list[str]) -> list[tuple[list[int], list[tuple[int, int]]]]:
+    """The ids and character offsets of ``texts``, as ``encode_with_offsets`` gives them."""
+    if isinstance(tokenizer, FastTokenizer):
+        return tokenizer.ids_with_offsets(texts)
+    from pretrain.tokens.tokenizer import encode_with_offsets
+
+    return encode_with_offsets(tokenizer, texts)
+
+
+def text_chunks(texts: list[str], limit: int) -> Iterator[list[str]]:
+    """``texts`` in order, in runs of at most ``limit`` characters (a longer text alone)."""
+    start, size = 0, 0
+    for end, text in enumerate(texts):
+        if size and size + len(text) > limit:
+            yield texts[start:end]
+            start, size = end, 0
+        size += len(text)
+    if start < len(texts):
+        yield texts[start:]
+
+
+def document_stream(head: list[int], documents: list[list[int]], tail: list[int]) -> np.ndarray:
+    """``head + ids + tail`` of each of ``documents``, concatenated: one int32 array (TOKEN_DTYPE),
+    filled straight from the id lists (no per-document array or copy)."""
+    count = sum(map(len, documents)) + len(documents) * (len(head) + len(tail))
+    pieces = itertools.chain.from_iterable((head, ids, tail) for ids in documents)
+    return np.fromiter(itertools.chain.from_iterable(pieces), dtype=TOKEN_DTYPE, count=count)
 
 
 def tokenizer_digest(tokenizer: Any) -> str:
@@ -102,11 +152,12 @@ def pack_shard(cfg: PackConfig, tokenizer: Any, shard: Shard) -> dict[str, Any]:
         for batch in iter_batches(shard.source, columns=["id", "text"], batch_size=cfg.batch_documents):
             ids, texts = batch.column(0).to_pylist(), batch.column(1).to_pylist()
             held_out = [is_validation(doc_id, cfg.val_fraction, cfg.split_salt) for doc_id in ids]
-            for tokens in encode_texts(tok, [t for t, h in zip(texts, held_out) if not h]):
-                train.write(np.asarray(head + tokens + tail, dtype=np.int32))
+            for chunk in text_chunks([t for t, h in zip(texts, held_out) if not h], ENCODE_CHARS):
+                train.write(document_stream(head, encode_ids(tok, chunk), tail))
             docs = [(doc_id, text) for doc_id, text, h in zip(ids, texts, held_out) if h]
-            for (doc_id, text), (tokens, offsets) in zip(docs, encode_with_offsets(tok, [t for _, t in docs])):
-                val.write(np.asarray(head + tokens + tail, dtype=np.int32))
+            encoded = encode_ids_with_offsets(tok, [t for _, t in docs])
+            val.write(document_stream(head, [tokens for tokens, _ in encoded], tail))
+            for (doc_id, text), (_, offsets) in zip(docs, encoded):
                 heldout.write(json.dumps({"id": doc_id, "text": text}, ensure_ascii=False) + "\n")
                 split = split_at_offsets(text, offsets, mc_context, mc_continuation)
                 if split is not None:

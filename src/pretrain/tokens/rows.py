@@ -37,7 +37,7 @@ class TokenFile:
 
     def write(self, ids: np.ndarray) -> None:
         """Append ``ids`` (any integer array)."""
-        self._handle.write(np.asarray(ids, dtype=TOKEN_DTYPE).tobytes())
+        self._handle.write(np.ascontiguousarray(ids, dtype=TOKEN_DTYPE).data)
         self.tokens += len(ids)
 
     def __enter__(self) -> "TokenFile":
