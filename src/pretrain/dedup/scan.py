@@ -44,15 +44,14 @@ CHARS, WORDS, MINHASH_WORDS = range(3)
 def scan_batch(cfg: DedupConfig, texts: list[str]) -> dict[str, np.ndarray]:
     """Exact keys (n x 2 uint64), counts (n x 3 int64, columns CHARS, WORDS, MINHASH_WORDS) and,
     with ``cfg.near``, signatures (n x num_perm uint32) and band keys (n x bands uint64)."""
-    keys, tokens = exact_keys(texts, cfg.normalize)
     counts = np.zeros((len(texts), 3), dtype=np.int64)
     counts[:, CHARS] = [len(t) for t in texts]
-    counts[:, WORDS] = tokens
+    if cfg.normalize:  # NFC, so that composed and decomposed accents make the same words
+        texts = [t if t.isascii() else unicodedata.normalize("NFC", t) for t in texts]
+    keys, counts[:, WORDS] = exact_keys(texts, cfg.normalize)  # its NFC of NFC text is a quick check
     out = {"keys": keys, "counts": counts}
     if cfg.near:
         a, b = minhash.permutations(cfg.num_perm, cfg.seed)
-        if cfg.normalize:  # NFC, so that composed and decomposed accents make the same words
-            texts = [t if t.isascii() else unicodedata.normalize("NFC", t) for t in texts]
         out["sig"], counts[:, MINHASH_WORDS] = minhash.signatures(texts, cfg.ngram, a, b)
         out["bands"] = minhash.band_hashes(out["sig"], cfg.bands, cfg.rows)
     return out
