@@ -226,7 +226,7 @@ def _word_spans_mixed(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     are words as they stand; only the runs holding a non-ASCII character are decoded and split
     code point by code point (``_word_spans_unicode``). A batch holding one non-ASCII file used
     to go through that path whole: 17% of dedup's time on the built-in corpus with the stdlib
-    tests, 3% now.
+    tests (py-spy, one core), against 10% now for this function, the byte path included.
     """
     is_word = is_word_byte(buf)
     high = buf >= 0x80

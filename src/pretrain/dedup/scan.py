@@ -36,7 +36,8 @@ from pretrain.io import atomic_path, iter_batches
 READ_ROWS = 256
 """Rows of a shard read from Parquet at once (then sliced by ``batch_chars``): 256 rather than
 1024 lowers the peak resident memory of dedup on the built-in corpus with the stdlib tests
-(36 MB of text in 8 MB shards) from 290 to 275 MiB, at no measurable cost in speed."""
+(36 MB of text in 8 MB shards) from 290 to 275 MiB (one run each), with no change in speed
+beyond the noise of a shared machine."""
 CHARS, WORDS, MINHASH_WORDS = range(3)
 """Columns of ``counts.i64``."""
 
