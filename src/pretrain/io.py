@@ -63,13 +63,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 def remove_stale_temporaries(path: Path) -> None:
     """Delete what a killed earlier run left beside ``path`` (its temporary and old copies)."""
-    # os.scandir and a prefix test, not Path.glob: glob matches a pattern against every name of
-    # the folder, and dedup's work folder (hundreds of files) made that 4% of the stage's time.
-    prefixes = (f".{path.name}.tmp-", f".{path.name}.old-")
-    with os.scandir(path.parent) as entries:
-        stale = [Path(entry.path) for entry in entries if entry.name.startswith(prefixes)]
-    for old in stale:
-        shutil.rmtree(old) if old.is_dir() and not old.is_symlink() else old.unlink()
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*-*"):
+        if stale.name.startswith((f".{path.name}.tmp-", f".{path.name}.old-")):
+            shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
 
 
 def write_json(path: str | Path, obj: Any) -> None:
