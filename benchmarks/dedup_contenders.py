@@ -56,8 +56,10 @@ def run_ours(shards: Path, workers: int) -> set[str]:
 
     out, work = shards.parent / f"{shards.name}-out", shards.parent / f"{shards.name}-work"
     dedup(DedupConfig(), ExecutorConfig(workers=workers), shards, out, work)
-    ids = lambda folder: {i for p in sorted(folder.glob("part-*.parquet"))  # noqa: E731
-                          for i in pq.read_table(p, columns=["id"]).column("id").to_pylist()}
+    def ids(folder: Path) -> set[str]:
+        return {i for path in sorted(folder.glob("part-*.parquet"))
+                for i in pq.read_table(path, columns=["id"]).column("id").to_pylist()}
+
     return ids(shards) - ids(out)
 
 

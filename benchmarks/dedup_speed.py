@@ -1,7 +1,7 @@
 """Near-duplicate removal: speed, peak memory and accuracy of pretrain.dedup against rensa and datasketch.
 
-Like for like: every contender runs in a fresh process of its own (``--contender``), pinned to
-one core (``--core``, default the last one this process may use), from the same Parquet shards
+Like for like: every contender runs in a fresh process of its own (benchmarks/dedup_contenders.py),
+pinned to one core (``--core``, default the last one this process may use), from the same Parquet shards
 (``--shard-mb`` MB of text each, as download writes them) to the set of documents it flags, with
 the same shingles (lower-cased word 5-grams, words as pretrain.dedup.minhash splits them:
 ``word_regex()``, one character a word in scripts written without spaces), the same
@@ -11,8 +11,8 @@ estimate a Jaccard similarity >= threshold. Contenders are interleaved, run afte
 the other processes of a shared machine slow all of them alike; ratios are the median of the
 per-run (paired) ratios.
 
-- ours: ``pretrain.dedup.runner.dedup`` on the local executor with 1 worker (every task in its
-  own process): each shard read and hashed in slices (keys, signatures and band keys written to
+- ours: ``pretrain.dedup.runner.dedup`` on the local executor with 1 worker (every task in the
+  contender's own process): each shard read and hashed in slices (keys, signatures and band keys written to
   disk, exact deduplication and NFC/whitespace normalisation included), the bucket step,
   clustering, each shard's kept rows written back to Parquet.
 - rensa: the shards' texts read into memory, then ``RMinHash.update`` per document +
