@@ -185,6 +185,33 @@ def test_results_do_not_depend_on_workers_sharding_batches_or_sort_chunk(tmp_pat
     assert [pq.ParquetFile(tmp_path / "chunked" / shard_name(i)).metadata.num_rows for i in range(5)] == [4, 0, 2, 0, 0]
 
 
+def test_audit_sample_rows_past_the_first_read_batch(tmp_path, write_docs, planted, monkeypatch):
+    """Shards read 2 rows at a time, in pass 1 and in the filter: the same documents kept and
+    the same audit sample (kept and removed ids, texts) as when each shard is one batch."""
+    texts = [planted[0], planted[1], planted[2], planted[0], edited(planted[1], 0.02), planted[2], "x", "x"]
+    expected = run(tmp_path, write_docs, texts, shards=[5, 3], name="whole")
+    monkeypatch.setattr(runner, "FILTER_ROWS", 2)
+    monkeypatch.setattr("pretrain.dedup.scan.READ_ROWS", 2)
+    report, kept, pairs = run(tmp_path, write_docs, texts, shards=[5, 3], name="by-two")
+    assert (report, kept, pairs) == expected
+    assert [(p["reason"], p["kept_id"], p["removed_id"]) for p in pairs] == [
+        ("exact", "d0", "d3"), ("exact", "d2", "d5"), ("exact", "d6", "d7"), ("near", "d1", "d4")]
+    assert pairs[0]["removed_text"] == planted[0][: runner.SAMPLE_CHARS]
+
+
+def test_the_stage_does_not_import_pandas(tmp_path, write_docs, planted):
+    """pyarrow imports pandas when asked for numpy conversions (0.4 s and 40 MB per process);
+    the stage reads and writes its arrays without them."""
+    src = write_shards(tmp_path / "in", write_docs, [planted[0], planted[0], planted[1]])
+    code = ("import sys; from pathlib import Path; from pretrain.config.dedup import DedupConfig; "
+            "from pretrain.config.executor import ExecutorConfig; from pretrain.dedup.runner import dedup; "
+            f"dedup(DedupConfig(), ExecutorConfig(workers=1), Path({str(src)!r}), Path({str(tmp_path / 'out')!r}), "
+            f"Path({str(tmp_path / 'work')!r})); print('pandas' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
+    assert len(list(iter_documents(tmp_path / "out"))) == 2
+
+
 def test_a_copy_of_a_document_in_an_earlier_shard_is_removed_from_the_later_one(tmp_path, write_docs, planted):
     """Shard 0 holds the originals; shard 1 an unrelated document, an exact copy and a near copy
     of shard 0's documents; shard 2 only copies, so it is kept with no rows (numbering stays)."""

