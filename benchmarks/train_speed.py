@@ -26,7 +26,9 @@ included) that are not timed, then ``--steps`` timed ones:
   undone, to show what each is worth: ``pretrain:fill-memory`` (deterministic mode's NaN fill
   of new tensors back on), ``pretrain:unfused-adamw`` (torch's default AdamW instead of the
   fused kernel), ``pretrain:mmap-heap`` (glibc's malloc as it comes: a fresh mmap for every
-  large tensor; pretrain.runtime.reuse_freed_memory off).
+  large tensor; pretrain.runtime.reuse_freed_memory off), and ``pretrain:nondeterministic``
+  (torch's deterministic algorithms off: the price of bit-exact CPU runs). An ablation's "vs
+  best other" is against the best of the three contenders, pretrain itself included.
 
 Every run is a fresh process (accelerate's state and torch.compile's caches are per process);
 its whole wall-clock (start-up, imports, model load, compilation, saving) and its peak resident
@@ -63,7 +65,7 @@ import torch
 
 SEQ_LEN, MICRO_BATCH, VOCAB = 256, 8, 8192
 CONTENDERS = ("hf-trainer", "plain-loop", "pretrain")
-ABLATIONS = ("pretrain:fill-memory", "pretrain:unfused-adamw", "pretrain:mmap-heap")
+ABLATIONS = ("pretrain:fill-memory", "pretrain:unfused-adamw", "pretrain:mmap-heap", "pretrain:nondeterministic")
 LEARNING_RATE, WEIGHT_DECAY, BETAS = 2e-3, 0.1, (0.9, 0.95)
 
 
@@ -253,6 +255,9 @@ def undo(ablation: str | None) -> None:
         pretrain.train.loop.deterministic_algorithms = filling
     elif ablation == "pretrain:unfused-adamw":
         pretrain.train.ddp.fused_optimizer = lambda device: False
+    elif ablation == "pretrain:nondeterministic":
+        plain = pretrain.runtime.deterministic_algorithms
+        pretrain.train.loop.deterministic_algorithms = lambda enabled: plain(False)
     elif ablation == "pretrain:mmap-heap":
         pretrain.train.loop.reuse_freed_memory = lambda enabled: pretrain.runtime.reuse_freed_memory(False)
 
