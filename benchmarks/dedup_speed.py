@@ -214,7 +214,8 @@ def compare(name: str, docs, tmp: Path, truth: set | None, args) -> None:
     cores = worker_count(0)
     print(f"\n{name}: {len(docs)} documents, {megabytes:.1f} MB of text in {count} shards of {args.shard_mb:g} MB; "
           f"best of {args.repeats} interleaved runs, each in a fresh process")
-    contenders = {"ours, 1 worker": ("ours", 1, args.core), "rensa 0.5 (RMinHash + RMinHashLSH)": ("rensa", 1, args.core),
+    contenders = {"ours, 1 worker": ("ours", 1, args.core),
+                  "rensa 0.5 (RMinHash + RMinHashLSH)": ("rensa", 1, args.core),
                   "datasketch 2.0 (MinHash.bulk + MinHashLSH)": ("datasketch", 1, args.core),
                   f"ours, {cores} workers (all cores, unpinned)": ("ours", cores, None)}
     runs = defaultdict(list)
