@@ -65,6 +65,8 @@ import torch
 
 SEQ_LEN, MICRO_BATCH, VOCAB = 256, 8, 8192
 CONTENDERS = ("hf-trainer", "plain-loop", "pretrain")
+RESULT = "RESULT "
+"""How a worker's line of (window seconds, step seconds) starts, among its logs."""
 ABLATIONS = ("pretrain:fill-memory", "pretrain:unfused-adamw", "pretrain:mmap-heap", "pretrain:nondeterministic")
 LEARNING_RATE, WEIGHT_DECAY, BETAS = 2e-3, 0.1, (0.9, 0.95)
 
@@ -312,15 +314,17 @@ def run_worker(result: Result, setup: dict[str, str], args: argparse.Namespace, 
                "--precision", result.precision, "--threads", str(args.threads)]
     command += [] if result.mode == "compiled" else ["--modes", "eager"]
     began = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    # one pipe: reading stdout to its end while stderr's pipe filled up would block both processes
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                env=worker_env(args.threads))
-    out, err = process.stdout.read(), process.stderr.read()
+    out = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)
     elapsed = time.perf_counter() - began
     if process.returncode:
-        raise SystemExit(f"{result.contender} failed:\n{err[-3000:]}")
-    window, step_times = json.loads(out.strip().splitlines()[-1])
+        raise SystemExit(f"{result.contender} failed:\n{out[-3000:]}")
+    window, step_times = json.loads(next(line[len(RESULT):] for line in reversed(out.splitlines())
+                                          if line.startswith(RESULT)))
     result.add(window, step_times, elapsed, usage.ru_maxrss)
 
 
@@ -382,7 +386,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as work:
             window, steps = WORKERS[args.worker](args.model, args.data, args.warmup, args.steps[0],
                                                  "compiled" in args.modes, Path(work), args.precision[0])
-        print(json.dumps([window, steps]))
+        print(RESULT + json.dumps([window, steps]))
         return
     run_all(args)
 
