@@ -8,6 +8,9 @@ line breaks where English text differs by a line break against a space. This is 
 segment break rule (section 4.1.3: a segment break between two characters of East Asian Width
 F, W or H, neither of them Hangul, is removed), here for the CJK blocks only (not the emoji).
 Only the 16-byte blake2b digests are held in memory, not the texts.
+
+The speed-ups, times and memory figures this module's docstrings gained on 2026-11-30 were
+measured on one core of a 2-core Xeon @ 2.80 GHz with AVX-512F, no AVX-512 BF16.
 """
 
 from __future__ import annotations

@@ -28,6 +28,9 @@ per word or per shingle.
 - Permutation k maps a 32-bit shingle hash x to ``(a_k * x + b_k) mod 2**32`` (a_k odd, so a
   bijection), with a_k, b_k drawn from a fixed seed; the signature holds the minimum per k.
 - A band of ``rows`` consecutive signature values is hashed to 64 bits for the LSH buckets.
+
+The speed-ups, times and memory figures this module's docstrings gained on 2026-11-30 were
+measured on one core of a 2-core Xeon @ 2.80 GHz with AVX-512F, no AVX-512 BF16.
 """
 
 from __future__ import annotations

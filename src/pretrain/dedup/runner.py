@@ -31,6 +31,9 @@ it finds first occurrences, then per document a parent, the document kept in its
 decision (17 bytes), plus 8 bytes per distinct candidate pair; signatures stay on disk. Every
 task's output depends only on its inputs and every merge runs in global order, so the outputs
 are the same for any executor, number of workers and sharding of the same documents.
+
+The speed-ups, times and memory figures this module's docstrings gained on 2026-11-30 were
+measured on one core of a 2-core Xeon @ 2.80 GHz with AVX-512F, no AVX-512 BF16.
 """
 
 from __future__ import annotations

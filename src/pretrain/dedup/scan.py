@@ -14,6 +14,9 @@ per bucket per task, ``bucket_003/00003.minhash.sig``):
 A task holds one slice of text and its arrays at a time, so its memory is bounded by
 ``batch_chars``, not by the shard or the corpus. ``Scanned`` finds these files again for the
 later steps, which address documents by their global index: the shards in order, then the rows.
+
+The speed-ups, times and memory figures this module's docstrings gained on 2026-11-30 were
+measured on one core of a 2-core Xeon @ 2.80 GHz with AVX-512F, no AVX-512 BF16.
 """
 
 from __future__ import annotations
