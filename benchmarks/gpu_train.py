@@ -195,7 +195,7 @@ def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
     parser.add_argument("--tiny", action="store_true", help="the debug model for a few steps (smoke test)")
-    parser.add_argument("--preset", help="model preset (pretrain.model.presets)")
+    parser.add_argument("--preset", help="model preset (pretrain.config.shape.PRESETS)")
     parser.add_argument("--vocab", type=int, help="vocabulary size of the synthetic tokens")
     parser.add_argument("--seq-len", dest="seq_len", type=int)
     parser.add_argument("--micro-batch", dest="micro_batch", type=int)

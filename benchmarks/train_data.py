@@ -82,7 +82,9 @@ def child(loader: str, data: Path, model: Path, steps: int, out: Path) -> None:
                       for batch in iter_batches(path, columns=["input_ids"], batch_size=8192)]
             return np.concatenate(chunks)
         loop.PackedRows = in_memory
-    cfg = dataclasses.replace(load_section("train", ROOT / "params.yaml"), max_steps=steps, eval_every=0,
+    cfg = load_section("train", ROOT / "params.yaml")
+    # The warm-up must end before the last step (train() refuses it otherwise): a short run shortens it.
+    cfg = dataclasses.replace(cfg, max_steps=steps, warmup_steps=min(cfg.warmup_steps, steps - 1), eval_every=0,
                               compile=False, log_every=steps, report_to=[])
     report = loop.train(cfg, model, data / "tokens", out / "model", out / "live")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux

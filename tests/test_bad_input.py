@@ -87,7 +87,8 @@ def test_bad_params_fail_in_one_line_naming_the_key(tmp_path, monkeypatch, text,
     "model:\n  init: random\n  base: ./not/used\n",                   # base is read only when used
     "model:\n  num_heads: 8\n  num_kv_heads: 8\n",                    # as many kv heads as heads
     "download:\n  source: files\n  path: src/*.jsonl\n",
-    "model:\n  init: downscale\n  base: ./base\ntokenizer:\n  path: base/tok.gguf\n",
+    "model:\n  init: downscale\n  base: ./base\n",                 # no config.json: init-model says so
+    "tokenizer:\n  path: base/tok.gguf\n",
 ])
 def test_good_params_pass(tmp_path, monkeypatch, text):
     monkeypatch.chdir(tmp_path)
@@ -98,12 +99,27 @@ def test_good_params_pass(tmp_path, monkeypatch, text):
     validate(tmp_path, text)
 
 
-def test_first_stage_fails_on_a_later_stages_params_before_any_work(tmp_path):
-    """More kv heads than heads used to surface at init-model, after four stages had run."""
-    result = run("download.py", tmp_path, "model:\n  num_kv_heads: 16\n", "--out", "raw",
-                 "--metrics", "m.json")
-    assert error_line(result) == ("params.yaml: model.num_kv_heads: expected a divisor of num_heads 8 "
-                                  "(at most 8 key/value heads), got 16")
+@pytest.mark.parametrize("params, message", [
+    # More kv heads than heads used to surface at init-model, after four stages had run.
+    ("model:\n  num_kv_heads: 16\n",
+     "model.num_kv_heads: expected a divisor of num_heads 8 (at most 8 key/value heads), got 16"),
+    # The three below passed the check (issue "Faults from real reports, round 3", items 6-8):
+    # a traceback at init-model, a silent run past the context, a peak rate never reached.
+    ("model:\n  hidden_size: 60\n  num_heads: 4\n  num_kv_heads: 2\n",
+     "model.hidden_size 60 / model.num_heads 4 gives head_dim 15: RoPE rotates pairs of dimensions, "
+     "so head_dim must be even"),
+    ("model:\n  max_position_embeddings: 32\npack:\n  seq_len: 64\n",
+     "pack.seq_len 64 is longer than the model's context, model.max_position_embeddings 32: rows would "
+     "train positions past it, and the exported GGUF would declare a context of 32; lower pack.seq_len "
+     "or raise model.max_position_embeddings"),
+    ("train:\n  warmup_steps: 40\n  max_steps: 30\n",
+     "train.warmup_steps 40 is not below train.max_steps 30: the learning rate would reach its peak "
+     "train.learning_rate 0.001 never: 75% of it at the last step; lower warmup_steps (1-10% of the "
+     "steps is usual)"),
+], ids=["kv-heads", "odd-head-dim", "seq-len-past-context", "warmup-past-max-steps"])
+def test_first_stage_fails_on_a_later_stages_params_before_any_work(tmp_path, params, message):
+    result = run("download.py", tmp_path, params, "--out", "raw", "--metrics", "m.json")
+    assert error_line(result) == f"params.yaml: {message}"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
 
 

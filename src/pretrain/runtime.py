@@ -243,3 +243,18 @@ def check_split(micro_batch_size: int, world: int) -> None:
     if micro_batch_size % world:
         raise ConfigError(f"train.micro_batch_size: {micro_batch_size} rows cannot be split "
                           f"evenly among {world} processes")
+
+
+def check_context(config, seq_len: int, where: str) -> None:
+    """ConfigError unless rows of ``seq_len`` tokens fit in the context that the model's
+    ``config`` (a transformers PretrainedConfig, of the model in ``where``) declares. Longer
+    rows train and score silently with RoPE (positions past the context are computed, never
+    refused) but the model, and the GGUF file exported from it, still declare the shorter
+    context (Lightning-AI/litgpt#1717); a model with learned positions fails with an index
+    error instead. The params check refuses this before any stage runs
+    (pretrain.config.checks); this holds for the library called directly."""
+    context = getattr(config.get_text_config(), "max_position_embeddings", None)
+    if isinstance(context, int) and seq_len > context:
+        raise ConfigError(f"pack.seq_len: rows of {seq_len} tokens are longer than the context of the "
+                          f"model in {where}, max_position_embeddings {context}; lower pack.seq_len "
+                          f"to {context} or less")

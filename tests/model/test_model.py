@@ -10,11 +10,12 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM
 
 from pretrain.bases import load_base
+from pretrain.config import check_loaded_model, load_all
 from pretrain.config.model import ModelConfig
+from pretrain.config.shape import PRESETS
 from pretrain.config.tokens import TokenizerConfig
 from pretrain.errors import ConfigError
 from pretrain.model.build import build_model, count_parameters, init_model, llama_config
-from pretrain.model.presets import PRESETS
 from pretrain.tokens.tokenizer import build_tokenizer, load_tokenizer
 
 
@@ -60,6 +61,8 @@ def test_llama_family_features():
     ({"num_heads": 8, "num_kv_heads": 3}, "model.num_kv_heads"),
     ({"hidden_size": 100, "num_heads": 8}, "model.num_heads"),
     ({"preset": "huge"}, "model.preset"),
+    # huggingface/transformers#35233: head_dim 15 was a 30-line StrictDataclassClassValidationError
+    ({"preset": "debug", "hidden_size": 60, "num_heads": 4}, "model.hidden_size 60 / model.num_heads 4 gives head_dim 15"),
 ])
 def test_inconsistent_sizes_fail_naming_the_key(overrides, key):
     with pytest.raises(ConfigError, match=key):
@@ -82,6 +85,23 @@ def test_init_model_saves_loadable_model_with_tokenizer(tmp_path, tiny_tokenizer
     assert count_parameters(model) == report["parameters"]
     assert model.config.vocab_size == len(tiny_tokenizer)
     assert model.config.eos_token_id == tiny_tokenizer.eos_token_id
+
+
+def test_init_model_checks_a_base_once_loaded(tmp_path, init_dir, tiny_tokenizer):
+    """A hub base's sizes are unknown before init-model loads it: the stage hands init_model the
+    params' cross-key checks (stages/init_model.py), which refuse the loaded config in one line
+    before anything is saved. A local folder stands in for the downloaded hub model here."""
+    params = tmp_path / "params.yaml"
+    params.write_text("model:\n  init: pretrained\n  base: org/name\npack:\n  seq_len: 1024\n")
+    configs = load_all(params)  # a hub id: nothing to check against yet
+    base = ModelConfig(init="pretrained", base=str(init_dir))  # the debug preset: context 512
+    with pytest.raises(ConfigError) as caught:
+        init_model(base, tiny_tokenizer, tmp_path / "init",
+                   check=lambda config: check_loaded_model(configs, config, str(params)))
+    assert str(caught.value).startswith(
+        f"{params}: pack.seq_len 1024 is longer than the model's context, max_position_embeddings 512 in "
+        "model.base 'org/name': rows would train positions past it")
+    assert not (tmp_path / "init").exists()
 
 
 # --- a pretrained base folder that cannot be loaded --------------------------------------------------

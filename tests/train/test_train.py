@@ -8,10 +8,10 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from pretrain.config.train import TrainConfig
+from pretrain.config.train import TrainConfig, total_steps
 from pretrain.errors import ConfigError, DataError
 from pretrain.runtime import autocast_dtype, batch_order, load_rows
-from pretrain.train.loop import rate_warning, total_steps, train
+from pretrain.train.loop import rate_warning, train
 from pretrain.train.optim import Lion, lr_at, param_groups
 from pretrain.train.peaks import nominal_peak
 from pretrain.train.zero import engine_config
@@ -82,6 +82,29 @@ def test_token_budget_sets_the_number_of_steps():
     assert total_steps(cfg, seq_len=32) == 40  # ceil(10,000 / 256)
     with pytest.raises(ValueError, match="exactly one"):
         TrainConfig(max_steps=10, max_tokens=100)
+
+
+def test_a_warmup_past_the_last_step_is_refused_before_training(tmp_path, init_dir, tokens_dir):
+    """The params check refuses it at the first stage; train() called directly does too, instead
+    of training with a peak rate it never reaches (here 2 of 3 warm-up steps: 67%)."""
+    cfg = TrainConfig(max_steps=2, warmup_steps=3, micro_batch_size=2, precision="fp32")
+    with pytest.raises(ConfigError, match=r"^train\.warmup_steps 3 is not below train\.max_steps 2: .* 67% of it"):
+        train(cfg, init_dir, tokens_dir, tmp_path / "trained", tmp_path / "live")
+    assert not (tmp_path / "trained").exists()
+
+
+def test_rows_longer_than_the_context_are_refused_before_training(tmp_path, tiny_tokenizer, tokens_dir):
+    """Lightning-AI/litgpt#1717: rows of 32 tokens on a model of context 16 trained silently
+    (RoPE computes any position) and the model still declared 16."""
+    from pretrain.config.model import ModelConfig
+    from pretrain.model.build import init_model
+
+    init_model(ModelConfig(preset="debug", max_position_embeddings=16), tiny_tokenizer, tmp_path / "init")
+    cfg = TrainConfig(max_steps=2, warmup_steps=1, micro_batch_size=2, precision="fp32")
+    with pytest.raises(ConfigError, match=r"^pack\.seq_len: rows of 32 tokens are longer than the context of "
+                                          r"the model in .*init, max_position_embeddings 16"):
+        train(cfg, tmp_path / "init", tokens_dir, tmp_path / "trained", tmp_path / "live")
+    assert not (tmp_path / "trained").exists()
 
 
 def test_lion_moves_every_coordinate_by_the_learning_rate():

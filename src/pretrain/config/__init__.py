@@ -1,14 +1,15 @@
 """Typed, validated views of ``params.yaml``: one frozen dataclass per section, one module per
 section (``config/sources.py`` for download, ``clean.py``, ``dedup.py``, ``tokens.py`` for
 tokenizer and pack, ``model.py``, ``train.py``, ``evaluate.py``, ``merge.py`` for merge and
-export; the field machinery, the
-range checks and the loading are here).
+export; the field machinery, the range checks and the loading are here), the cross-key checks
+(``checks.py``: keys valid alone but not together) and the model's sizes they need
+(``shape.py``: presets, a local base's config).
 
 Unknown keys, wrong types and out-of-range values are errors that name the key and the file
 (STYLE.md rule 3): a misspelled key that is silently never read makes an experiment wrong.
-Every stage checks every section before any work, so a typo anywhere stops the pipeline at its
-first stage; but a stage's outputs depend only on the sections it reads, so ``dvc.yaml`` lists
-only those sections' modules. The section classes are therefore looked up by name here
+Every stage checks every section and the cross-key rules before any work, so a typo anywhere
+stops the pipeline at its first stage; but a stage's outputs depend only on the sections it
+reads, so ``dvc.yaml`` lists only those sections' modules. The section classes are therefore looked up by name here
 (``SECTIONS``) and imported when loaded: importing this package does not import them, and a
 stage that only checks the ``train`` section does not rerun when ``config/train.py`` changes.
 """
@@ -81,12 +82,26 @@ def load_section(name: str, path: str | Path = "params.yaml") -> Any:
     return build(section_class(name), read_params(path).get(name) or {}, where=f"{path}: {name}")
 
 
+CHECKS_MODULE = "pretrain.config.checks"
+"""The cross-key checks (``CHECKS``), looked up by name like the sections: a stage that only
+validates params does not depend on them (they cannot change its outputs)."""
+
+
 def load_all(path: str | Path = "params.yaml") -> dict[str, Any]:
-    """Load and validate every section, and check the local files it names, before any work."""
+    """Load and validate every section, check the local files it names, and run the cross-key
+    checks (pretrain.config.checks: keys valid alone but not together), before any work."""
     data = read_params(path)
     configs = {n: build(section_class(n), data.get(n) or {}, where=f"{path}: {n}") for n in SECTIONS}
     check_paths(configs, where=str(path))
+    importlib.import_module(CHECKS_MODULE).check_all(configs, where=str(path))
     return configs
+
+
+def check_loaded_model(configs: dict[str, Any], config: dict[str, Any], where: str = "params.yaml") -> None:
+    """Run the cross-key checks again with ``config`` (``PretrainedConfig.to_dict()``) of the
+    base the init-model stage loaded: a hub id's sizes are known only then. ConfigError, one
+    line, for the first problem."""
+    importlib.import_module(CHECKS_MODULE).check_loaded(configs, config, where)
 
 
 def check_paths(configs: dict[str, Any], where: str) -> None:

@@ -4,7 +4,7 @@ back with the model it started from (or another), and write the final model as G
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+from typing import Any, Optional
 
 from pretrain.config import fraction, one_of
 
@@ -14,6 +14,21 @@ METHODS = ("none", "linear", "slerp", "task_arithmetic", "ties")
 GGUF_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q5_0", "Q4_0")
 """GGUF file types the export stage writes (ggml's type names, as llama.cpp's converter and
 llama-quantize name them)."""
+
+EXPORTED_MODEL_TYPE = "llama"
+"""The architecture the export stage's GGUF writer stores (llama.cpp's Llama conversion)."""
+
+
+def tokenizer_problem(state: dict[str, Any]) -> Optional[str]:
+    """Why the GGUF writer cannot store the tokenizer serialized as ``state`` (tokenizer.json's
+    mapping), or None: it stores byte-level BPE with GPT-2's pre-tokenizer (the ``gpt2`` model
+    and ``gpt-2`` pre-tokenizer of llama.cpp's ``_set_vocab_gpt2``), which the tokenizer stage
+    trains. Shared by the params check and pretrain.export.gguf.check_exportable."""
+    model = state.get("model") or {}
+    pre = state.get("pre_tokenizer") or {}
+    if model.get("type") != "BPE" or pre.get("type") != "ByteLevel" or not pre.get("use_regex", True):
+        return f"{model.get('type')} with pre-tokenizer {pre.get('type')!r}"
+    return None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,10 +15,10 @@ class ModelConfig:
     base: Optional[str] = None
     """pretrained/downscale/upscale: a local Hugging Face model folder or GGUF file (or a hub id)."""
     preset: str = "small"
-    """random: named size from pretrain.model.presets.PRESETS; the fields below override it when set."""
+    """random: named size from pretrain.config.shape.PRESETS; the fields below override it when set."""
     num_layers: Optional[int] = None
     """Number of transformer blocks (downscale/upscale: the target depth). Null for an n-layer base:
-    the course's proportions (pretrain.model.surgery.default_target), n - max(1, n // 6) for downscale and
+    the course's proportions (pretrain.config.shape.default_target), n - max(1, n // 6) for downscale and
     2 * (n - max(1, n // 3)) for upscale (12 -> 10 / 16, 30 -> 25 / 40); downscale takes 1 .. n-1,
     upscale an even value between n and 2n (both copies drop the same number of layers)."""
     hidden_size: Optional[int] = None
@@ -41,8 +41,8 @@ class ModelConfig:
     """Seed of the weight initialisation."""
 
     def __post_init__(self) -> None:
-        # The preset name and the sizes' consistency are checked by pretrain.model.presets.resolve_sizes,
-        # which pretrain.stage runs before any work (config imports nothing above it).
+        # The preset name, the sizes' consistency and how they fit the other sections (and a local
+        # base's config) are checked by pretrain.config.checks, which load_all runs.
         one_of("init", self.init, ("random", "pretrained", "downscale", "upscale"))
         if self.init != "random":
             if not self.base:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
+import re
+import shlex
 from typing import Any, Optional
 
 from pretrain.config import fraction, one_of, positive
@@ -101,3 +105,114 @@ class TrainConfig:
         positive("peak_tflops", self.peak_tflops, allow_none=True)
         if not self.launcher.split():
             raise ValueError("launcher: expected a command such as python or accelerate launch")
+
+    @property
+    def processes(self) -> Optional[int]:
+        """The processes ``launcher`` starts, where it says (launcher_processes)."""
+        return launcher_processes(self.launcher)
+
+
+def launcher_processes(launcher: str) -> Optional[int]:
+    """How many training processes ``train.launcher`` starts: ``--num_processes N`` of
+    accelerate launch (also ``--num-processes``, ``=N``; the total over machines),
+    ``--nproc_per_node N`` of torchrun (also ``--nproc-per-node``) times ``--nnodes M``, 1 for
+    ``python`` (with any options but ``-m``); None where the command does not say (an
+    accelerate config file, all visible GPUs, an elastic ``--nnodes 1:4``)."""
+    try:
+        words = shlex.split(launcher)
+    except ValueError:  # unbalanced quotes: the shell DVC runs it in would fail first
+        words = launcher.split()
+    flags: dict[str, str] = {}
+    for i, word in enumerate(words):
+        name, eq, value = word.partition("=")
+        if name.startswith("--"):
+            flags[name[2:].replace("-", "_")] = value if eq else (words[i + 1] if i + 1 < len(words) else "")
+    if "num_processes" in flags:
+        count = flags["num_processes"]
+    elif "nproc_per_node" in flags:
+        per_node, nodes = flags["nproc_per_node"], flags.get("nnodes", "1")
+        count = str(int(per_node) * int(nodes)) if per_node.isdigit() and nodes.isdigit() else ""
+    else:  # python itself, not a launcher module run by it (python -m torch.distributed.run)
+        count = "1" if re.fullmatch(r"python[0-9.]*", os.path.basename(words[0])) and "-m" not in words else ""
+    return int(count) if count.isdigit() else None
+
+
+def total_steps(cfg: TrainConfig, seq_len: int) -> int:
+    """Optimizer steps of the run: ``max_steps``, or enough steps to reach ``max_tokens`` with
+    ``micro_batch_size * grad_accum_steps`` rows of ``seq_len`` tokens a step."""
+    if cfg.max_steps is not None:
+        return cfg.max_steps
+    return math.ceil(cfg.max_tokens / (cfg.micro_batch_size * cfg.grad_accum_steps * seq_len))
+
+
+def warmup_problem(cfg: TrainConfig, seq_len: int) -> Optional[str]:
+    """Why the warm-up of ``cfg`` does not end before its last step (rows of ``seq_len``
+    tokens, which set the steps of a ``max_tokens`` budget), or None. The rate climbs
+    linearly for ``warmup_steps`` steps (pretrain.train.optim.lr_at): at or past the last step
+    the peak ``learning_rate`` is reached at most at that step and never decayed from."""
+    steps = total_steps(cfg, seq_len)
+    if cfg.warmup_steps < steps:
+        return None
+    if cfg.max_steps is not None:
+        what = f"train.max_steps {steps}"
+    else:
+        what = (f"the {steps} optimizer steps of train.max_tokens {cfg.max_tokens} (ceil({cfg.max_tokens} / "
+                f"({cfg.micro_batch_size} rows x {cfg.grad_accum_steps} micro-batches x pack.seq_len {seq_len})))")
+    reached = "only at the last step, never decaying" if cfg.warmup_steps == steps else \
+        f"never: {steps / cfg.warmup_steps:.0%} of it at the last step"
+    return (f"train.warmup_steps {cfg.warmup_steps} is not below {what}: the learning rate would reach "
+            f"its peak train.learning_rate {cfg.learning_rate:g} {reached}; lower warmup_steps "
+            "(1-10% of the steps is usual)")
+
+
+REFUSED = {"optimizer": "the optimizer comes from train.optimizer, train.learning_rate and "
+                        "the other train params",
+           "scheduler": "the schedule comes from train.schedule, warmup_steps and min_lr_ratio",
+           "fp16": "precision comes from train.precision (autocast over fp32 weights)",
+           "bf16": "precision comes from train.precision (autocast over fp32 weights)",
+           "amp": "precision comes from train.precision (autocast over fp32 weights)",
+           "torch_autocast": "precision comes from train.precision (autocast over fp32 weights)"}
+"""Sections of a DeepSpeed config that the train params set: the optimizer and its schedule
+and the precision (as autocast), with why."""
+
+
+def zero_section(cfg: TrainConfig) -> dict[str, Any]:
+    """``train.deepspeed.zero_optimization`` ({} when unset or not a mapping)."""
+    section = (cfg.deepspeed or {}).get("zero_optimization")
+    return section if isinstance(section, dict) else {}
+
+
+def zero_stage(cfg: TrainConfig) -> Optional[int]:
+    """The ZeRO stage of ``train.deepspeed`` (None without DeepSpeed or without a stage)."""
+    return zero_section(cfg).get("stage")
+
+
+def deepspeed_owned(cfg: TrainConfig, processes: Optional[int]) -> dict[str, Any]:
+    """The DeepSpeed config keys the train params set, with their values for ``processes``
+    processes (the per-GPU micro-batch only where that is known)."""
+    owned = {"train_batch_size": cfg.micro_batch_size * cfg.grad_accum_steps,
+             "train_micro_batch_size_per_gpu": cfg.micro_batch_size // processes if processes else None,
+             "gradient_accumulation_steps": cfg.grad_accum_steps,
+             "gradient_clipping": cfg.grad_clip}
+    return {key: value for key, value in owned.items() if value is not None}
+
+
+def deepspeed_problem(cfg: TrainConfig, processes: Optional[int]) -> Optional[str]:
+    """What in ``train.deepspeed`` contradicts the train params on ``processes`` processes
+    (None: not known), in one line naming the key, or None: a section they set (REFUSED), a
+    ZeRO stage other than 1-3, a batch size, accumulation or clipping of another value ("auto"
+    is filled in)."""
+    if cfg.deepspeed is None:
+        return None
+    for key, why in REFUSED.items():
+        if key in cfg.deepspeed:
+            return f"train.deepspeed.{key}: {why}; remove it"
+    if zero_stage(cfg) not in (1, 2, 3):
+        return (f"train.deepspeed.zero_optimization.stage: expected 1, 2 or 3, got {zero_stage(cfg)!r} "
+                "(stage 0 is plain data parallelism: leave train.deepspeed null)")
+    for key, value in deepspeed_owned(cfg, processes).items():
+        if cfg.deepspeed.get(key, "auto") not in ("auto", value):
+            where = f" for {processes} processes" if processes else ""
+            return (f"train.deepspeed.{key}: {cfg.deepspeed[key]!r} contradicts the train params "
+                    f"({value!r}{where}); leave it out or set it to auto")
+    return None

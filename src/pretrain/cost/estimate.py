@@ -7,7 +7,6 @@ params describe, times a few real optimizer steps of it on this machine, and pro
 from __future__ import annotations
 
 import math
-import re
 import statistics
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig, PretrainedConfig
 
 from pretrain.bases import folder_problem, load_failure, split_gguf
-from pretrain.config.train import TrainConfig
+from pretrain.config.train import TrainConfig, launcher_processes, total_steps, zero_section, zero_stage
 from pretrain.cost.formulas import (
     ASSUMED_GPU_MFU,
     CHINCHILLA_TOKENS_PER_PARAMETER,
@@ -41,7 +40,6 @@ from pretrain.runtime import (
     synchronize,
 )
 from pretrain.tokens.tokenizer import load_tokenizer
-from pretrain.train import zero
 from pretrain.train.backends import layout_name
 from pretrain.train.flops import (
     attention_shape,
@@ -49,7 +47,6 @@ from pretrain.train.flops import (
     measured_peak_flops,
     meta_model,
 )
-from pretrain.train.loop import total_steps
 from pretrain.train.optim import build_optimizer, fused_optimizer
 from pretrain.train.peaks import nominal_peak
 
@@ -130,12 +127,6 @@ def measure_training(config: PretrainedConfig, cfg: TrainConfig, seq_len: int, s
             "precision": precision_name(dtype), "compiled": compile}
 
 
-def launched_processes(launcher: str) -> int:
-    """The process count in ``train.launcher`` (``--num_processes N``), else 1."""
-    found = re.search(r"--num_processes[= ](\d+)", launcher)
-    return int(found.group(1)) if found else 1
-
-
 def estimate(configs: dict[str, Any], gpu_name: str = "h100-sxm", measure_steps: int = 5,
              measure_compile: bool = False, gpu_mfu: float = ASSUMED_GPU_MFU,
              gpus: int | None = None) -> dict[str, Any]:
@@ -151,7 +142,7 @@ def estimate(configs: dict[str, Any], gpu_name: str = "h100-sxm", measure_steps:
     memory = {p: {"plain": memory_breakdown(config, seq_len, cfg.micro_batch_size, p, False, cfg.optimizer),
                   "checkpointed": memory_breakdown(config, seq_len, cfg.micro_batch_size, p, True, cfg.optimizer)}
               for p in ("fp32", "bf16")}
-    gpus = gpus or launched_processes(cfg.launcher)
+    gpus = gpus or launcher_processes(cfg.launcher) or 1
     gpu_memory = device_memory(config, cfg, seq_len, "bf16", gpus)
     report = {
         "model": describe(config), **counts, "seq_len": seq_len, "micro_batch_size": cfg.micro_batch_size,
@@ -202,14 +193,14 @@ def device_memory(config: PretrainedConfig, cfg: TrainConfig, seq_len: int, prec
 def split_states(cfg: TrainConfig) -> set[str]:
     """The parts of the training state that the processes split among them."""
     if cfg.deepspeed is not None:  # ZeRO-1: optimizer state, ZeRO-2: and gradients, ZeRO-3: all
-        stage = zero.stage(cfg)
+        stage = zero_stage(cfg)
         return set(["optimizer", "grads", "weights"][:stage if stage in (1, 2, 3) else 0])
     return set() if cfg.sharding == "none" else {"optimizer", "grads", "weights"}
 
 
 def offloads_optimizer(cfg: TrainConfig) -> bool:
     """Whether ``train.deepspeed`` keeps the optimizer state in CPU memory (or on NVMe)."""
-    return (zero.zero_section(cfg).get("offload_optimizer") or {}).get("device", "none") != "none"
+    return (zero_section(cfg).get("offload_optimizer") or {}).get("device", "none") != "none"
 
 
 def project_gpu(target: Gpu, training_flops: float, mfu: float, memory_bytes: int) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from pretrain.config.merge import EXPORTED_MODEL_TYPE, tokenizer_problem
 from pretrain.errors import ConfigError
 from pretrain.io import atomic_path
 
@@ -50,15 +51,13 @@ def check_exportable(model: torch.nn.Module, tokenizer) -> None:
     """Raise ConfigError (one line) unless ``model`` is a Llama causal LM and ``tokenizer`` a
     byte-level BPE tokenizer with GPT-2's pre-tokenizer, what this writer can store."""
     kind = model.config.model_type
-    if kind != "llama":
+    if kind != EXPORTED_MODEL_TYPE:
         raise ConfigError(f"export: a {kind!r} model cannot be exported: the GGUF writer follows llama.cpp's "
                           "Llama conversion (model_type 'llama'); use llama.cpp's convert_hf_to_gguf.py")
-    state = json.loads(tokenizer.backend_tokenizer.to_str())
-    pre = state.get("pre_tokenizer") or {}
-    if state["model"]["type"] != "BPE" or pre.get("type") != "ByteLevel" or not pre.get("use_regex", True):
-        raise ConfigError(f"export: the tokenizer is {state['model']['type']} with pre-tokenizer "
-                          f"{pre.get('type')!r}; the GGUF writer stores byte-level BPE with GPT-2's "
-                          "pre-tokenizer (what the tokenizer stage trains)")
+    problem = tokenizer_problem(json.loads(tokenizer.backend_tokenizer.to_str()))
+    if problem:
+        raise ConfigError(f"export: the tokenizer is {problem}; the GGUF writer stores byte-level BPE "
+                          "with GPT-2's pre-tokenizer (what the tokenizer stage trains)")
 
 
 def permute(weights: np.ndarray, n_head: int) -> np.ndarray:

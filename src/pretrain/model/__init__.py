@@ -2,8 +2,8 @@
 
 - ``build.py``: ``init_model()``, a fresh Llama-family model or a pretrained base, saved with its
   tokenizer and lineage.
-- ``presets.py``: named model sizes (debug, small, gpt2-small-ish, tinysolar-248m).
 - ``surgery.py``: depth down- and up-scaling (the SOLAR recipe) across decoder families.
 The base checkpoints these start from are read by ``pretrain.bases`` (shared with the tokenizer,
-evaluate and estimate).
+evaluate and estimate). The named sizes (presets) and the depth rules are in
+``pretrain.config.shape``, where every stage checks params against them before any work.
 """

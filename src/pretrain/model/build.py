@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Optional
 
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from pretrain.bases import load_base
 from pretrain.config.model import ModelConfig
+from pretrain.config.shape import resolve_sizes
 from pretrain.io import atomic_path
-from pretrain.model.presets import resolve_sizes
 from pretrain.model.surgery import depth_surgery, describe_plan
 
 RMS_NORM_EPS = 1e-6
@@ -59,8 +59,15 @@ def build_model(config: LlamaConfig, seed: int, device: str = "cpu") -> LlamaFor
         return LlamaForCausalLM(config)
 
 
-def init_model(cfg: ModelConfig, tokenizer, out_dir: Path) -> dict[str, Any]:
-    """Build or load the initial model and save it with the tokenizer and its lineage."""
+def init_model(cfg: ModelConfig, tokenizer, out_dir: Path,
+               check: Optional[Callable[[dict[str, Any]], None]] = None) -> dict[str, Any]:
+    """Build or load the initial model and save it with the tokenizer and its lineage.
+
+    ``check``: called with a base's config (``to_dict()``, after any surgery) before anything
+    is saved; the stage runs the params' cross-key checks there
+    (pretrain.config.checks.check_loaded), as a hub id's sizes are known only once loaded.
+    ConfigError for sizes that make no Llama model (a random init) or a base that cannot be
+    loaded or cut."""
     if cfg.init == "random":
         config = llama_config(cfg, len(tokenizer), tokenizer.bos_token_id, tokenizer.eos_token_id,
                               tokenizer.pad_token_id)
@@ -77,6 +84,8 @@ def init_model(cfg: ModelConfig, tokenizer, out_dir: Path) -> dict[str, Any]:
         if cfg.init in ("downscale", "upscale"):
             plan = depth_surgery(model, cfg.init, cfg.num_layers)
         mapping = describe_plan(cfg.init, base_layers, plan)
+        if check is not None:
+            check(model.config.to_dict())
         lineage = {"init": cfg.init, "base": cfg.base, "base_layers": base_layers,
                    "base_parameters": base_parameters, "mapping": mapping,
                    "layers": [{"layer": i, "source_layer": s} for i, s in enumerate(plan)]}

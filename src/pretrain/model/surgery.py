@@ -20,19 +20,10 @@ from typing import Any
 
 import torch
 
+# The rules (which families, which depths) are in the config layer, so that params are checked
+# against a local base's config.json before any stage runs (pretrain.config.checks).
+from pretrain.config.shape import LAYER_PATHS, architecture_problem, default_target, depth_problem
 from pretrain.errors import ConfigError
-
-LAYER_PATHS: dict[str, str] = {
-    "llama": "model.layers",
-    "mistral": "model.layers",
-    "qwen2": "model.layers",
-    "qwen3": "model.layers",
-    "opt": "model.decoder.layers",
-    "gpt2": "transformer.h",
-    "gpt_neox": "gpt_neox.layers",
-}
-"""model_type -> attribute path of the decoder's layer list (each family is tested)."""
-
 
 def layer_list(model: torch.nn.Module, init: str = "downscale/upscale") -> torch.nn.ModuleList:
     """The ModuleList of decoder layers of a causal LM whose ``model_type`` is in LAYER_PATHS.
@@ -41,10 +32,9 @@ def layer_list(model: torch.nn.Module, init: str = "downscale/upscale") -> torch
     the ConfigError for another architecture names ``model.init`` (``init``) and the known ones.
     """
     kind = model.config.model_type
-    if kind not in LAYER_PATHS:
-        raise ConfigError(f"params.yaml: model.init: {init} (depth surgery) needs to know where {kind!r} "
-                          f"models keep their layers; it knows {', '.join(sorted(LAYER_PATHS))} "
-                          "(model.init: pretrained takes any causal LM as it is)")
+    problem = architecture_problem(init, kind)
+    if problem:
+        raise ConfigError(f"params.yaml: {problem}")
     module = model
     for name in LAYER_PATHS[kind].split("."):
         module = getattr(module, name)
@@ -68,32 +58,13 @@ def upscale_plan(n: int, target: int) -> list[int]:
     return list(range(n - k)) + list(range(k, n))
 
 
-def valid_depths(init: str, n: int) -> list[int]:
-    """Every num_layers that ``init`` can make from an ``n``-layer base: 1 .. n-1 for downscale;
-    for upscale the even numbers between n and 2n (both copies drop the same k >= 1 layers)."""
-    if init == "downscale":
-        return list(range(1, n))
-    return [t for t in range(n + 1, 2 * n) if t % 2 == 0]
-
-
 def check_depth(init: str, n: int, target: int, default: bool = False) -> None:
     """ConfigError naming model.num_layers, the base depth and the valid values unless
-    ``target`` is one of valid_depths(init, n); ``default``: num_layers was null."""
-    valid = valid_depths(init, n)
-    if target in valid:
-        return
-    shown = ", ".join(map(str, valid)) if len(valid) <= 8 else \
-        f"{', '.join(map(str, valid[:3]))}, ..., {valid[-1]}"
-    got = f"null, which means {target} for a {n}-layer base" if default else str(target)
-    allowed = f"num_layers is one of {shown}" if valid else "no num_layers works (too few layers)"
-    raise ConfigError(f"params.yaml: model.num_layers: {init} of a {n}-layer base: {allowed}; got {got}")
-
-
-def default_target(init: str, n: int) -> int:
-    """num_layers when params leave it null, the course's proportions for any depth n:
-    downscale n - max(1, n // 6) (12 -> 10, 30 -> 25), upscale 2 * (n - max(1, n // 3)), i.e.
-    each copy drops k = max(1, n // 3) layers (12 -> 16, 30 -> 40; always even)."""
-    return n - max(1, n // 6) if init == "downscale" else 2 * (n - max(1, n // 3))
+    ``target`` is one of pretrain.config.shape.valid_depths(init, n) (depth_problem);
+    ``default``: num_layers was null."""
+    problem = depth_problem(init, n, target, default)
+    if problem:
+        raise ConfigError(f"params.yaml: {problem}")
 
 
 def describe_plan(init: str, n: int, plan: list[int]) -> str:

@@ -67,12 +67,12 @@ def unused_optional(params: dict[str, Any]) -> list[str]:
     return [name for name, used in OPTIONAL.items() if not used(params)]
 
 
-# Checks of a section against a registry above config (model presets, rule names), run by every
-# stage before any work so that a misspelled name stops the first stage. Imported by name: a
-# check cannot change a stage's outputs, so a stage depends (dvc.yaml) only on the code of the
-# sections it reads, not on every registry it checks against.
+# Checks of a section against a registry above config (cleaning rule names), run by every stage
+# before any work so that a misspelled name stops the first stage. Imported by name: a check
+# cannot change a stage's outputs, so a stage depends (dvc.yaml) only on the code of the
+# sections it reads, not on every registry it checks against. (The model presets and the
+# cross-key checks are in the config layer: pretrain.config.load_all runs them.)
 CROSS_CHECKS: dict[str, str] = {
-    "model": "pretrain.model.presets:check_params",
     "clean": "pretrain.clean.registry:check_params",
 }
 

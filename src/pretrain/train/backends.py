@@ -20,7 +20,7 @@ from typing import Any, Callable, ContextManager, Optional, Protocol
 import torch
 from accelerate.utils import DistributedType
 
-from pretrain.config.train import TrainConfig
+from pretrain.config.train import TrainConfig, zero_stage
 from pretrain.errors import ConfigError
 from pretrain.runtime import check_split
 from pretrain.train import zero
@@ -80,7 +80,7 @@ def backend_name(cfg: TrainConfig, world: int) -> str:
 def layout_name(cfg: TrainConfig) -> str:
     """How several processes hold the training state: none (DDP), an FSDP strategy, or
     deepspeed_zero1/2/3."""
-    return f"deepspeed_zero{zero.stage(cfg)}" if cfg.deepspeed is not None else cfg.sharding
+    return f"deepspeed_zero{zero_stage(cfg)}" if cfg.deepspeed is not None else cfg.sharding
 
 
 def make_backend(cfg: TrainConfig, accelerator: Any, dtype: Optional[torch.dtype]) -> Backend:

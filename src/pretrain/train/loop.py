@@ -32,8 +32,8 @@ from accelerate import Accelerator
 from tqdm import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from pretrain.config.train import TrainConfig
-from pretrain.errors import DataError
+from pretrain.config.train import TrainConfig, total_steps, warmup_problem
+from pretrain.errors import ConfigError, DataError
 from pretrain.io import atomic_path
 from pretrain.runtime import (
     allow_tf32,
@@ -41,6 +41,7 @@ from pretrain.runtime import (
     autocast_dtype,
     batch_order,
     check_batch,
+    check_context,
     check_split,
     deterministic_algorithms,
     enable_activation_checkpointing,
@@ -58,13 +59,6 @@ from pretrain.train.optim import lr_at
 from pretrain.train.peaks import describe, mfu_metrics, nominal_peak
 from pretrain.train.reporters import Reporters
 from pretrain.train.window import Window
-
-
-def total_steps(cfg: TrainConfig, seq_len: int) -> int:
-    """Optimizer steps of the run: ``max_steps``, or enough steps to reach ``max_tokens``."""
-    if cfg.max_steps is not None:
-        return cfg.max_steps
-    return math.ceil(cfg.max_tokens / (cfg.micro_batch_size * cfg.grad_accum_steps * seq_len))
 
 
 class Rows(torch.utils.data.Dataset):
@@ -203,6 +197,8 @@ class Run:
         self.rows, self.val_rows = load_data(cfg, data_dir)  # likewise
         self.seq_len = self.rows.shape[1]
         self.steps = total_steps(cfg, self.seq_len)
+        if warmup_problem(cfg, self.seq_len):  # the params check refuses it before any stage runs
+            raise ConfigError(warmup_problem(cfg, self.seq_len))
         self.tokens_per_step = cfg.micro_batch_size * cfg.grad_accum_steps * self.seq_len
         self.checkpoint_dir = checkpoint_dir
         self.key = checkpoint.run_key(cfg, model_dir, read_manifest(data_dir)["splits"]["train"]["shards"])
@@ -213,6 +209,7 @@ class Run:
         self.measured_peak = measured_peak_flops(self.dtype or torch.float32, self.device)
         torch.manual_seed(cfg.seed)
         self.model = load_model(cfg, model_dir)
+        check_context(self.model.config, self.seq_len, str(model_dir))
         self.flops_per_step = flops_per_token(self.model.config, self.seq_len) * self.tokens_per_step
         self.wrapped, self.optimizer = self.backend.prepare(self.model, self.resume)
         self.history: list[float] = list(self.resume.state["history"]) if self.resume else []

@@ -22,21 +22,10 @@ from typing import Any, ContextManager, Optional
 
 import torch
 
-from pretrain.config.train import TrainConfig
+from pretrain.config.train import TrainConfig, deepspeed_owned, deepspeed_problem, zero_stage
 from pretrain.errors import ConfigError
 from pretrain.train import checkpoint
 from pretrain.train.optim import build_optimizer
-
-# Sections that the train params set: the optimizer and its schedule (train.optimizer,
-# learning_rate, schedule, ...) and the precision (train.precision, as autocast).
-REFUSED = {"optimizer": "the optimizer comes from train.optimizer, train.learning_rate and "
-                        "the other train params",
-           "scheduler": "the schedule comes from train.schedule, warmup_steps and min_lr_ratio",
-           "fp16": "precision comes from train.precision (autocast over fp32 weights)",
-           "bf16": "precision comes from train.precision (autocast over fp32 weights)",
-           "amp": "precision comes from train.precision (autocast over fp32 weights)",
-           "torch_autocast": "precision comes from train.precision (autocast over fp32 weights)"}
-
 
 class DeepSpeedZero:
     """The ``deepspeed`` entry of ``pretrain.train.backends.BACKENDS``: a DeepSpeed engine over the
@@ -48,8 +37,8 @@ class DeepSpeedZero:
     def __init__(self, cfg: TrainConfig, accelerator: Any, dtype: Optional[torch.dtype]):
         self.cfg, self.acc = cfg, accelerator
         self.config = engine_config(cfg, accelerator.num_processes)
-        self.name = f"deepspeed_zero{stage(cfg)}"
-        self.every_process_validates = stage(cfg) == 3  # ZeRO-3 splits the weights
+        self.name = f"deepspeed_zero{zero_stage(cfg)}"
+        self.every_process_validates = zero_stage(cfg) == 3  # ZeRO-3 splits the weights
 
     def prepare(self, model: torch.nn.Module, resume: Optional[checkpoint.Checkpoint]
                 ) -> tuple[Any, torch.optim.Optimizer]:
@@ -98,40 +87,17 @@ class DeepSpeedZero:
         return full_weights(self.model)
 
 
-def zero_section(cfg: TrainConfig) -> dict[str, Any]:
-    """``train.deepspeed.zero_optimization`` ({} when unset or not a mapping)."""
-    section = (cfg.deepspeed or {}).get("zero_optimization")
-    return section if isinstance(section, dict) else {}
-
-
-def stage(cfg: TrainConfig) -> Optional[int]:
-    """The ZeRO stage of ``train.deepspeed`` (None without DeepSpeed or without a stage)."""
-    return zero_section(cfg).get("stage")
-
-
 def engine_config(cfg: TrainConfig, world: int) -> dict[str, Any]:
     """``train.deepspeed`` completed from the train params for ``world`` processes; a value
-    that contradicts them is a ConfigError naming the key ("auto" is filled in)."""
+    that contradicts them is a ConfigError naming the key ("auto" is filled in;
+    pretrain.config.train.deepspeed_problem, which the params check also runs)."""
     if importlib.util.find_spec("deepspeed") is None:
         raise ConfigError("train.deepspeed: DeepSpeed is not installed "
                           "(pip install 'pretrain[deepspeed]')")
-    config = copy.deepcopy(cfg.deepspeed or {})
-    for key, why in REFUSED.items():
-        if key in config:
-            raise ConfigError(f"train.deepspeed.{key}: {why}; remove it")
-    if stage(cfg) not in (1, 2, 3):
-        raise ConfigError(f"train.deepspeed.zero_optimization.stage: expected 1, 2 or 3, got "
-                          f"{stage(cfg)!r} (stage 0 is plain data parallelism: leave train.deepspeed "
-                          "null)")
-    owned = {"train_batch_size": cfg.micro_batch_size * cfg.grad_accum_steps,
-             "train_micro_batch_size_per_gpu": cfg.micro_batch_size // world,
-             "gradient_accumulation_steps": cfg.grad_accum_steps,
-             "gradient_clipping": cfg.grad_clip}
-    for key, value in owned.items():
-        if config.get(key, "auto") not in ("auto", value):
-            raise ConfigError(f"train.deepspeed.{key}: {config[key]!r} contradicts the train params "
-                              f"({value!r} for {world} processes); leave it out or set it to auto")
-        config[key] = value
+    problem = deepspeed_problem(cfg, world)
+    if problem:
+        raise ConfigError(problem)
+    config = {**copy.deepcopy(cfg.deepspeed or {}), **deepspeed_owned(cfg, world)}
     config["zero_allow_untested_optimizer"] = True  # the loop's AdamW / Lion are torch optimizers
     config.setdefault("zero_force_ds_cpu_optimizer", False)  # they also run on offloaded state
     config.setdefault("steps_per_print", 2**31 - 1)  # the loop reports progress itself
