@@ -24,13 +24,13 @@ class ModelConfig:
     hidden_size: Optional[int] = None
     """Width of the residual stream."""
     num_heads: Optional[int] = None
-    """Attention heads."""
+    """Attention heads; hidden_size / num_heads (the head dimension) must be a whole, even number (RoPE)."""
     num_kv_heads: Optional[int] = None
     """Key/value heads (grouped-query attention); must divide num_heads."""
     intermediate_size: Optional[int] = None
     """Width of the SwiGLU feed-forward layer."""
     max_position_embeddings: Optional[int] = None
-    """Longest context the model supports."""
+    """Longest context the model supports (pack.seq_len must fit in it)."""
     rope_theta: Optional[float] = None
     """RoPE base frequency."""
     tie_word_embeddings: Optional[bool] = None

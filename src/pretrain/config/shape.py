@@ -167,18 +167,21 @@ def config_shape(config: dict[str, Any], origin: str) -> ModelShape:
         sizes[field] = text.get(key) if _plain(text.get(key), field) else None
         labels[field] = f"{key} {sizes[field]} in {origin}"
     kind = config.get("model_type")
-    return ModelShape(kind if isinstance(kind, str) else None, _derived(sizes), labels)
+    return ModelShape(kind if isinstance(kind, str) else None, *_derived(sizes, labels, origin))
 
 
-def _derived(sizes: dict[str, Any]) -> dict[str, Any]:
-    """``sizes`` with what a config leaves to its defaults filled in as transformers does: one
-    key/value head per head (multi-head attention), head_dim = hidden_size / num_heads."""
+def _derived(sizes: dict[str, Any], labels: dict[str, str], origin: str) -> tuple[dict, dict]:
+    """``sizes`` and ``labels`` with what a config leaves to its defaults filled in as
+    transformers does: one key/value head per head (multi-head attention), head_dim =
+    hidden_size / num_heads."""
     hidden, heads = sizes["hidden_size"], sizes["num_heads"]
-    if sizes["num_kv_heads"] is None:
+    if sizes["num_kv_heads"] is None and heads:
         sizes["num_kv_heads"] = heads
+        labels["num_kv_heads"] = f"{heads} key/value heads (one per head) in {origin}"
     if sizes["head_dim"] is None and hidden and heads and hidden % heads == 0:
         sizes["head_dim"] = hidden // heads
-    return sizes
+        labels["head_dim"] = f"head_dim {hidden // heads} (hidden size / heads) in {origin}"
+    return sizes, labels
 
 
 def _plain(value: Any, field: str) -> bool:
@@ -292,7 +295,7 @@ def gguf_shape(path: Path, origin: str) -> Optional[ModelShape]:
     sizes = {field: value if _plain(value, field) else None for field, value in sizes.items()}
     sizes["tie_word_embeddings"] = None  # told by the tensors (no output.weight), not the metadata
     labels = {field: f"{arch}.{GGUF_KEYS.get(field, field)} {sizes[field]} in {origin}" for field in FIELDS}
-    return ModelShape(gguf_model_type(metadata), _derived(sizes), labels)
+    return ModelShape(gguf_model_type(metadata), *_derived(sizes, labels, origin))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ class TokenizerConfig:
 @dataclasses.dataclass(frozen=True)
 class PackConfig:
     seq_len: int = 256
-    """Tokens per packed row (the course uses 32)."""
+    """Tokens per packed row (the course uses 32); at most the model's context."""
     val_fraction: float = 0.05
     """Fraction of documents held out for validation (chosen by a hash of the document id)."""
     split_salt: str = "pretrain"

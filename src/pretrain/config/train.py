@@ -21,7 +21,7 @@ class TrainConfig:
     schedule: str = "cosine"
     """Decay after warm-up: cosine, linear or constant."""
     warmup_steps: int = 20
-    """Optimizer steps of linear warm-up from 0 to the peak."""
+    """Optimizer steps of linear warm-up from 0 to the peak; fewer than the run's steps."""
     min_lr_ratio: float = 0.1
     """Floor of the decay as a fraction of the peak."""
     max_steps: Optional[int] = 300
@@ -29,7 +29,8 @@ class TrainConfig:
     max_tokens: Optional[int] = None
     """Token budget: train for ceil(max_tokens / tokens per step) optimizer steps."""
     micro_batch_size: int = 8
-    """Sequences per forward/backward pass, summed over all processes (split evenly among them)."""
+    """Sequences per forward/backward pass, summed over all processes (split evenly among them:
+    a multiple of the process count)."""
     grad_accum_steps: int = 1
     """Micro-batches per optimizer step."""
     weight_decay: float = 0.1

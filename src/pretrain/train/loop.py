@@ -197,8 +197,9 @@ class Run:
         self.rows, self.val_rows = load_data(cfg, data_dir)  # likewise
         self.seq_len = self.rows.shape[1]
         self.steps = total_steps(cfg, self.seq_len)
-        if warmup_problem(cfg, self.seq_len):  # the params check refuses it before any stage runs
-            raise ConfigError(warmup_problem(cfg, self.seq_len))
+        problem = warmup_problem(cfg, self.seq_len)  # the params check refuses it before any stage
+        if problem:
+            raise ConfigError(problem)
         self.tokens_per_step = cfg.micro_batch_size * cfg.grad_accum_steps * self.seq_len
         self.checkpoint_dir = checkpoint_dir
         self.key = checkpoint.run_key(cfg, model_dir, read_manifest(data_dir)["splits"]["train"]["shards"])
