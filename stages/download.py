@@ -6,11 +6,11 @@ from pretrain.stage import run_stage
 
 
 def main(args, params):
-    report = download(params["download"], args.out, url_cache=args.url_cache)
+    report = download(params["download"], args.out, url_cache=args.url_cache, lock=args.lock)
     write_json(args.metrics, report)
     print(f"download: {report['documents']} documents, {report['chars']:,} characters"
           + (f", {sum(report['skipped'].values())} records skipped" if report["skipped"] else ""))
 
 
 if __name__ == "__main__":
-    run_stage(__doc__, ["out", "metrics"], main, optional=("url_cache", "sources"))
+    run_stage(__doc__, ["out", "metrics"], main, optional=("url_cache", "sources", "lock"))

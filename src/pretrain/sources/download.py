@@ -29,9 +29,12 @@ and not epochs: repeating documents here would only feed the dedup stage duplica
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import itertools
 import math
 import random
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Iterator, NamedTuple
@@ -48,6 +51,7 @@ from pretrain.sources.builtin import (
     stdlib_sources,
 )
 from pretrain.sources.files import read_files
+from pretrain.sources.manifest import ManifestCheck, read_locked
 from pretrain.sources.records import (
     EMPTY_METADATA,
     Document,
@@ -62,25 +66,28 @@ __all__ = ["Skipped", "download", "iter_documents", "mix_counts"]
 
 
 class Context(NamedTuple):
-    """What a source may need beyond its own settings."""
+    """What a source may need beyond its own settings: the fetch settings and URL cache, the
+    locked distributions (None: every installed one gives a package description) and, per
+    built-in source (by its label), the check of its documents against the manifest."""
 
     fetch: FetchConfig
     url_cache: Path | None
+    locked: dict[str, str] | None = None
+    checks: dict[str, ManifestCheck] | None = None
 
 
-def iter_documents(cfg: DownloadConfig, skipped: Skipped,
-                   url_cache: Path | None = None) -> Iterator[Document]:
+def iter_documents(cfg: DownloadConfig, skipped: Skipped, url_cache: Path | None = None,
+                   locked: dict[str, str] | None = None,
+                   checks: dict[str, ManifestCheck] | None = None) -> Iterator[Document]:
     """Yield the documents of the configured source (at most ``cfg.max_documents``), or of the
-    mix of ``cfg.sources``."""
-    ctx = Context(cfg.fetch, url_cache)
+    mix of ``cfg.sources``. ``locked`` and ``checks``: see Context."""
+    ctx = Context(cfg.fetch, url_cache, locked, checks)
     if cfg.source == "mix":
         yield from _mix(cfg, ctx, skipped)
         return
     docs = unique_ids(SOURCES[cfg.source](cfg, ctx, skipped, None), skipped)
-    for n, doc in enumerate(docs):
-        if cfg.max_documents is not None and n >= cfg.max_documents:
-            return
-        yield doc
+    # islice stops before asking for one more: a document past the cap is never read or fetched.
+    yield from itertools.islice(docs, cfg.max_documents)
 
 
 def unique_ids(docs: Iterator[Document], skipped: Skipped, prefix: str = "") -> Iterator[Document]:
@@ -152,11 +159,19 @@ def _mix(cfg: DownloadConfig, ctx: Context, skipped: Skipped) -> Iterator[Docume
 def _builtin(src: SourceConfig, ctx: Context, skipped: Skipped,
              label: str | None) -> Iterator[Document]:
     """Each document labelled with its part (stdlib, ...), or with ``label`` in a mix; no
-    metadata of its own (its provenance names the Python version and file)."""
+    metadata of its own (its provenance names the Python version and file). Each is checked
+    against the manifest when ``ctx.checks`` is given (pretrain.sources.manifest)."""
+    check = ManifestCheck(src.builtin_parts, src.include_tests)
+    if ctx.checks is not None:
+        ctx.checks[label or "builtin"] = check
+    parts = {**BUILTIN_PARTS,
+             "package_docs": functools.partial(package_descriptions, locked=ctx.locked)}
     for part in src.builtin_parts:
-        for doc in BUILTIN_PARTS[part](src.include_tests, skipped):
+        for doc in parts[part](src.include_tests, skipped):
             doc["metadata"] = EMPTY_METADATA
+            check.observe(doc)
             yield {**doc, "source": label} if label else doc
+    check.finish()
 
 
 BUILTIN_PARTS: dict[str, Callable[[bool, Skipped], Iterator[Document]]] = {
@@ -223,20 +238,30 @@ SOURCES: dict[str, Source] = {"builtin": _builtin, "files": _files, "hf": _hf, "
 # --- the stage ---------------------------------------------------------------------------------
 
 
-def download(cfg: DownloadConfig, out_dir: Path, url_cache: Path | None = None) -> dict[str, Any]:
+def download(cfg: DownloadConfig, out_dir: Path, url_cache: Path | None = None,
+             lock: Path | None = None) -> dict[str, Any]:
     """Write the documents to ``out_dir`` as shards of ``cfg.shard_mb`` MB of text
     (``part-00000.parquet``, ...: pretrain.io.ShardedDocumentWriter); return the report. Fetched
     URLs are cached in ``url_cache`` (a DVC output, so it is created even when nothing is
-    fetched). The sources are read as one stream, so download itself runs in one process."""
+    fetched). The sources are read as one stream, so download itself runs in one process.
+
+    ``lock``: the requirements lock (``requirements/core.lock``) whose distributions alone give
+    the built-in corpus package descriptions (None: every installed one). The built-in
+    documents are checked against the committed manifest of this Python (report:
+    ``builtin_manifest``; a difference is printed as one warning line on stderr).
+    """
     if url_cache is not None:
         mark_cache_dir(url_cache)
+    locked = read_locked(lock) if lock is not None else None
+    checks: dict[str, ManifestCheck] = {}
     skipped = Skipped()
     by_source: Counter = Counter()
     chars = 0
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
         with ShardedDocumentWriter(tmp, round(cfg.shard_mb * 1e6)) as writer:
-            for doc in tqdm(iter_documents(cfg, skipped, url_cache), desc="download", unit="doc"):
+            for doc in tqdm(iter_documents(cfg, skipped, url_cache, locked, checks),
+                            desc="download", unit="doc"):
                 writer.write(doc)
                 by_source[doc["source"]] += 1
                 chars += len(doc["text"])
@@ -250,6 +275,11 @@ def download(cfg: DownloadConfig, out_dir: Path, url_cache: Path | None = None) 
               "decoded": dict(sorted(skipped.decoded.items())),
               "fetched": dict(sorted(skipped.fetched.items())),
               "ids": dict(sorted(skipped.ids.items()))}
+    if checks:
+        report["builtin_manifest"] = {label: check.report() for label, check in sorted(checks.items())}
+        for check in checks.values():
+            if check.warning():
+                print("warning: " + check.warning(), file=sys.stderr)
     if cfg.source == "mix":
         total = sum(s.weight for s in cfg.sources)
         report["mix"] = {s.name: {"weight": s.weight, "share": s.weight / total,
