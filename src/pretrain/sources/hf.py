@@ -17,8 +17,8 @@ each configuration (``load_dataset_builder``, the very resolution that is then r
   read as part of ``hf_split``: its split is unknown, and guessing would put, say, held-out
   text into training; datasets, and every other tool reading the folder, would still leave it
   out. Renaming it, or naming it in the card, says what it is for every tool;
-- any other file (a licence, a type the builder does not read) is counted as
-  ``unsupported_file_type``, and a hidden one (a name starting with "." or "__", which
+- any other file (a licence, a type the builder does not read, a name datasets never takes
+  for data: ``datasets.data_files.FILES_TO_IGNORE``) is counted as ``unsupported_file_type``, and a hidden one (a name starting with "." or "__", which
   datasets skips) as ``hidden_file``; the card itself (README.md, .huggingface.yaml) is read
   by datasets.
 """
@@ -83,19 +83,17 @@ def _count_saved_splits(data: Any, split: str, skipped: Skipped) -> None:
 
 def split_files(builder: Any, folder: Path) -> dict[str, tuple[str, str]]:
     """Each data file that datasets resolved for ``builder``'s dataset, by its real path:
-    ``(configuration, split)``, the chosen configuration's first (a file in two configurations
-    is its)."""
+    ``(configuration, split)``; a file of two configurations is the chosen one's."""
     import datasets
 
-    configs = {builder.config.name: builder.config,
-               **{name: c for name, c in builder.builder_configs.items()}}
+    others = [c for name, c in builder.builder_configs.items() if name != builder.config.name]
     found: dict[str, tuple[str, str]] = {}
-    for name, config in reversed(list(configs.items())):  # the chosen one last: it wins
+    for config in [*others, builder.config]:  # the chosen one last: it wins
         files = config.data_files or {}
         if isinstance(files, datasets.data_files.DataFilesPatternsDict):  # not resolved yet
             files = files.resolve(folder.resolve().as_posix())
         for split, paths in files.items():
-            found.update({os.path.realpath(p): (name, str(split)) for p in paths})
+            found.update({os.path.realpath(p): (config.name, str(split)) for p in paths})
     return found
 
 
