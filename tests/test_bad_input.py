@@ -70,8 +70,11 @@ def validate(tmp_path: Path, text: str) -> None:
     ("model:\n  init: upscale\n  base: base.gguf\n", "model.base: 'base.gguf' does not exist"),
     ("download:\n  source: hf\n  path: /data/my_dataset\n",
      "download.path: '/data/my_dataset' does not exist"),
+    ("evaluate:\n  general_text: data/general/*.txt\n",
+     "evaluate.general_text: nothing matches 'data/general/*.txt' (expected a local file, folder "
+     "or glob, read as download.path is)"),
 ], ids=["unknown-key", "wrong-type", "negative-lr", "seq-len-0", "kv-heads", "preset", "filter",
-        "no-source-files", "tokenizer-path", "model-base", "gguf-base", "hf-folder"])
+        "no-source-files", "tokenizer-path", "model-base", "gguf-base", "hf-folder", "general-text"])
 def test_bad_params_fail_in_one_line_naming_the_key(tmp_path, monkeypatch, text, message):
     monkeypatch.chdir(tmp_path)  # relative paths in params are relative to the repository
     with pytest.raises(ConfigError) as err:
@@ -87,6 +90,7 @@ def test_bad_params_fail_in_one_line_naming_the_key(tmp_path, monkeypatch, text,
     "model:\n  init: random\n  base: ./not/used\n",                   # base is read only when used
     "model:\n  num_heads: 8\n  num_kv_heads: 8\n",                    # as many kv heads as heads
     "download:\n  source: files\n  path: src/*.jsonl\n",
+    "evaluate:\n  general_text: src/*.jsonl\n",                     # read as download.path is
     "model:\n  init: downscale\n  base: ./base\ntokenizer:\n  path: base/tok.gguf\n",
 ])
 def test_good_params_pass(tmp_path, monkeypatch, text):
@@ -138,7 +142,8 @@ def test_invalid_utf8_text_file_is_skipped_and_named(tmp_path):
     docs, report = fetch(tmp_path, {"good.txt": b"fine\n", "latin1.txt": "caf\xe9\n".encode("latin-1")})
     assert [d["text"] for d in docs] == ["fine\n"]
     # four bytes are too few to tell latin-1 from other code pages: skipped, not guessed
-    assert report["skipped"] == {"encoding_uncertain": 1}
+    assert report["skipped_files"] == {"encoding_uncertain": {"files": 1, "bytes": 5}}
+    assert report["skipped"] == {}
     assert report["skipped_examples"]["encoding_uncertain"][0].endswith("src/latin1.txt")
 
 
@@ -175,7 +180,8 @@ def test_empty_files_are_counted(tmp_path):
     docs, report = fetch(tmp_path, {"a.jsonl": b"", "b.jsonl": b"\n\r\n", "c.txt": b"", "d.md": b" \n",
                                     "e.parquet": b"", "f.parquet": empty_table, "g.txt": b"text"})
     assert [d["text"] for d in docs] == ["text"]
-    assert report["skipped"] == {"empty_file": 6}
+    assert report["skipped_files"] == {"empty_file": {"files": 6, "bytes": 3 + 2 + len(empty_table)}}
+    assert report["skipped"] == {}
     assert [Path(p).name for p in report["skipped_examples"]["empty_file"]] == [
         "a.jsonl", "b.jsonl", "c.txt", "d.md", "e.parquet"]  # the first five
 
@@ -245,8 +251,13 @@ def test_download_stage_end_to_end(tmp_path):
     assert result.returncode == 0, result.stderr
     report = json.loads((tmp_path / "metrics" / "download.json").read_text())
     assert report["documents"] == 2 and report["chars"] == 3 + 2_000_000
-    assert report["skipped"] == {"contains_nul": 1, "empty_file": 1, "malformed_json_line": 1,
+    assert report["skipped"] == {"contains_nul": 1, "malformed_json_line": 1,
                                  "missing_text_field": 1, "not_utf8": 1, "text_not_a_string": 1}
+    assert report["skipped_files"] == {"empty_file": {"files": 1, "bytes": 0}}
+    assert result.stdout.strip() == (
+        "download: 2 documents, 2,000,003 characters; skipped: 1 record, contains_nul; 1 record, "
+        "malformed_json_line; 1 record, missing_text_field; 1 record, not_utf8; 1 record, "
+        "text_not_a_string; 1 file, 0 B, empty_file")
     assert report["skipped_examples"]["not_utf8"] == ["data/sources/a.jsonl:2"]
     assert report["skipped_examples"]["empty_file"] == ["data/sources/c.jsonl"]
 
@@ -254,6 +265,28 @@ def test_download_stage_end_to_end(tmp_path):
     result = run("download.py", tmp_path, params, "--out", "data/raw2", "--metrics", "metrics/d2.json")
     assert error_line(result).startswith("data/sources/d.parquet: cannot read Parquet (")
     assert not (tmp_path / "data" / "raw2").exists()
+
+
+def test_files_no_reader_reads_are_counted_and_named_with_their_unit(tmp_path):
+    """A folder of one .jsonl and four files of a type no reader reads gave the .jsonl's
+    records and ``skipped: {}``; a folder of only such files "no input files match"."""
+    src = tmp_path / "data" / "sources"
+    src.mkdir(parents=True)
+    (src / "a.jsonl").write_text('{"text": "kept"}\n{"text": 3}\n')
+    for i in range(4):
+        (src / f"part-{i}.bin").write_bytes(bytes(525_000))
+    params = "download:\n  source: files\n  path: data/sources\n"
+    result = run("download.py", tmp_path, params, "--out", "data/raw", "--metrics", "download.json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "download.json").read_text())
+    assert report["skipped_files"] == {"unsupported_file_type": {"files": 4, "bytes": 2_100_000}}
+    assert report["skipped"] == {"text_not_a_string": 1}
+    assert result.stdout.strip() == ("download: 1 documents, 4 characters; skipped: 1 record, "
+                                     "text_not_a_string; 4 files, 2.1 MB, unsupported_file_type")
+    (src / "a.jsonl").unlink()
+    result = run("download.py", tmp_path, params, "--out", "data/raw2", "--metrics", "d2.json")
+    assert error_line(result) == ("download: the files source yielded no documents (skipped: "
+                                  "4 files, 2.1 MB, unsupported_file_type)")
 
 
 # --- stages whose filters leave nothing --------------------------------------------------------

@@ -47,7 +47,7 @@ def stdlib_sources(include_tests: bool, skipped: Skipped) -> Iterator[Document]:
         try:
             text = path.read_bytes().decode("utf-8")
         except UnicodeDecodeError:
-            skipped.add("stdlib_not_utf8", f"Lib/{rel}")
+            skipped.add_file("stdlib_not_utf8", f"Lib/{rel}", path.stat().st_size)
             continue
         yield {"id": f"stdlib/{rel}", "text": text, "source": "stdlib",
                "provenance": f"{_python_version()}: Lib/{rel}"}
@@ -58,7 +58,7 @@ def pydoc_topics(include_tests: bool, skipped: Skipped) -> Iterator[Document]:
     try:
         from pydoc_data.topics import topics
     except ImportError:
-        skipped.add("pydoc_topics_missing", "pydoc_data.topics")
+        skipped.add_file("pydoc_topics_missing", "pydoc_data.topics", 0)
         return
     for name in sorted(topics):
         yield {"id": f"pydoc_topics/{name}", "text": topics[name], "source": "pydoc_topics",
@@ -80,7 +80,7 @@ def stdlib_docstrings(include_tests: bool, skipped: Skipped) -> Iterator[Documen
         try:
             docs = module_docstrings(path.read_bytes().decode("utf-8"))
         except (UnicodeDecodeError, SyntaxError, ValueError):
-            skipped.add("docstrings_unparsable", f"Lib/{rel}")
+            skipped.add_file("docstrings_unparsable", f"Lib/{rel}", path.stat().st_size)
             continue
         if docs:
             yield {"id": f"docstrings/{rel}", "text": "\n\n".join(docs), "source": "docstrings",

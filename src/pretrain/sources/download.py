@@ -3,9 +3,9 @@ Hugging Face datasets, alone or mixed with weights.
 
 Every source yields dicts with ``id``, ``text``, ``source``, ``provenance`` (where the text
 came from, precisely enough to find it again) and ``metadata`` (a record's other fields, as a
-JSON object: see pretrain.sources.records). Records that cannot be used are skipped and counted in
-``skipped`` by reason, with where the first few were; a file that cannot be read at all raises
-DataError naming it.
+JSON object: see pretrain.sources.records). What cannot be used is skipped and counted in
+``skipped`` by reason and in its unit (records; whole files, with their bytes; URLs), with where
+the first few were; a file that cannot be read at all raises DataError naming it.
 
 Ids are unique in the output, whichever sources they come from: the pack stage assigns a
 document to training or validation by a hash of its id, and every later report names documents
@@ -51,18 +51,12 @@ from pretrain.sources.builtin import (
     stdlib_sources,
 )
 from pretrain.sources.files import read_files
+from pretrain.sources.hf import read_hf
 from pretrain.sources.manifest import ManifestCheck, read_locked
-from pretrain.sources.records import (
-    EMPTY_METADATA,
-    Document,
-    Skipped,
-    metadata_columns,
-    params_key,
-    record_document,
-)
+from pretrain.sources.records import EMPTY_METADATA, Document, Skipped, describe_skipped, params_key
 from pretrain.sources.urls import mark_cache_dir, read_urls
 
-__all__ = ["Skipped", "download", "iter_documents", "mix_counts"]
+__all__ = ["Skipped", "describe_skipped", "download", "iter_documents", "mix_counts"]
 
 
 class Context(NamedTuple):
@@ -146,9 +140,11 @@ def _mix(cfg: DownloadConfig, ctx: Context, skipped: Skipped) -> Iterator[Docume
         doc = next(streams[i], None)
         if doc is None:
             src = cfg.sources[i]
+            lost = describe_skipped(skipped.report())
             raise DataError(f"download.sources[{i}] ({src.name!r}): has {taken[i]} usable "
                             f"documents, but its weight asks for {counts[i]} of max_documents "
-                            f"{cfg.max_documents}; lower its weight or max_documents")
+                            f"{cfg.max_documents}; lower its weight or max_documents"
+                            + (f" (skipped so far, all sources: {lost})" if lost else ""))
         taken[i] += 1
         yield doc
 
@@ -196,39 +192,7 @@ def _urls(src: SourceConfig, ctx: Context, skipped: Skipped,
 
 
 def _hf(src: SourceConfig, ctx: Context, skipped: Skipped, label: str | None) -> Iterator[Document]:
-    """A saved dataset (``save_to_disk``) is loaded from disk; anything else (a hub id, a folder
-    of data files) is streamed, so that only the documents used are downloaded and read."""
-    import datasets
-
-    path = Path(src.path or "")
-    try:
-        if any((path / f).exists() for f in ("state.json", "dataset_dict.json")):
-            data = datasets.load_from_disk(str(path))
-            if isinstance(data, datasets.DatasetDict):
-                data = data[src.hf_split]
-        else:
-            data = datasets.load_dataset(src.path, src.hf_config, split=src.hf_split,
-                                         streaming=True)
-    except Exception as exc:  # datasets raises many types: offline, missing, bad config
-        raise DataError(f"{params_key(label, 'path')}: cannot load dataset {src.path!r}: "
-                        f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
-    data, kept = _hf_columns(data, src)
-    for row, record in enumerate(data):
-        yield from record_document(record, src.text_field, src.id_field, kept,
-                                   f"{src.path}:{src.hf_split}:{row}",
-                                   f"{src.path}#{src.hf_split}[{row}]", skipped, label or "hf")
-
-
-def _hf_columns(data: Any, src: SourceConfig) -> tuple[Any, list[str] | None]:
-    """``data`` with only the text, id and metadata columns, and the names of the metadata ones,
-    when its features are known (an image column is then never decoded); else ``data`` and
-    ``src.metadata_fields``, for each record's fields to be chosen as they come."""
-    if data.features is None:  # a stream of JSON files without a dataset card
-        return data, src.metadata_fields
-    kept = metadata_columns(data.features.arrow_schema, src.text_field, src.id_field,
-                            src.metadata_fields)
-    used = [src.text_field, src.id_field, *kept]
-    return data.select_columns([c for c in data.column_names if c in used]), kept
+    return read_hf(src, skipped, label or "hf", params_key(label, "path"))
 
 
 Source = Callable[[SourceConfig, Context, Skipped, str | None], Iterator[Document]]
@@ -266,13 +230,11 @@ def download(cfg: DownloadConfig, out_dir: Path, url_cache: Path | None = None,
                 by_source[doc["source"]] += 1
                 chars += len(doc["text"])
         if writer.count == 0:
+            lost = describe_skipped(skipped.report())
             raise DataError(f"download: the {cfg.source} source yielded no documents"
-                            + (f" (skipped: {dict(skipped)})" if skipped else ""))
+                            + (f" (skipped: {lost})" if lost else ""))
     report = {"documents": writer.count, "chars": chars, "shards": writer.shards,
-              "by_source": dict(sorted(by_source.items())),
-              "skipped": dict(sorted(skipped.items())),
-              "skipped_examples": dict(sorted(skipped.examples.items())),
-              "decoded": dict(sorted(skipped.decoded.items())),
+              "by_source": dict(sorted(by_source.items())), **skipped.report(),
               "fetched": dict(sorted(skipped.fetched.items())),
               "ids": dict(sorted(skipped.ids.items()))}
     if checks:
