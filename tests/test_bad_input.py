@@ -304,6 +304,37 @@ def test_clean_stage_that_drops_everything_names_the_filter(tmp_path, write_docs
     assert not (tmp_path / "clean").exists()
 
 
+def warning_lines(result: subprocess.CompletedProcess) -> list[str]:
+    """The stage's warning lines on stderr (which also carries tqdm's progress bars), checked
+    to end with exit code 0, none on stdout."""
+    assert result.returncode == 0, result.stderr
+    assert "warning:" not in result.stdout
+    return [line.removeprefix("warning: ") for line in result.stderr.splitlines() if line.startswith("warning: ")]
+
+
+def test_clean_stage_that_keeps_under_5_percent_warns_in_one_line(tmp_path, write_docs):
+    (tmp_path / "raw").mkdir()
+    write_docs(tmp_path / "raw" / "part-00000.parquet", [{"id": f"d{i}", "text": "one line"} for i in range(20)]
+               + [{"id": "kept", "text": "three\nlines\nhere"}])
+    result = run("clean.py", tmp_path, "clean:\n  filters: [paragraph_length]\n",
+                 "--input", "raw", "--out", "clean", "--work", "work/clean", "--metrics", "clean.json")
+    [warning] = warning_lines(result)
+    assert warning.startswith("clean: kept 1 of 21 documents (4.8%, under 5%); most were dropped as "
+                              "paragraph_length.too_few_lines: 20 (samples in clean/dropped_samples.jsonl)")
+    assert json.loads((tmp_path / "clean.json").read_text())["warnings"] == [warning]
+
+
+def test_tokenizer_stage_that_learns_a_smaller_vocabulary_warns_in_one_line(tmp_path, write_docs):
+    (tmp_path / "dedup").mkdir()
+    write_docs(tmp_path / "dedup" / "part-00000.parquet", [{"id": "a", "text": "MY FRIEND IS A BIRD"}])
+    result = run("tokenizer.py", tmp_path, "tokenizer:\n  vocab_size: 1024\n",
+                 "--input", "dedup", "--out", "tokenizer", "--metrics", "tokenizer.json")
+    [warning] = warning_lines(result)
+    learned = json.loads((tmp_path / "tokenizer.json").read_text())["vocab_size"]
+    assert warning.startswith(f"tokenizer: learned a vocabulary of {learned} tokens, fewer than "
+                              "tokenizer.vocab_size 1024")
+
+
 def test_pack_stage_without_a_validation_row_fails_in_one_line(tmp_path, write_docs, tiny_tokenizer):
     tiny_tokenizer.save_pretrained(str(tmp_path / "tokenizer"))
     ids = [f"doc{i}" for i in range(12)]
