@@ -1,5 +1,6 @@
 """download: documents from the configured source (or mix of sources) into Parquet shards."""
 
+from pretrain.errors import warn
 from pretrain.io import write_json
 from pretrain.sources.download import describe_skipped, download
 from pretrain.stage import run_stage
@@ -11,6 +12,8 @@ def main(args, params):
     lost = describe_skipped(report)
     print(f"download: {report['documents']} documents, {report['chars']:,} characters"
           + (f"; skipped: {lost}" if lost else ""))
+    for warning in report.get("warnings", []):
+        warn(warning)
 
 
 if __name__ == "__main__":

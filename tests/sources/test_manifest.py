@@ -91,3 +91,13 @@ def test_the_committed_manifest_covers_every_part_and_the_test_suites():
     parts = {doc_id.partition("/")[0] for doc_id in digests}
     assert parts == {"stdlib", "pydoc_topics", "docstrings", "package_docs"}
     assert any("/test/" in doc_id for doc_id in digests) and written_with.count(".") == 2
+
+
+def test_a_difference_is_a_warning_of_the_download_report(tmp_path, monkeypatch):
+    folder = tmp_path / "manifests"
+    write_manifest(manifest_path(folder), [("pydoc_topics/assert", text_digest("not the text"))])
+    monkeypatch.setattr("pretrain.sources.manifest.manifest_path", lambda f=None: manifest_path(folder))
+    report = download(DownloadConfig(builtin_parts=["pydoc_topics"], max_documents=2),
+                      tmp_path / "raw", lock=LOCK)
+    assert report["builtin_manifest"]["builtin"]["differs"]["examples"] == ["pydoc_topics/assert"]
+    assert len(report["warnings"]) == 1 and "1 differs (pydoc_topics/assert)" in report["warnings"][0]

@@ -34,7 +34,6 @@ import hashlib
 import itertools
 import math
 import random
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Iterator, NamedTuple
@@ -212,7 +211,8 @@ def download(cfg: DownloadConfig, out_dir: Path, url_cache: Path | None = None,
     ``lock``: the requirements lock (``requirements/core.lock``) whose distributions alone give
     the built-in corpus package descriptions (None: every installed one). The built-in
     documents are checked against the committed manifest of this Python (report:
-    ``builtin_manifest``; a difference is printed as one warning line on stderr).
+    ``builtin_manifest``; a difference is one line in the report's ``warnings``, which the
+    stage prints).
     """
     if url_cache is not None:
         mark_cache_dir(url_cache)
@@ -239,9 +239,9 @@ def download(cfg: DownloadConfig, out_dir: Path, url_cache: Path | None = None,
               "ids": dict(sorted(skipped.ids.items()))}
     if checks:
         report["builtin_manifest"] = {label: check.report() for label, check in sorted(checks.items())}
-        for check in checks.values():
-            if check.warning():
-                print("warning: " + check.warning(), file=sys.stderr)
+        warnings = [w for _, check in sorted(checks.items()) if (w := check.warning())]
+        if warnings:
+            report["warnings"] = warnings
     if cfg.source == "mix":
         total = sum(s.weight for s in cfg.sources)
         report["mix"] = {s.name: {"weight": s.weight, "share": s.weight / total,

@@ -182,7 +182,7 @@ class ManifestCheck:
         """One line when the corpus is not the manifest's, naming the documents and why."""
         report = self.report()
         if not report["checked"]:
-            return (f"download: no manifest of the built-in corpus for {python_minor()} "
+            return (f"no manifest of the built-in corpus for {python_minor()} "
                     f"(Python {python_version()}; have: {available()}): it cannot be checked, "
                     "and the hashes after download will differ from the committed dvc.lock")
         parts = [f"{report[k]['documents']} {k} ({', '.join(report[k]['examples'])}"
@@ -193,7 +193,7 @@ class ManifestCheck:
         why = ("another patch version of Python changes the standard library and its manual"
                if report["written_with"] != report["python"] else
                "a locked distribution is missing or its files were changed")
-        return (f"download: the built-in corpus is not the manifest's ({self.path.name}, written "
+        return (f"the built-in corpus is not the manifest's ({self.path.name}, written "
                 f"with Python {report['written_with']}, this is {report['python']}): "
                 f"{'; '.join(parts)}; likely why: {why}. Hashes after download will differ from "
                 "the committed dvc.lock (docs/reproducibility.md)")
