@@ -1,16 +1,20 @@
 """download: documents from the configured source (or mix of sources) into Parquet shards."""
 
+from pretrain.errors import warn
 from pretrain.io import write_json
-from pretrain.sources.download import download
+from pretrain.sources.download import describe_skipped, download
 from pretrain.stage import run_stage
 
 
 def main(args, params):
-    report = download(params["download"], args.out, url_cache=args.url_cache)
+    report = download(params["download"], args.out, url_cache=args.url_cache, lock=args.lock)
     write_json(args.metrics, report)
+    lost = describe_skipped(report)
     print(f"download: {report['documents']} documents, {report['chars']:,} characters"
-          + (f", {sum(report['skipped'].values())} records skipped" if report["skipped"] else ""))
+          + (f"; skipped: {lost}" if lost else ""))
+    for warning in report.get("warnings", []):
+        warn(warning)
 
 
 if __name__ == "__main__":
-    run_stage(__doc__, ["out", "metrics"], main, optional=("url_cache", "sources"))
+    run_stage(__doc__, ["out", "metrics"], main, optional=("url_cache", "sources", "lock"))

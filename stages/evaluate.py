@@ -2,6 +2,7 @@
 
 from pretrain.evaluate.runner import evaluate, sweep_lines
 from pretrain.io import write_json, write_text
+from pretrain.sources.records import describe_skipped
 from pretrain.stage import run_stage
 
 
@@ -17,6 +18,9 @@ def main(args, params):
         print(line)
     for part, reason in report["skipped"].items():
         print(f"evaluate: nothing to score in {part}: {reason}")
+    if "general_text" in report and describe_skipped(report["general_text"]):
+        print(f"evaluate: general text: {report['general_text']['documents']} documents; "
+              f"skipped: {describe_skipped(report['general_text'])}")
 
 
 if __name__ == "__main__":

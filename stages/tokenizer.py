@@ -1,5 +1,6 @@
 """tokenizer: train a byte-level BPE tokenizer on a sample of the corpus, or take the one params name."""
 
+from pretrain.errors import warn
 from pretrain.io import write_json
 from pretrain.stage import run_stage
 from pretrain.tokens.tokenizer import build_tokenizer
@@ -13,6 +14,8 @@ def main(args, params):
     sample = report.get("sample")
     trained_on = f", trained on {sample['documents']} documents ({sample['bytes'] / 1e6:,.1f} MB)" if sample else ""
     print(f"tokenizer: {report['origin']}, vocabulary of {report['vocab_size']}{trained_on}")
+    for warning in report.get("warnings", []):
+        warn(warning)
 
 
 if __name__ == "__main__":

@@ -70,8 +70,11 @@ def validate(tmp_path: Path, text: str) -> None:
     ("model:\n  init: upscale\n  base: base.gguf\n", "model.base: 'base.gguf' does not exist"),
     ("download:\n  source: hf\n  path: /data/my_dataset\n",
      "download.path: '/data/my_dataset' does not exist"),
+    ("evaluate:\n  general_text: data/general/*.txt\n",
+     "evaluate.general_text: nothing matches 'data/general/*.txt' (expected a local file, folder "
+     "or glob, read as download.path is)"),
 ], ids=["unknown-key", "wrong-type", "negative-lr", "seq-len-0", "kv-heads", "preset", "filter",
-        "no-source-files", "tokenizer-path", "model-base", "gguf-base", "hf-folder"])
+        "no-source-files", "tokenizer-path", "model-base", "gguf-base", "hf-folder", "general-text"])
 def test_bad_params_fail_in_one_line_naming_the_key(tmp_path, monkeypatch, text, message):
     monkeypatch.chdir(tmp_path)  # relative paths in params are relative to the repository
     with pytest.raises(ConfigError) as err:
@@ -87,6 +90,7 @@ def test_bad_params_fail_in_one_line_naming_the_key(tmp_path, monkeypatch, text,
     "model:\n  init: random\n  base: ./not/used\n",                   # base is read only when used
     "model:\n  num_heads: 8\n  num_kv_heads: 8\n",                    # as many kv heads as heads
     "download:\n  source: files\n  path: src/*.jsonl\n",
+    "evaluate:\n  general_text: src/*.jsonl\n",                     # read as download.path is
     "model:\n  init: downscale\n  base: ./base\n",                 # no config.json: init-model says so
     "tokenizer:\n  path: base/tok.gguf\n",
 ])
@@ -154,7 +158,8 @@ def test_invalid_utf8_text_file_is_skipped_and_named(tmp_path):
     docs, report = fetch(tmp_path, {"good.txt": b"fine\n", "latin1.txt": "caf\xe9\n".encode("latin-1")})
     assert [d["text"] for d in docs] == ["fine\n"]
     # four bytes are too few to tell latin-1 from other code pages: skipped, not guessed
-    assert report["skipped"] == {"encoding_uncertain": 1}
+    assert report["skipped_files"] == {"encoding_uncertain": {"files": 1, "bytes": 5}}
+    assert report["skipped"] == {}
     assert report["skipped_examples"]["encoding_uncertain"][0].endswith("src/latin1.txt")
 
 
@@ -191,7 +196,8 @@ def test_empty_files_are_counted(tmp_path):
     docs, report = fetch(tmp_path, {"a.jsonl": b"", "b.jsonl": b"\n\r\n", "c.txt": b"", "d.md": b" \n",
                                     "e.parquet": b"", "f.parquet": empty_table, "g.txt": b"text"})
     assert [d["text"] for d in docs] == ["text"]
-    assert report["skipped"] == {"empty_file": 6}
+    assert report["skipped_files"] == {"empty_file": {"files": 6, "bytes": 3 + 2 + len(empty_table)}}
+    assert report["skipped"] == {}
     assert [Path(p).name for p in report["skipped_examples"]["empty_file"]] == [
         "a.jsonl", "b.jsonl", "c.txt", "d.md", "e.parquet"]  # the first five
 
@@ -261,8 +267,13 @@ def test_download_stage_end_to_end(tmp_path):
     assert result.returncode == 0, result.stderr
     report = json.loads((tmp_path / "metrics" / "download.json").read_text())
     assert report["documents"] == 2 and report["chars"] == 3 + 2_000_000
-    assert report["skipped"] == {"contains_nul": 1, "empty_file": 1, "malformed_json_line": 1,
+    assert report["skipped"] == {"contains_nul": 1, "malformed_json_line": 1,
                                  "missing_text_field": 1, "not_utf8": 1, "text_not_a_string": 1}
+    assert report["skipped_files"] == {"empty_file": {"files": 1, "bytes": 0}}
+    assert result.stdout.strip() == (
+        "download: 2 documents, 2,000,003 characters; skipped: 1 record, contains_nul; 1 record, "
+        "malformed_json_line; 1 record, missing_text_field; 1 record, not_utf8; 1 record, "
+        "text_not_a_string; 1 file, 0 B, empty_file")
     assert report["skipped_examples"]["not_utf8"] == ["data/sources/a.jsonl:2"]
     assert report["skipped_examples"]["empty_file"] == ["data/sources/c.jsonl"]
 
@@ -270,6 +281,28 @@ def test_download_stage_end_to_end(tmp_path):
     result = run("download.py", tmp_path, params, "--out", "data/raw2", "--metrics", "metrics/d2.json")
     assert error_line(result).startswith("data/sources/d.parquet: cannot read Parquet (")
     assert not (tmp_path / "data" / "raw2").exists()
+
+
+def test_files_no_reader_reads_are_counted_and_named_with_their_unit(tmp_path):
+    """A folder of one .jsonl and four files of a type no reader reads gave the .jsonl's
+    records and ``skipped: {}``; a folder of only such files "no input files match"."""
+    src = tmp_path / "data" / "sources"
+    src.mkdir(parents=True)
+    (src / "a.jsonl").write_text('{"text": "kept"}\n{"text": 3}\n')
+    for i in range(4):
+        (src / f"part-{i}.bin").write_bytes(bytes(525_000))
+    params = "download:\n  source: files\n  path: data/sources\n"
+    result = run("download.py", tmp_path, params, "--out", "data/raw", "--metrics", "download.json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "download.json").read_text())
+    assert report["skipped_files"] == {"unsupported_file_type": {"files": 4, "bytes": 2_100_000}}
+    assert report["skipped"] == {"text_not_a_string": 1}
+    assert result.stdout.strip() == ("download: 1 documents, 4 characters; skipped: 1 record, "
+                                     "text_not_a_string; 4 files, 2.1 MB, unsupported_file_type")
+    (src / "a.jsonl").unlink()
+    result = run("download.py", tmp_path, params, "--out", "data/raw2", "--metrics", "d2.json")
+    assert error_line(result) == ("download: the files source yielded no documents (skipped: "
+                                  "4 files, 2.1 MB, unsupported_file_type)")
 
 
 # --- stages whose filters leave nothing --------------------------------------------------------
@@ -285,6 +318,37 @@ def test_clean_stage_that_drops_everything_names_the_filter(tmp_path, write_docs
         "clean: the filters dropped all 2 documents (paragraph_length.too_few_lines: 2); loosen "
         "clean.paragraph_length in params.yaml or take it out of clean.filters")
     assert not (tmp_path / "clean").exists()
+
+
+def warning_lines(result: subprocess.CompletedProcess) -> list[str]:
+    """The stage's warning lines on stderr (which also carries tqdm's progress bars), checked
+    to end with exit code 0, none on stdout."""
+    assert result.returncode == 0, result.stderr
+    assert "warning:" not in result.stdout
+    return [line.removeprefix("warning: ") for line in result.stderr.splitlines() if line.startswith("warning: ")]
+
+
+def test_clean_stage_that_keeps_under_5_percent_warns_in_one_line(tmp_path, write_docs):
+    (tmp_path / "raw").mkdir()
+    write_docs(tmp_path / "raw" / "part-00000.parquet", [{"id": f"d{i}", "text": "one line"} for i in range(20)]
+               + [{"id": "kept", "text": "three\nlines\nhere"}])
+    result = run("clean.py", tmp_path, "clean:\n  filters: [paragraph_length]\n",
+                 "--input", "raw", "--out", "clean", "--work", "work/clean", "--metrics", "clean.json")
+    [warning] = warning_lines(result)
+    assert warning.startswith("clean: kept 1 of 21 documents (4.8%, under 5%); most were dropped as "
+                              "paragraph_length.too_few_lines: 20 (samples in clean/dropped_samples.jsonl)")
+    assert json.loads((tmp_path / "clean.json").read_text())["warnings"] == [warning]
+
+
+def test_tokenizer_stage_that_learns_a_smaller_vocabulary_warns_in_one_line(tmp_path, write_docs):
+    (tmp_path / "dedup").mkdir()
+    write_docs(tmp_path / "dedup" / "part-00000.parquet", [{"id": "a", "text": "MY FRIEND IS A BIRD"}])
+    result = run("tokenizer.py", tmp_path, "tokenizer:\n  vocab_size: 1024\n",
+                 "--input", "dedup", "--out", "tokenizer", "--metrics", "tokenizer.json")
+    [warning] = warning_lines(result)
+    learned = json.loads((tmp_path / "tokenizer.json").read_text())["vocab_size"]
+    assert warning.startswith(f"tokenizer: learned a vocabulary of {learned} tokens, fewer than "
+                              "tokenizer.vocab_size 1024")
 
 
 def test_pack_stage_without_a_validation_row_fails_in_one_line(tmp_path, write_docs, tiny_tokenizer):

@@ -124,11 +124,12 @@ def test_a_training_only_config_change_does_not_rerun_the_data_stages():
 def test_dvc_yaml_lists_folders_not_modules():
     """A stage lists its script, its sub-packages, its sections' config and the shared low
     layers: a short list (evaluate and export, which join tokens, models, merges and the
-    runtime, are the longest), in a map of eleven stages well under two thirds as long as the
-    module-by-module map of nine stages was (337 lines)."""
+    runtime, and evaluate the download readers for its general text, are the longest), in a
+    map of eleven stages well under two thirds as long as the module-by-module map of nine
+    stages was (337 lines)."""
     for name, stage in STAGES.items():
         code = [d for d in stage["deps"] if d.startswith(("src/", "stages/"))]
-        assert len(code) <= 13, (name, code)
+        assert len(code) <= 14, (name, code)
         assert sum(d.startswith("src/pretrain/") and d.endswith(".py") for d in code) <= 10, name
     assert len((ROOT / "dvc.yaml").read_text().splitlines()) <= 337 * 0.6
 

@@ -1,8 +1,10 @@
 """The pretrain command: `pretrain estimate` prints what a run of params.yaml will cost;
-`pretrain plots-template` writes the page `dvc plots show` uses offline.
+`pretrain plots-template` writes the page `dvc plots show` uses offline;
+`pretrain builtin-manifest` writes the built-in corpus's manifest for this Python.
 
     pretrain estimate [--params params.yaml] [--gpu h100-sxm] [--gpus N] [--measure-steps 5] [--json]
     pretrain plots-template [--out .dvc/tmp/plots_offline.html]
+    pretrain builtin-manifest [--lock requirements/core.lock] [--out FOLDER]
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pretrain.cost.formulas import (
 )
 from pretrain.errors import PretrainError
 from pretrain.report.page import write_plots_template
+from pretrain.sources.manifest import MANIFESTS, build_manifest
 
 PLOTS_TEMPLATE = Path(".dvc/tmp/plots_offline.html")
 """Where .dvc/config's plots.html_template points (relative to .dvc: tmp/plots_offline.html)."""
@@ -67,11 +70,26 @@ def run_plots_template(args: argparse.Namespace) -> None:
     print(f"pretrain: wrote {args.out} (dvc plots show draws offline with it)")
 
 
+def add_builtin_manifest(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--lock", type=Path, default=Path("requirements/core.lock"),
+                        help="the lock whose distributions give package descriptions "
+                             "(default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=MANIFESTS,
+                        help="the folder of manifests (default: the package's own)")
+
+
+def run_builtin_manifest(args: argparse.Namespace) -> None:
+    path, count = build_manifest(args.lock, args.out)
+    print(f"pretrain: wrote {path} ({count} documents)")
+
+
 COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
     "estimate": ("parameters, tokens, FLOPs, memory and time of a run of params.yaml",
                  add_estimate, run_estimate),
     "plots-template": ("write the page template with which `dvc plots show` draws offline",
                        add_plots_template, run_plots_template),
+    "builtin-manifest": ("write the manifest of the built-in corpus for this Python "
+                         "(docs/reproducibility.md)", add_builtin_manifest, run_builtin_manifest),
 }
 """Subcommand name -> (help, add its arguments, run it)."""
 

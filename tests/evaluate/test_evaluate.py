@@ -104,7 +104,8 @@ def test_general_text_and_few_shot_settings(init_dir, packed_dir, tokens_dir, tm
     from pretrain.evaluate.general_text import read_texts, text_rows
 
     general = tmp_path / "general.jsonl"
-    general.write_text("".join(json.dumps({"text": GENERAL * (i + 2)}) + "\n" for i in range(6)))
+    general.write_text("".join(json.dumps({"text": GENERAL * (i + 2)}) + "\n" for i in range(6))
+                       + '{"text": "unterminated\n')
     monkeypatch.chdir(tmp_path)
     cfg = EvaluateConfig(max_batches=2, lm_eval_tasks=["pretrain_heldout_mc"], lm_eval_limit=3,
                          lm_eval_num_fewshot=1, prompts=["x"], max_new_tokens=2,
@@ -117,19 +118,51 @@ def test_general_text_and_few_shot_settings(init_dir, packed_dir, tokens_dir, tm
     assert report["general"]["init"]["loss"] == pytest.approx(direct["loss"], rel=1e-2)
     assert report["general"]["trained"]["bits_per_byte"] > 0
     assert report["contamination"]["general_text"]["documents"] == 6
+    assert report["general_text"]["documents"] == 6  # what could not be used, counted
+    assert report["general_text"]["skipped"] == {"malformed_json_line": 1}
+    assert report["general_text"]["skipped_examples"] == {"malformed_json_line": ["general.jsonl:7"]}
     assert report["lm_eval"]["trained"]["pretrain_heldout_mc"]["n_shot"] == 1
 
 
-def test_general_text_reader_errors_name_the_file(tmp_path):
-    from pretrain.errors import PretrainError
+def test_general_text_losses_are_counted_and_nothing_left_names_them(tmp_path):
+    from pretrain.errors import DataError
     from pretrain.evaluate.general_text import read_texts
+    from pretrain.sources.records import Skipped
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "fine"}\n{"body": "no text"}\n')
-    with pytest.raises(PretrainError, match=r"bad.jsonl:2: expected a JSON object"):
-        read_texts(bad)
-    with pytest.raises(PretrainError, match="expected a .jsonl, .txt or .parquet"):
+    skipped = Skipped()
+    assert read_texts(bad, skipped) == ["fine"]
+    assert skipped == {"missing_text_field": 1}
+    assert skipped.examples["missing_text_field"] == [f"{bad.as_posix()}:2"]
+    (tmp_path / "notes.docx").write_bytes(bytes(10))
+    with pytest.raises(DataError) as err:
         read_texts(tmp_path / "notes.docx")
+    assert str(err.value) == (f"evaluate.general_text: {tmp_path / 'notes.docx'}: no text found "
+                              "(skipped: 1 file, 10 B, unsupported_file_type)")
+
+
+def test_general_text_is_read_by_the_download_readers(tmp_path):
+    """A JSON string may hold a raw U+2028, U+2029 or U+0085 (RFC 8259 escapes only control
+    characters below U+0020): str.splitlines() broke such a record in two and stopped the
+    stage. A text file that is not UTF-8 was read with errors="replace"; now it is decoded as
+    download decodes it, or counted whole when its encoding cannot be told."""
+    from pretrain.evaluate.general_text import read_texts
+    from pretrain.sources.records import Skipped
+
+    texts = ["line\u2028separator", "paragraph\u2029separator", "next\u0085line"]
+    (tmp_path / "a.jsonl").write_text("".join(json.dumps({"text": t}, ensure_ascii=False) + "\n"
+                                              for t in texts), encoding="utf-8")
+    french = ("Le château se trouve au bord de la rivière. Les élèves étudient l'histoire de la "
+              "région depuis des années, et leurs professeurs sont très fiers de leurs progrès. À "
+              "la fin de l'été, on organise une fête où chacun apporte un plat préparé à la maison.")
+    (tmp_path / "b.txt").write_bytes(french.encode("cp1252"))
+    (tmp_path / "c.txt").write_bytes("café".encode("latin-1"))  # four bytes: cannot be told
+    (tmp_path / "d.html").write_text("<p>markup</p>")  # download keeps HTML raw for clean
+    skipped = Skipped()
+    assert read_texts(tmp_path, skipped) == texts + [french]
+    assert not skipped and skipped.decoded == {"cp1252": 1}
+    assert skipped.files == {"encoding_uncertain": 1, "unsupported_file_type": 1}
 
 
 def test_lm_eval_scores_a_multiple_choice_context_after_bos_as_training_did(init_dir, tiny_tokenizer):

@@ -4,16 +4,22 @@ for models that cannot be merged."""
 
 import json
 import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
+import pretrain
 from pretrain.config import ConfigError, build
-from pretrain.config.merge import MergeConfig
+from pretrain.config.merge import METHODS, MergeConfig
 from pretrain.merge.manifest import final_model, read_manifest, weight_key
-from pretrain.merge.runner import init_kind, merge
+from pretrain.merge.runner import config_difference, init_kind, merge
 
 
 def save_variant(src, dst, seed: int, tokenizer_from=None, **config_changes):
@@ -187,3 +193,93 @@ def test_bad_params_are_named(params, message):
 def test_the_init_says_how_it_was_made(models):
     assert init_kind(models["init"]) == "random"  # the debug preset, built from scratch
     assert init_kind(models["trained"]) is None  # no lineage.json
+
+
+ROPE = {"rope_theta": 500000.0, "rope_type": "default"}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"rope_parameters": ROPE},
+     "rope_parameters.rope_theta 500000.0 in its config.json, the trained model 10000.0"),
+    ({"rope_parameters": {"rope_theta": 10000.0, "rope_type": "linear", "factor": 4.0}},
+     'rope_parameters.factor 4.0 in its config.json, the trained model (missing)'),
+    ({"rms_norm_eps": 1e-5}, "rms_norm_eps 1e-05 in its config.json, the trained model 1e-06"),
+    ({"hidden_act": "gelu"}, 'hidden_act "gelu" in its config.json, the trained model "silu"'),
+    ({"max_position_embeddings": 1024},
+     "max_position_embeddings 1024 in its config.json, the trained model 512"),
+])
+def test_a_partner_that_computes_differently_is_refused_in_one_line(models, tmp_path, change, message):
+    """Same shapes and tokenizer, another computation: a linear merge used to pass, and the merged
+    config took either model's setting (mergekit's config source, the first of a set)."""
+    models["changed"] = save_variant(models["init"], tmp_path / "changed", 5, **change)
+    with pytest.raises(ConfigError) as err:
+        run(models, tmp_path, method="linear", other="changed")
+    folder = models["changed"]
+    assert str(err.value).startswith(f"merge.other ({folder}): {folder} has {message}: models merge")
+    assert "\n" not in str(err.value) and not (tmp_path / "merged").exists()
+
+
+def test_an_init_that_computes_differently_is_refused_as_the_task_vectors_base(models, tmp_path):
+    init = save_variant(models["init"], tmp_path / "init", 6, rope_parameters=ROPE)
+    cfg = build(MergeConfig, {"method": "task_arithmetic", "other": str(models["other"])}, where="merge")
+    with pytest.raises(ConfigError, match=r"^the init model \(the task vectors' base\): .* has "
+                                          r"rope_parameters\.rope_theta 500000\.0 in its config\.json"):
+        merge(cfg, models["trained"], init, tmp_path / "merged")
+
+
+def test_the_same_settings_in_transformers_4_layout_are_no_difference(models, tmp_path):
+    """transformers 4 kept rope_theta at the top level (rope_scaling: null) and wrote torch_dtype;
+    loaded, that is transformers 5's rope_parameters: no difference. The theta itself still is."""
+    old = tmp_path / "old"
+    old.mkdir()
+    config = json.loads((models["trained"] / "config.json").read_text())
+    del config["rope_parameters"]
+    del config["dtype"]
+    config.update(rope_theta=10000.0, rope_scaling=None, torch_dtype="bfloat16",
+                  transformers_version="4.46.0")
+    (old / "config.json").write_text(json.dumps(config))
+    assert config_difference(models["trained"], old) is None
+    config["rope_theta"] = 500000.0
+    (old / "config.json").write_text(json.dumps(config))
+    assert config_difference(models["trained"], old) == ("rope_parameters.rope_theta", 10000.0, 500000.0)
+
+
+HASH_SEED_MERGE = """
+import sys
+from pathlib import Path
+from pretrain.config import build
+from pretrain.config.merge import MergeConfig
+from pretrain.merge.runner import merge
+for method in sys.argv[2:]:
+    cfg = build(MergeConfig, {"method": method, "other": "other", "weights": [0.3, 0.6]}, where="merge")
+    merge(cfg, Path("trained"), Path("init"), Path(sys.argv[1]) / method)
+"""
+
+
+def test_the_merged_folder_is_the_same_bytes_whatever_the_hash_seed(models, tmp_path):
+    """mergekit takes the merged config from the first of a set of models when no base model is
+    named (linear), and the set's order follows PYTHONHASHSEED: with a partner that differs in a
+    key that does not change the computation (use_cache, eos_token_id), config.json changed
+    from run to run. Each seed runs every method in a fresh process, under DVC's relative paths."""
+    shutil.copytree(models["trained"], tmp_path / "trained")
+    shutil.copytree(models["init"], tmp_path / "init")
+    save_variant(models["init"], tmp_path / "other", 7, use_cache=False, eos_token_id=5)
+    methods = [m for m in METHODS if m != "none"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(pretrain.__file__).parents[1]),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    runs = [subprocess.Popen([sys.executable, "-c", HASH_SEED_MERGE, f"out{seed}", *methods], cwd=tmp_path,
+                             env={**env, "PYTHONHASHSEED": str(seed)}, stderr=subprocess.PIPE)
+            for seed in range(4)]  # side by side: most of each run is importing mergekit
+    trees = []
+    for seed, process in enumerate(runs):
+        _, stderr = process.communicate()
+        assert process.returncode == 0, stderr.decode()[-2000:]
+        out = tmp_path / f"out{seed}"
+        trees.append({str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()})
+    # per method merge.json; per weight the config, generation config, mergekit config, weights, tokenizer
+    assert len(trees[0]) == 4 * (1 + 2 * 6)
+    for seed, tree in enumerate(trees[1:], 1):
+        assert tree.keys() == trees[0].keys()
+        assert [name for name in tree if tree[name] != trees[0][name]] == [], f"PYTHONHASHSEED={seed}"
+    for method in methods:  # the merged model's config is the trained model's, whatever the method
+        assert trees[0][f"{method}/w0.3/config.json"] == (tmp_path / "trained" / "config.json").read_bytes()

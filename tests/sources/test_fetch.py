@@ -123,14 +123,14 @@ def test_a_url_is_one_document_with_its_provenance(server):
 def test_404_is_skipped_without_retrying(server):
     docs, skipped = collect([f"{server.url}/missing", f"{server.url}/ok.py"])
     assert [d["text"] for d in docs] == [CODE]
-    assert skipped == {"http_404": 1} and skipped.examples["http_404"] == [f"{server.url}/missing"]
+    assert skipped.urls == {"http_404": 1} and skipped.examples["http_404"] == [f"{server.url}/missing"]
     assert server.hits["/missing"] == 1
 
 
 def test_slow_response_times_out_after_its_retries(server):
     start = time.monotonic()
     docs, skipped = collect([f"{server.url}/slow"], FetchConfig(timeout_s=0.2, retries=1, backoff_s=0.01))
-    assert docs == [] and skipped == {"timeout": 1}
+    assert docs == [] and skipped.urls == {"timeout": 1}
     assert server.hits["/slow"] == 2  # the first try and one retry
     assert time.monotonic() - start < 2 * SLOW_S  # the client gave up; it did not wait the server out
 
@@ -149,14 +149,14 @@ def test_server_errors_and_throttling_are_retried(server):
 
 def test_oversize_responses_are_skipped_without_reading_past_the_cap(server):
     docs, skipped = collect([f"{server.url}/big-declared", f"{server.url}/big-undeclared"])
-    assert docs == [] and skipped == {"too_large": 2}
+    assert docs == [] and skipped.urls == {"too_large": 2}
 
 
 def test_non_utf8_bodies_are_decoded_by_header_or_detection(server):
     docs, skipped = collect([f"{server.url}/latin1-declared", f"{server.url}/latin1-bare",
                              f"{server.url}/latin1-short"], FetchConfig(max_bytes=10_000))
     assert [d["text"] for d in docs] == [FRENCH, FRENCH]
-    assert skipped == {"encoding_uncertain": 1}  # four bytes: too few to tell the encoding
+    assert skipped.urls == {"encoding_uncertain": 1}  # four bytes: too few to tell the encoding
     assert skipped.decoded == {"cp1252": 2}
     assert docs[1]["provenance"].endswith("(decoded from cp1252)")
 
@@ -164,14 +164,14 @@ def test_non_utf8_bodies_are_decoded_by_header_or_detection(server):
 def test_html_is_marked_and_other_binary_types_are_skipped(server):
     docs, skipped = collect([f"{server.url}/page.html", f"{server.url}/image.png"])
     assert [(d["id"], d["text"]) for d in docs] == [(f"{server.url}/page.html{HTML_SUFFIX}", PAGE)]
-    assert skipped == {"not_text": 1}
+    assert skipped.urls == {"not_text": 1}
 
 
 def test_redirects_are_followed_to_http_only(server):
     docs, skipped = collect([f"{server.url}/redirect", f"{server.url}/redirect-ftp"])
     assert [d["text"] for d in docs] == [CODE]
     assert f"-> {server.url}/ok.py (HTTP 200" in docs[0]["provenance"]
-    assert skipped == {"redirect_refused": 1}
+    assert skipped.urls == {"redirect_refused": 1}
 
 
 def test_refused_connection_is_counted():
@@ -179,7 +179,7 @@ def test_refused_connection_is_counted():
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     docs, skipped = collect([f"http://127.0.0.1:{port}/x"], FetchConfig(timeout_s=1, retries=1, backoff_s=0))
-    assert docs == [] and skipped == {"connection_failed": 1}
+    assert docs == [] and skipped.urls == {"connection_failed": 1}
 
 
 def test_cache_spares_a_rerun_the_fetching(server, tmp_path):
@@ -214,7 +214,7 @@ def test_download_stage_fetches_once(server, tmp_path):
         assert result.returncode == 0, result.stderr
         report = json.loads((tmp_path / "download.json").read_text())
         assert report["fetched"] == ({"network": 1} if run == 0 else {"cache": 1})
-        assert report["by_source"] == {"urls": 1} and report["skipped"] == {"http_404": 1}
+        assert report["by_source"] == {"urls": 1} and report["skipped_urls"] == {"http_404": 1} and report["skipped"] == {}
     assert server.hits["/ok.py"] == 1
     assert [d["text"] for d in read_table(tmp_path / "raw")] == [CODE]
 

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pretrain.config.sources import DownloadConfig
+from pretrain.config.sources import DownloadConfig, MixSourceConfig
 from pretrain.errors import DataError
 from pretrain.sources.download import iter_documents
 from pretrain.sources.encoding import decode
@@ -358,7 +358,8 @@ def test_text_whose_encoding_cannot_be_told_is_skipped_not_garbled(tmp_path, raw
     path = tmp_path / "doc.txt"
     path.write_bytes(raw)
     docs, skipped = files(path)
-    assert docs == [] and skipped == {reason: 1}
+    assert docs == [] and skipped.files == {reason: 1} and not skipped  # a whole file, no record
+    assert skipped.file_bytes == {reason: len(raw)}
     assert skipped.examples[reason] == [path.as_posix()]
 
 
@@ -397,7 +398,7 @@ def test_folder_is_searched_recursively_in_sorted_order(folder):
     docs, skipped = files(folder)
     assert [d["text"] for d in docs] == ["from jsonl", "# from markdown\n", "from csv",
                                          "from a nested text file\n"]
-    assert not skipped  # the .pdf is not an input file
+    assert not skipped and skipped.files == {"unsupported_file_type": 1}  # the .pdf, counted
 
 
 def test_glob_selects_files(folder):
@@ -405,6 +406,70 @@ def test_glob_selects_files(folder):
     assert [d["text"] for d in docs] == ["from jsonl"]
     docs, _ = files(f"{folder}/**/*.txt")
     assert [d["text"] for d in docs] == ["from a nested text file\n"]
+
+
+def test_a_folder_a_glob_matches_is_read_whole(folder):
+    docs, skipped = files(f"{folder}/s*")  # matches the folder sub/
+    assert [d["text"] for d in docs] == ["from a nested text file\n"] and skipped.files == {}
+
+
+def test_files_behind_a_link_to_a_folder_are_read(folder, tmp_path):
+    """pathlib's rglob lists a link to a folder but does not descend into it: its files were
+    neither read nor counted. (The stage refuses such a link, which DVC does not follow:
+    pretrain.stage.watched; library use reads it.)"""
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "f.jsonl").write_text('{"text": "behind a link"}\n')
+    (folder / "sub" / "linked").symlink_to(outside)
+    (folder / "sub" / "up").symlink_to(folder)  # a loop is walked once
+    docs, skipped = files(folder)
+    assert [d["text"] for d in docs] == ["from jsonl", "# from markdown\n", "from csv",
+                                         "from a nested text file\n", "behind a link"]
+    assert skipped.files == {"unsupported_file_type": 1}
+
+
+@pytest.fixture
+def unknown_types(tmp_path):
+    """Four files of a type no reader reads (1,000 bytes in all) and one JSON-lines file."""
+    root = tmp_path / "src"
+    (root / "sub").mkdir(parents=True)
+    (root / "z.jsonl").write_text('{"text": "kept"}\n{"text": "kept too"}\n')
+    for i, size in enumerate([100, 200, 300]):
+        (root / f"{i}.bin").write_bytes(bytes(size))
+    (root / "sub" / "3.bin").write_bytes(bytes(400))
+    return root
+
+
+def test_files_no_reader_reads_are_counted_in_files_and_bytes_however_the_path_is_given(
+        unknown_types):
+    """The report's case: a folder's .jsonl records, and its other files gone without a trace."""
+    root = unknown_types
+    paths = [root, f"{root}/*", f"{root}/**", f"{root}/**/*.*"]
+    for path in paths:
+        docs, skipped = files(path)
+        assert [d["text"] for d in docs] == ["kept", "kept too"], path
+        assert skipped.files == {"unsupported_file_type": 4}, path
+        assert skipped.file_bytes == {"unsupported_file_type": 1000} and not skipped, path
+    assert skipped.examples["unsupported_file_type"] == [
+        (root / n).as_posix() for n in ("0.bin", "1.bin", "2.bin", "sub/3.bin")]
+    docs, skipped = files(root / "sub" / "3.bin")  # one file
+    assert docs == [] and skipped.files == {"unsupported_file_type": 1}
+    # a mix entry (its files in sorted order, the .jsonl last: a source stops at its share)
+    entry = MixSourceConfig(name="m", source="files", path=str(root), weight=1)
+    skipped = Skipped()
+    docs = list(iter_documents(DownloadConfig(source="mix", sources=[entry], max_documents=2),
+                               skipped))
+    assert len(docs) == 2 and skipped.files == {"unsupported_file_type": 4}
+    with pytest.raises(DataError, match=r"has 2 usable documents, .* \(skipped so far, all "
+                                        r"sources: 4 files, 1\.0 kB, unsupported_file_type\)$"):
+        list(iter_documents(DownloadConfig(source="mix", sources=[entry], max_documents=3),
+                            Skipped()))
+
+
+def test_a_folder_of_only_unknown_types_is_counted_not_called_empty(unknown_types):
+    (unknown_types / "z.jsonl").unlink()
+    docs, skipped = files(unknown_types)  # "no input files match" before
+    assert docs == [] and skipped.file_bytes == {"unsupported_file_type": 1000}
 
 
 def test_no_matching_files_is_a_data_error(tmp_path):
@@ -416,4 +481,4 @@ def test_no_matching_files_is_a_data_error(tmp_path):
 
 def test_explicit_file_of_unknown_type_is_counted(folder):
     docs, skipped = files(folder / "e.pdf")
-    assert docs == [] and skipped == {"unsupported_file_type": 1}
+    assert docs == [] and skipped.files == {"unsupported_file_type": 1} and not skipped

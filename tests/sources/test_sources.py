@@ -1,6 +1,6 @@
-"""Document sources: the built-in corpus, Hugging Face datasets (saved or a folder of data files,
-offline), several sources mixed with weights, the download report and the params checks.
-Local files are tested in test_files.py, URLs in test_fetch.py."""
+"""Document sources: the built-in corpus, several sources mixed with weights, the download
+report and the params checks. Local files are tested in test_files.py, URLs in test_fetch.py,
+Hugging Face datasets in test_hf.py."""
 
 import importlib.metadata
 import json
@@ -8,8 +8,6 @@ import sysconfig
 from collections import Counter
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from pretrain.config import load_all
@@ -21,9 +19,10 @@ from pretrain.sources.builtin import (
     module_docstrings,
     package_descriptions,
     stdlib_files,
+    stdlib_sources,
 )
 from pretrain.sources.download import download, iter_documents, mix_counts
-from pretrain.sources.records import Skipped
+from pretrain.sources.records import Skipped, describe_skipped
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 PARTS = ["stdlib", "pydoc_topics", "docstrings", "package_docs"]
@@ -131,118 +130,6 @@ def g():
     assert module_docstrings("x = 1\n") == []
 
 
-# --- Hugging Face datasets saved on disk -------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def saved_dataset(tmp_path_factory):
-    import datasets
-
-    path = tmp_path_factory.mktemp("hf") / "my_dataset"
-    datasets.Dataset.from_dict(
-        {"text": ["first doc", "", None, "fourth doc"], "body": ["b0", "b1", "b2", "b3"]}
-    ).save_to_disk(str(path))
-    return path
-
-
-def test_hf_source_reads_a_saved_dataset(saved_dataset):
-    docs, skipped = collect(source="hf", path=str(saved_dataset))
-    assert [(d["id"], d["text"]) for d in docs] == [(f"{saved_dataset}:train:0", "first doc"),
-                                                    (f"{saved_dataset}:train:3", "fourth doc")]
-    assert docs[1]["provenance"] == f"{saved_dataset}#train[3]"
-    assert skipped == {"empty_text": 1, "missing_text_field": 1}
-    docs, _ = collect(source="hf", path=str(saved_dataset), text_field="body", max_documents=2)
-    assert [d["text"] for d in docs] == ["b0", "b1"]
-
-
-def test_hf_documents_are_labelled_hf(saved_dataset):
-    docs, _ = collect(source="hf", path=str(saved_dataset))
-    assert {d["source"] for d in docs} == {"hf"}
-
-
-def test_hf_source_reads_the_configured_split(tmp_path):
-    import datasets
-
-    path = tmp_path / "dd"
-    datasets.DatasetDict({
-        "train": datasets.Dataset.from_dict({"text": ["a train doc"]}),
-        "validation": datasets.Dataset.from_dict({"text": ["a validation doc"]}),
-    }).save_to_disk(str(path))
-    docs, _ = collect(source="hf", path=str(path), hf_split="validation")
-    assert [d["text"] for d in docs] == ["a validation doc"]
-
-
-@pytest.mark.parametrize("kind", ["parquet", "jsonl"])
-def test_hf_source_streams_a_folder_of_data_files(tmp_path, kind):
-    """A folder load_dataset reads (as a hub dataset repository is laid out), streamed offline."""
-    folder = tmp_path / "data_files"
-    folder.mkdir()
-    parts = [["a", "b", ""], ["c"]]
-    for i, texts in enumerate(parts):
-        if kind == "parquet":
-            pq.write_table(pa.table({"text": texts}), folder / f"part-{i}.parquet")
-        else:
-            (folder / f"part-{i}.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
-    docs, skipped = collect(source="hf", path=str(folder))
-    assert [d["text"] for d in docs] == ["a", "b", "c"] and skipped == {"empty_text": 1}
-    assert docs[2]["id"] == f"{folder}:train:3"
-    docs, _ = collect(source="hf", path=str(folder), max_documents=1)
-    assert [d["text"] for d in docs] == ["a"]
-
-
-def test_hf_saved_dataset_keeps_record_ids_and_fields(tmp_path):
-    import datasets
-
-    path = tmp_path / "saved"
-    datasets.Dataset.from_dict({"id": ["doc-a", "doc-b"], "text": ["first", "second"],
-                                "url": ["https://a.org", "https://b.org"], "year": [2023, 2024]}
-                               ).save_to_disk(str(path))
-    docs, skipped = collect(source="hf", path=str(path))
-    assert [d["id"] for d in docs] == ["doc-a", "doc-b"]
-    assert docs[1]["provenance"] == f"{path}#train[1]"
-    assert [json.loads(d["metadata"]) for d in docs] == [{"url": "https://a.org", "year": 2023},
-                                                         {"url": "https://b.org", "year": 2024}]
-    assert skipped.ids == {"from_id_field": 2}
-
-
-def test_hf_parquet_folder_keeps_record_ids_and_fields(tmp_path):
-    folder = tmp_path / "data_files"
-    folder.mkdir()
-    pq.write_table(pa.table({"id": [7, 8], "text": ["a", "b"], "licence": ["mit", "cc0"]}),
-                   folder / "part-0.parquet")
-    docs, _ = collect(source="hf", path=str(folder))
-    assert [(d["id"], json.loads(d["metadata"])) for d in docs] == [("7", {"licence": "mit"}),
-                                                                   ("8", {"licence": "cc0"})]
-
-
-def test_hf_metadata_leaves_out_images_and_lists_by_default_and_keeps_what_is_listed(tmp_path):
-    import datasets
-
-    path = tmp_path / "saved"
-    datasets.Dataset.from_dict(
-        {"id": ["a"], "text": ["first"], "url": ["https://a.org"], "year": [2023],
-         "image": [{"bytes": b"\x89PNG", "path": None}], "embedding": [[0.5, 0.25]],
-         "label": [1]},
-        features=datasets.Features({"id": datasets.Value("string"), "text": datasets.Value("string"),
-                                    "url": datasets.Value("string"), "year": datasets.Value("int32"),
-                                    "image": datasets.Image(),
-                                    "embedding": datasets.Sequence(datasets.Value("float32")),
-                                    "label": datasets.ClassLabel(names=["no", "yes"])}),
-    ).save_to_disk(str(path))
-    docs, _ = collect(source="hf", path=str(path))
-    assert json.loads(docs[0]["metadata"]) == {"url": "https://a.org", "year": 2023, "label": 1}
-    docs, _ = collect(source="hf", path=str(path), metadata_fields=["embedding", "url"])
-    assert list(json.loads(docs[0]["metadata"]).items()) == [("embedding", [0.5, 0.25]),
-                                                             ("url", "https://a.org")]
-    docs, _ = collect(source="hf", path=str(path), metadata_fields=[])
-    assert docs[0]["metadata"] == "{}" and docs[0]["id"] == "a"
-
-
-def test_hf_source_that_cannot_be_loaded_names_it(tmp_path):
-    with pytest.raises(DataError, match=r"download\.path: cannot load dataset .*"):
-        collect(source="hf", path=str(tmp_path))  # an empty folder
-
-
 # --- download ---------------------------------------------------------------------------------
 
 
@@ -253,11 +140,43 @@ def test_download_writes_the_documents_and_reports_counts(tmp_path):
     out = tmp_path / "data" / "raw"
     report = download(cfg, out)
     assert report == {"documents": 3, "chars": 3 + 5 + 4, "shards": 1, "by_source": {"files": 3},
-                      "skipped": {"empty_text": 1}, "skipped_examples": {"empty_text": [f"{src}:3"]},
+                      "skipped": {"empty_text": 1}, "skipped_files": {}, "skipped_urls": {},
+                      "skipped_examples": {"empty_text": [f"{src}:3"]},
                       "decoded": {}, "fetched": {}, "ids": {"from_location": 3}}
     assert sorted(p.name for p in out.iterdir()) == ["part-00000.parquet"]
     assert count_rows(out) == 3
     assert list(read_table(out)) == list(iter_documents(cfg, Skipped()))
+
+
+def test_skip_counts_say_their_unit():
+    """Records, files (with their bytes) and URLs are never added up as one count."""
+    skipped = Skipped()
+    for _ in range(12):
+        skipped.add("malformed_json_line", "a.jsonl:3")
+    skipped.add("empty_text", "a.jsonl:4")
+    for size in (1_000_000, 1_000_000, 50_000, 50_000):
+        skipped.add_file("unsupported_file_type", "x.bin", size)
+    skipped.add_file("empty_file", "e.txt", 0)
+    skipped.add_url("http_404", "https://example.org/gone")
+    report = skipped.report()
+    assert report["skipped"] == {"empty_text": 1, "malformed_json_line": 12}
+    assert report["skipped_files"] == {"empty_file": {"files": 1, "bytes": 0},
+                                       "unsupported_file_type": {"files": 4, "bytes": 2_100_000}}
+    assert report["skipped_urls"] == {"http_404": 1}
+    assert describe_skipped(report) == (
+        "1 record, empty_text; 12 records, malformed_json_line; 1 file, 0 B, empty_file; "
+        "4 files, 2.1 MB, unsupported_file_type; 1 URL, http_404")
+    assert describe_skipped(Skipped().report()) == ""
+
+
+def test_builtin_files_that_cannot_be_read_are_counted_as_files(monkeypatch):
+    skipped = Skipped()
+    rel, path = stdlib_files(False)[0]
+    monkeypatch.setattr("pretrain.sources.builtin.stdlib_files", lambda tests: [(rel, path)])
+    monkeypatch.setattr(Path, "read_bytes", lambda self: b"caf\xe9 = 1\n")
+    assert list(stdlib_sources(False, skipped)) == [] and not skipped
+    assert skipped.files == {"stdlib_not_utf8": 1}
+    assert skipped.file_bytes == {"stdlib_not_utf8": path.stat().st_size}
 
 
 def test_download_starts_a_new_shard_after_shard_mb_of_text(tmp_path):

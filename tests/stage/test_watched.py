@@ -95,6 +95,10 @@ def test_a_linked_folder_is_refused(repo):
         assert "is reached through data/sources/linked, a link to a folder" in message
         assert f"rm data/sources/linked && cp -rs {repo.parent / 'big_disk/corpus'} data/sources/linked" in message
     assert "is reached through data/sources/linked" in refused(files("data/sources"))
+    # a glob matching a folder reads it whole (pretrain.sources.files.resolve_files)
+    assert "is reached through data/sources/linked" in refused(files("data/sources/*"))
+    os.symlink(repo.parent / "big_disk/corpus", repo / "data/sources/corpus/inner")
+    assert "is reached through data/sources/corpus/inner" in refused(files("data/sources/c*"))
 
 
 def test_the_watched_folder_itself_may_be_a_link(tmp_path, monkeypatch):

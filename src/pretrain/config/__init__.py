@@ -109,9 +109,9 @@ def check_paths(configs: dict[str, Any], where: str) -> None:
     directory, the repository when DVC runs a stage). Hub ids (``org/name``) are left alone."""
     download, tokenizer, model = configs["download"], configs["tokenizer"], configs["model"]
     general = configs["evaluate"].general_text
-    if general and not os.path.exists(general):
-        raise ConfigError(f"{where}: evaluate.general_text: {general!r} does not exist "
-                          "(expected a local .jsonl, .txt or .parquet file or a folder)")
+    if general and not (os.path.exists(general) or glob.glob(general, recursive=True)):
+        raise ConfigError(f"{where}: evaluate.general_text: nothing matches {general!r} "
+                          "(expected a local file, folder or glob, read as download.path is)")
     entries = ([(f"download.sources[{i}].path", s) for i, s in enumerate(download.sources)]
                if download.source == "mix" else [("download.path", download)])
     named = []

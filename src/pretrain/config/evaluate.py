@@ -22,8 +22,8 @@ class EvaluateConfig:
     lm_eval_num_fewshot: Optional[int] = None
     """Few-shot examples per lm-eval prompt (None: each task's own default)."""
     general_text: Optional[str] = None
-    """Local general text (JSONL / .txt / Parquet file or folder) scored beside the held-out split,
-    so continued pretraining shows forgetting next to the domain gain."""
+    """Local general text (a file, folder or glob, read as download.path is; no HTML) scored beside
+    the held-out split, so continued pretraining shows forgetting next to the domain gain."""
     prompts: list[str] = dataclasses.field(
         default_factory=lambda: ["def find_max(numbers):", "The Python language is", "import os\n"]
     )

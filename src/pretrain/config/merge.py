@@ -38,7 +38,8 @@ class MergeConfig:
     other: str = "init"
     """The other model: ``init`` (the model training started from: the base itself in continued
     pretraining, the cut or grown base for downscale / upscale) or a Hugging Face model folder in
-    models/bases (another experiment's model, same architecture, shapes and tokenizer)."""
+    models/bases (another experiment's model, same architecture, shapes, tokenizer and config but
+    for keys that do not change the computation: pretrain.merge.runner.MERGE_FREE_KEYS)."""
     weights: list[float] = dataclasses.field(default_factory=lambda: [0.5])
     """Weight of the trained model, one merged model per value (several: the forgetting curve).
     linear: w * trained + (1 - w) * other; slerp: t = w from other (0) to trained (1);

@@ -54,7 +54,7 @@ from pretrain.config.executor import ExecutorConfig
 from pretrain.dedup import lsh, minhash
 from pretrain.dedup.exact import first_occurrence
 from pretrain.dedup.scan import CHARS, MINHASH_WORDS, WORDS, Scanned, scan_shard
-from pretrain.errors import DataError
+from pretrain.errors import LOW_YIELD, DataError
 from pretrain.executor.shards import Shard, file_digest, run_shards, session, stage_key, work_folder
 from pretrain.io import atomic_path, document_shards, iter_batches, place, shard_name, write_json
 
@@ -74,7 +74,8 @@ def dedup(cfg: DedupConfig, executor: ExecutorConfig, src_dir: Path, out_dir: Pa
     failure or a kill redoes only unfinished tasks. Exact first occurrences and near-duplicate
     clusters are decided in this process over global document indices, with O(documents) small
     arrays (as datatrove's cluster step); everything per shard or per band runs as tasks.
-    Raises DataError naming the shard whose task failed."""
+    The report has ``warnings`` (one line) when under ``LOW_YIELD`` of the documents are kept
+    (``low_yield_warning``). Raises DataError naming the shard whose task failed."""
     shards = document_shards(src_dir)
     work = work_folder(work_root, stage_key("dedup", cfg))
     with session(executor):
@@ -91,7 +92,9 @@ def dedup(cfg: DedupConfig, executor: ExecutorConfig, src_dir: Path, out_dir: Pa
             place(work / "filter" / f"part-{i:05d}.parquet", tmp / shard_name(i))
         write_pairs(tmp / "removed_pairs.jsonl", pairs, docs)
     shutil.rmtree(work)
-    return report(cfg, totals, written, reason, stats)
+    result = report(cfg, totals, written, reason, stats)
+    warning = low_yield_warning(cfg, result, out_dir / "removed_pairs.jsonl")
+    return {**result, "warnings": [warning]} if warning else result
 
 
 def decide(cfg: DedupConfig, executor: ExecutorConfig, scanned: Scanned, digests: list[str],
@@ -220,6 +223,23 @@ def report(cfg: DedupConfig, totals: list[dict], written: list[dict], reason: np
                        "implied_threshold": round(minhash.implied_threshold(cfg.bands, cfg.rows), 4),
                        "detection_probability": minhash.detection_curve(cfg.bands, cfg.rows)}
     return out
+
+
+def low_yield_warning(cfg: DedupConfig, report: dict[str, Any], pairs: Path) -> str | None:
+    """A one-line warning when dedup kept under ``LOW_YIELD`` of its documents, naming the
+    exact and near duplicates removed, the file of ``pairs`` to read, and what to check for
+    the larger kind; None otherwise. A corpus that is mostly copies of a few texts is seldom
+    what was meant: a source that repeats one page, or records whose text field is the same
+    in each; near duplicates this many may also mean a threshold set too low."""
+    kept, total = report["documents_out"], report["documents_in"]
+    if not total or kept >= LOW_YIELD * total:
+        return None
+    exact, near = report["removed"]["exact"], report["removed"]["near"]
+    check = (f"if they are not near-copies, raise dedup.threshold ({cfg.threshold}) or set dedup.near: false"
+             if near > exact else "check the source: are its records copies, and does "
+             "download.text_field name their text?")
+    return (f"dedup: kept {kept} of {total} documents ({kept / total:.1%}, under {LOW_YIELD:.0%}); "
+            f"removed {exact} exact and {near} near duplicates (samples in {pairs}); {check}")
 
 
 def lsh_summary(cfg: DedupConfig) -> list[str]:

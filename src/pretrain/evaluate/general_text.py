@@ -1,48 +1,41 @@
 """General text for continued pretraining (``evaluate.general_text``): read it and pack it
-into rows as pack does, so forgetting shows next to the domain gain."""
+into rows as pack does, so forgetting shows next to the domain gain.
+
+The files are read by the download stage's readers (pretrain.sources.files), one
+implementation: the same file types, encodings, JSON lines split at line feeds only (a raw
+U+2028 inside a JSON string is text, not a line break), and the same counts of what cannot be
+used (records; whole files with their bytes), reported by the evaluate stage."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 
-from pretrain.errors import ConfigError, DataError
+from pretrain.config.sources import SourceConfig
+from pretrain.errors import DataError
+from pretrain.sources.files import HTML_SUFFIXES, READERS, read_files
+from pretrain.sources.records import Skipped, describe_skipped
 from pretrain.tokens.tokenizer import document_ids
 
+KEY = "evaluate.general_text"
+TEXT_READERS = {suffix: read for suffix, read in READERS.items() if suffix not in HTML_SUFFIXES}
+"""The download readers but HTML's: download keeps HTML raw for the clean stage to extract its
+text, and the bits per byte of markup would not measure general text."""
 
-def read_texts(path: str | Path) -> list[str]:
-    """Documents of a general-text evaluation set: a JSONL file (``text`` field), a plain-text
-    file (one document) or a Parquet file (``text`` column), or a folder of them."""
-    path = Path(path)
-    files = sorted(p for p in path.rglob("*") if p.suffix in READERS) if path.is_dir() else [path]
-    if not files or files[0].suffix not in READERS:
-        raise ConfigError(f"evaluate.general_text: {path}: expected a .jsonl, .txt or .parquet file "
-                          "or a folder of them")
-    texts = [text for file in files for text in READERS[file.suffix](file) if text.strip()]
+
+def read_texts(path: str | Path, skipped: Skipped | None = None) -> list[str]:
+    """The texts of a general-text evaluation set: every file that ``path`` (a file, folder or
+    glob) names, read as ``download.path`` is with its defaults (the ``text`` field of JSON
+    lines, JSON, Parquet and CSV records; a plain-text file is one document), in sorted order.
+    What cannot be used is counted in ``skipped``. Raises DataError when nothing is left."""
+    skipped = Skipped() if skipped is None else skipped
+    cfg = SourceConfig(source="files", path=str(path), id_field=None, metadata_fields=[])
+    texts = [doc["text"] for doc in read_files(cfg, skipped, "general_text", KEY, TEXT_READERS)]
     if not texts:
-        raise DataError(f"evaluate.general_text: {path}: no text found")
+        lost = describe_skipped(skipped.report())
+        raise DataError(f"{KEY}: {path}: no text found" + (f" (skipped: {lost})" if lost else ""))
     return texts
-
-
-def _jsonl_texts(path: Path) -> list[str]:
-    texts = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                texts.append(json.loads(line)["text"])
-            except (ValueError, KeyError, TypeError):
-                raise DataError(f"{path}:{number}: expected a JSON object with a \"text\" string") from None
-    return texts
-
-
-READERS = {
-    ".jsonl": _jsonl_texts,
-    ".txt": lambda path: [path.read_text(encoding="utf-8", errors="replace")],
-    ".parquet": lambda path: pq.read_table(path, columns=["text"]).column(0).to_pylist(),
-}
 
 
 def text_rows(texts: list[str], tokenizer, seq_len: int) -> np.ndarray:

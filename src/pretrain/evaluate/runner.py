@@ -20,6 +20,7 @@ from pretrain.evaluate.general_text import read_texts, text_rows
 from pretrain.evaluate.harness import resolve_tasks, run_lm_eval
 from pretrain.merge.manifest import read_manifest, weight_key
 from pretrain.runtime import autocast_dtype, pick_device, validation_loss
+from pretrain.sources.records import Skipped
 from pretrain.token_store import PackedRows
 from pretrain.tokens.tokenizer import encode_texts, load_tokenizer, match_training
 
@@ -64,7 +65,8 @@ def evaluate(cfg: EvaluateConfig, init_dir: Path, trained_dir: Path, data_dir: P
     Every model is scored the same way under stable keys: ``init`` (the model training started
     from: the base itself for continued pretraining), ``trained``, and ``base`` when the init
     was cut or grown from a base (downscale / upscale). ``skipped`` names each part that had
-    nothing to score, and why.
+    nothing to score, and why. ``general_text`` counts the documents of evaluate.general_text
+    and what of it could not be used, as the download report does (records; files and bytes).
 
     When the merge stage merged (``merged_dir``, pretrain.merge.runner), every merged model is
     scored on the held-out split and the general text under ``merged_<weight in percent>``
@@ -75,9 +77,12 @@ def evaluate(cfg: EvaluateConfig, init_dir: Path, trained_dir: Path, data_dir: P
     device = pick_device()
     dtype = autocast_dtype("auto", device)
     rows = PackedRows(tokens_dir, "val")
-    general = read_texts(cfg.general_text) if cfg.general_text else None
+    lost = Skipped()
+    general = read_texts(cfg.general_text, lost) if cfg.general_text else None
     tasks, skipped = resolve_tasks(cfg, data_dir)
     report: dict[str, Any] = {"val": {}, **({"general": {}} if general else {}), "lm_eval": {}}
+    if general:
+        report["general_text"] = {"documents": len(general), **lost.report()}
     generations = {}
     for name, label, load, full in models_to_score(init_dir, trained_dir, merged_dir):
         model, tokenizer = load(device)

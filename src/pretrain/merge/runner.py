@@ -10,9 +10,10 @@ the evaluate stage scores every merged model, and the report draws the forgettin
 
 The output folder holds ``merge.json`` (method, weights, the folder of each merged model, the
 final one) and one Hugging Face model folder per weight (``w0.5``, ...) with the trained model's
-tokenizer and the mergekit configuration that made it (``mergekit_config.yml``: ``mergekit-yaml``
-reproduces the merge outside the pipeline). With ``method: none`` only merge.json is written,
-naming the trained model as final: nothing is loaded, the stage takes a second.
+config and tokenizer and the mergekit configuration that made it (``mergekit_config.yml``:
+``mergekit-yaml`` reproduces the merge outside the pipeline). With ``method: none`` only
+merge.json is written, naming the trained model as final: nothing is loaded, the stage takes a
+second.
 """
 
 from __future__ import annotations
@@ -40,8 +41,11 @@ def merge(cfg: MergeConfig, trained: Path, init: Path, out: Path) -> dict[str, A
 
     ``trained`` and ``init`` are Hugging Face model folders (the train and init-model stages'
     outputs); ``cfg.other`` is ``init`` or another model folder. Raises ConfigError, in one
-    line, when the other model cannot be merged with the trained one: not a model folder, a
-    different architecture, different tensor names or shapes, or a different tokenizer.
+    line, when the other model (or the init as the task vectors' base) cannot be merged with the
+    trained one: not a model folder, a different architecture, different tensor names or shapes,
+    a different tokenizer, or a config that differs in a key that changes the computation
+    (config_difference). Each merged model gets the trained model's config, tokenizer and
+    generation config; the folder has the same bytes on every run, whatever PYTHONHASHSEED.
     """
     other = Path(init) if cfg.other == "init" else Path(cfg.other)
     manifest: dict[str, Any] = {"method": cfg.method, "other": cfg.other, "weights": cfg.weights,
@@ -67,6 +71,7 @@ def merge(cfg: MergeConfig, trained: Path, init: Path, out: Path) -> dict[str, A
             # configuration saved beside each model is the same in every clone.
             spec = mergekit_config(cfg, weight, Path(trained), other, Path(init))
             run_merge(MergeConfiguration.model_validate(spec), out_path=str(folder), options=options)
+            write_trained_config(Path(trained), folder, spec["dtype"])
             for name in TOKENIZER_FILES:
                 if (Path(trained) / name).is_file():
                     shutil.copyfile(Path(trained) / name, folder / name)
@@ -98,6 +103,12 @@ def mergekit_config(cfg: MergeConfig, weight: float, trained: Path, other: Path,
     """
     spec: dict[str, Any] = {"merge_method": cfg.method, "dtype": "float32"}
     if cfg.method == "linear":
+        # linear ignores a base model (its input contract's BasePolicy.IGNORED: the same tensors,
+        # checked byte for byte). Naming one makes mergekit take the config, any tag-along files
+        # and, for an architecture it has no definition of, the tensor layout from it rather than
+        # from the first model of a set, whose order follows PYTHONHASHSEED (mergekit 0.1.5's
+        # merge.py _model_out_config and _get_donor_model, architecture/auto.py).
+        spec["base_model"] = str(trained)
         spec["models"] = [{"model": str(trained), "parameters": {"weight": weight}},
                           {"model": str(other), "parameters": {"weight": 1.0 - weight}}]
         spec["parameters"] = {"normalize": False}
@@ -117,7 +128,8 @@ def mergekit_config(cfg: MergeConfig, weight: float, trained: Path, other: Path,
 
 def check_mergeable(trained: Path, other: Path, what: str) -> None:
     """Raise ConfigError (one line, naming ``what``) unless ``other`` is a model folder with the
-    trained model's architecture, tensor names and shapes, and tokenizer vocabulary."""
+    trained model's architecture, tensor names and shapes, tokenizer vocabulary, and config but
+    for MERGE_FREE_KEYS (the first differing key named, with both values)."""
     from pretrain.bases import folder_problem
 
     problem = folder_problem(str(other))
@@ -145,6 +157,67 @@ def check_mergeable(trained: Path, other: Path, what: str) -> None:
         raise ConfigError(f"{what}: {other} has another tokenizer ({len(other_vocab):,} tokens "
                           f"against {len(vocab):,}, {differ:,} of the trained model's tokens with "
                           "another id or missing): merged embeddings would mix different tokens")
+    difference = config_difference(trained, other)
+    if difference:
+        key, mine_value, their_value = difference
+        raise ConfigError(f"{what}: {other} has {key} {_shown(their_value)} in its config.json, "
+                          f"the trained model {_shown(mine_value)}: models merge only when their "
+                          "configs agree on all that changes the computation (docs/merge.md)")
+
+
+MERGE_FREE_KEYS = {
+    "_name_or_path": "where the config was read from",
+    "transformers_version": "the version that wrote the file",
+    "dtype": "the stored weights' type: the merge computes and writes float32",
+    "torch_dtype": "transformers 4's name for dtype",
+    "use_cache": "the key-value cache at generation: the same outputs, sooner",
+    "initializer_range": "only initialises new weights; merged weights come from the models",
+    "bos_token_id": "the tokenizer's: the merged model takes the trained model's, with its tokenizer",
+    "eos_token_id": "the tokenizer's: the merged model takes the trained model's, with its tokenizer",
+    "pad_token_id": "the tokenizer's (and the embedding's padding_idx: it only masks gradients)",
+}
+"""Config keys in which two merged models may differ, each with why it does not change what the
+merged weights compute. Every other key must be equal (config_difference)."""
+
+
+def config_difference(trained: Path, other: Path) -> tuple[str, Any, Any] | None:
+    """The first config key (dotted inside nested dicts, e.g. ``rope_parameters.rope_theta``) in
+    which ``other``'s config differs from ``trained``'s, with the trained and the other value
+    (``MISSING`` where one has no such key); None when they agree but for MERGE_FREE_KEYS.
+
+    Deny by default: every key is compared but the few named in MERGE_FREE_KEYS. A hand list of
+    the keys that change the computation (rope_theta, rms_norm_eps, hidden_act, ...) passes
+    whatever it forgot, silently, and each architecture adds its own (sliding_window,
+    layer_types, partial_rotary_factor, logit soft-capping, ...); the allow-list errs the other
+    way, loudly, naming the key. The configs are compared as transformers loads them (the
+    config class's defaults filled in, transformers 4's top-level rope_theta / rope_scaling read
+    into transformers 5's rope_parameters), so a key left at its default or saved in the old
+    layout is not a difference; the last part of a dotted key is looked up in MERGE_FREE_KEYS
+    (a composite model's sub-configs carry their own dtype and token ids).
+    """
+    mine, theirs = _flat(_loaded_config(trained)), _flat(_loaded_config(other))
+    for key in sorted(set(mine) | set(theirs)):
+        if key.rsplit(".", 1)[-1] in MERGE_FREE_KEYS:
+            continue
+        if mine.get(key, MISSING) != theirs.get(key, MISSING):
+            return key, mine.get(key, MISSING), theirs.get(key, MISSING)
+    return None
+
+
+MISSING = "(missing)"
+"""config_difference's value for a key one of the two configs does not have."""
+
+
+def write_trained_config(trained: Path, folder: Path, dtype: str) -> None:
+    """Write the trained model's config, its dtype set to the merge's (``float32``), as the
+    config.json of the merged model in ``folder``: what the merged model is, whichever model
+    mergekit took its config from (slerp: the other; task vectors: their base), like the
+    tokenizer beside it. save_pretrained writes the keys sorted: the same bytes on every run."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(str(trained))
+    config.dtype = dtype
+    config.save_pretrained(str(folder))
 
 
 def tensor_shapes(folder: Path) -> dict[str, tuple[int, ...]]:
@@ -163,6 +236,28 @@ def tensor_shapes(folder: Path) -> dict[str, tuple[int, ...]]:
 
 def _config(folder: Path) -> dict[str, Any]:
     return json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
+
+
+def _loaded_config(folder: Path) -> dict[str, Any]:
+    """A model folder's config as transformers reads it (AutoConfig), as a dict."""
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(str(folder)).to_dict()
+
+
+def _flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts flattened to dotted keys: ``{"rope_parameters.rope_theta": 10000.0, ...}``."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _shown(value: Any) -> str:
+    return value if value == MISSING else json.dumps(value, default=str)
 
 
 def _vocabulary(folder: Path) -> dict[str, int] | None:

@@ -1,6 +1,7 @@
 """The built-in corpus, offline on every Python installation: the standard library's source
 code, its reference manual's topics (``pydoc_data``), its docstrings, and the descriptions of
-the installed packages. Each part yields documents; ``include_tests`` adds the test suites."""
+the locked packages (pretrain.sources.manifest). Each part yields documents; ``include_tests``
+adds the test suites."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sysconfig
 from pathlib import Path
 from typing import Iterator
 
+from pretrain.sources.manifest import is_locked
 from pretrain.sources.records import Document, Skipped
 
 TEST_DIRS = {"test", "tests", "idle_test"}
@@ -24,10 +26,15 @@ def stdlib_files(include_tests: bool) -> list[tuple[str, Path]]:
         rel = path.relative_to(root)
         if "site-packages" in rel.parts or "dist-packages" in rel.parts:
             continue
-        if not include_tests and TEST_DIRS & set(rel.parts[:-1]):
+        if not include_tests and is_test_path(rel.as_posix()):
             continue
         found.append((rel.as_posix(), path))
     return sorted(found)
+
+
+def is_test_path(rel: str) -> bool:
+    """Whether a standard-library path (posix, relative to Lib/) is in a test suite's folder."""
+    return bool(TEST_DIRS & set(rel.split("/")[:-1]))
 
 
 def _python_version() -> str:
@@ -40,7 +47,7 @@ def stdlib_sources(include_tests: bool, skipped: Skipped) -> Iterator[Document]:
         try:
             text = path.read_bytes().decode("utf-8")
         except UnicodeDecodeError:
-            skipped.add("stdlib_not_utf8", f"Lib/{rel}")
+            skipped.add_file("stdlib_not_utf8", f"Lib/{rel}", path.stat().st_size)
             continue
         yield {"id": f"stdlib/{rel}", "text": text, "source": "stdlib",
                "provenance": f"{_python_version()}: Lib/{rel}"}
@@ -51,7 +58,7 @@ def pydoc_topics(include_tests: bool, skipped: Skipped) -> Iterator[Document]:
     try:
         from pydoc_data.topics import topics
     except ImportError:
-        skipped.add("pydoc_topics_missing", "pydoc_data.topics")
+        skipped.add_file("pydoc_topics_missing", "pydoc_data.topics", 0)
         return
     for name in sorted(topics):
         yield {"id": f"pydoc_topics/{name}", "text": topics[name], "source": "pydoc_topics",
@@ -73,18 +80,23 @@ def stdlib_docstrings(include_tests: bool, skipped: Skipped) -> Iterator[Documen
         try:
             docs = module_docstrings(path.read_bytes().decode("utf-8"))
         except (UnicodeDecodeError, SyntaxError, ValueError):
-            skipped.add("docstrings_unparsable", f"Lib/{rel}")
+            skipped.add_file("docstrings_unparsable", f"Lib/{rel}", path.stat().st_size)
             continue
         if docs:
             yield {"id": f"docstrings/{rel}", "text": "\n\n".join(docs), "source": "docstrings",
                    "provenance": f"{_python_version()}: docstrings of Lib/{rel}"}
 
 
-def package_descriptions(include_tests: bool, skipped: Skipped) -> Iterator[Document]:
-    """One document per installed distribution: its long description (usually its README), but
-    for this project's own: its README changes with every edit of the docs, which would change
-    the corpus, and every hash after it, with no change to what the pipeline does (counted as
-    skipped, ``package_docs_own``)."""
+def package_descriptions(include_tests: bool, skipped: Skipped,
+                         locked: dict[str, str] | None = None) -> Iterator[Document]:
+    """One document per installed distribution that ``locked`` pins at its installed version
+    (normalised name -> version: pretrain.sources.manifest.read_locked; None: every installed
+    one): its long description (usually its README). Another distribution, or one at another
+    version, is counted as ``package_docs_unlocked``: what else a machine has installed (a dev
+    set-up's DeepSpeed or Ray, pip itself) must not change the corpus. This project's own is
+    left out too (``package_docs_own``): its README changes with every edit of the docs, which
+    would change the corpus, and every hash after it, with no change to what the pipeline
+    does."""
     seen = set()
     dists = sorted(importlib.metadata.distributions(),
                    key=lambda d: (d.metadata["Name"] or "").lower())
@@ -95,6 +107,9 @@ def package_descriptions(include_tests: bool, skipped: Skipped) -> Iterator[Docu
         seen.add(name.lower())
         if name.lower() == "pretrain":
             skipped.add("package_docs_own", f"{name} {version}")
+            continue
+        if locked is not None and not is_locked(name, version, locked):
+            skipped.add("package_docs_unlocked", f"{name} {version}")
             continue
         text = dist.metadata.get_payload() or dist.metadata.get("Description") or ""
         if not isinstance(text, str) or not text.strip():

@@ -3,9 +3,9 @@ Hugging Face datasets, alone or mixed with weights.
 
 Every source yields dicts with ``id``, ``text``, ``source``, ``provenance`` (where the text
 came from, precisely enough to find it again) and ``metadata`` (a record's other fields, as a
-JSON object: see pretrain.sources.records). Records that cannot be used are skipped and counted in
-``skipped`` by reason, with where the first few were; a file that cannot be read at all raises
-DataError naming it.
+JSON object: see pretrain.sources.records). What cannot be used is skipped and counted in
+``skipped`` by reason and in its unit (records; whole files, with their bytes; URLs), with where
+the first few were; a file that cannot be read at all raises DataError naming it.
 
 Ids are unique in the output, whichever sources they come from: the pack stage assigns a
 document to training or validation by a hash of its id, and every later report names documents
@@ -29,7 +29,9 @@ and not epochs: repeating documents here would only feed the dedup stage duplica
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import itertools
 import math
 import random
 from collections import Counter
@@ -48,39 +50,37 @@ from pretrain.sources.builtin import (
     stdlib_sources,
 )
 from pretrain.sources.files import read_files
-from pretrain.sources.records import (
-    EMPTY_METADATA,
-    Document,
-    Skipped,
-    metadata_columns,
-    params_key,
-    record_document,
-)
+from pretrain.sources.hf import read_hf
+from pretrain.sources.manifest import ManifestCheck, read_locked
+from pretrain.sources.records import EMPTY_METADATA, Document, Skipped, describe_skipped, params_key
 from pretrain.sources.urls import mark_cache_dir, read_urls
 
-__all__ = ["Skipped", "download", "iter_documents", "mix_counts"]
+__all__ = ["Skipped", "describe_skipped", "download", "iter_documents", "mix_counts"]
 
 
 class Context(NamedTuple):
-    """What a source may need beyond its own settings."""
+    """What a source may need beyond its own settings: the fetch settings and URL cache, the
+    locked distributions (None: every installed one gives a package description) and, per
+    built-in source (by its label), the check of its documents against the manifest."""
 
     fetch: FetchConfig
     url_cache: Path | None
+    locked: dict[str, str] | None = None
+    checks: dict[str, ManifestCheck] | None = None
 
 
-def iter_documents(cfg: DownloadConfig, skipped: Skipped,
-                   url_cache: Path | None = None) -> Iterator[Document]:
+def iter_documents(cfg: DownloadConfig, skipped: Skipped, url_cache: Path | None = None,
+                   locked: dict[str, str] | None = None,
+                   checks: dict[str, ManifestCheck] | None = None) -> Iterator[Document]:
     """Yield the documents of the configured source (at most ``cfg.max_documents``), or of the
-    mix of ``cfg.sources``."""
-    ctx = Context(cfg.fetch, url_cache)
+    mix of ``cfg.sources``. ``locked`` and ``checks``: see Context."""
+    ctx = Context(cfg.fetch, url_cache, locked, checks)
     if cfg.source == "mix":
         yield from _mix(cfg, ctx, skipped)
         return
     docs = unique_ids(SOURCES[cfg.source](cfg, ctx, skipped, None), skipped)
-    for n, doc in enumerate(docs):
-        if cfg.max_documents is not None and n >= cfg.max_documents:
-            return
-        yield doc
+    # islice stops before asking for one more: a document past the cap is never read or fetched.
+    yield from itertools.islice(docs, cfg.max_documents)
 
 
 def unique_ids(docs: Iterator[Document], skipped: Skipped, prefix: str = "") -> Iterator[Document]:
@@ -139,9 +139,11 @@ def _mix(cfg: DownloadConfig, ctx: Context, skipped: Skipped) -> Iterator[Docume
         doc = next(streams[i], None)
         if doc is None:
             src = cfg.sources[i]
+            lost = describe_skipped(skipped.report())
             raise DataError(f"download.sources[{i}] ({src.name!r}): has {taken[i]} usable "
                             f"documents, but its weight asks for {counts[i]} of max_documents "
-                            f"{cfg.max_documents}; lower its weight or max_documents")
+                            f"{cfg.max_documents}; lower its weight or max_documents"
+                            + (f" (skipped so far, all sources: {lost})" if lost else ""))
         taken[i] += 1
         yield doc
 
@@ -152,11 +154,19 @@ def _mix(cfg: DownloadConfig, ctx: Context, skipped: Skipped) -> Iterator[Docume
 def _builtin(src: SourceConfig, ctx: Context, skipped: Skipped,
              label: str | None) -> Iterator[Document]:
     """Each document labelled with its part (stdlib, ...), or with ``label`` in a mix; no
-    metadata of its own (its provenance names the Python version and file)."""
+    metadata of its own (its provenance names the Python version and file). Each is checked
+    against the manifest when ``ctx.checks`` is given (pretrain.sources.manifest)."""
+    check = ManifestCheck(src.builtin_parts, src.include_tests)
+    if ctx.checks is not None:
+        ctx.checks[label or "builtin"] = check
+    parts = {**BUILTIN_PARTS,
+             "package_docs": functools.partial(package_descriptions, locked=ctx.locked)}
     for part in src.builtin_parts:
-        for doc in BUILTIN_PARTS[part](src.include_tests, skipped):
+        for doc in parts[part](src.include_tests, skipped):
             doc["metadata"] = EMPTY_METADATA
+            check.observe(doc)
             yield {**doc, "source": label} if label else doc
+    check.finish()
 
 
 BUILTIN_PARTS: dict[str, Callable[[bool, Skipped], Iterator[Document]]] = {
@@ -181,39 +191,7 @@ def _urls(src: SourceConfig, ctx: Context, skipped: Skipped,
 
 
 def _hf(src: SourceConfig, ctx: Context, skipped: Skipped, label: str | None) -> Iterator[Document]:
-    """A saved dataset (``save_to_disk``) is loaded from disk; anything else (a hub id, a folder
-    of data files) is streamed, so that only the documents used are downloaded and read."""
-    import datasets
-
-    path = Path(src.path or "")
-    try:
-        if any((path / f).exists() for f in ("state.json", "dataset_dict.json")):
-            data = datasets.load_from_disk(str(path))
-            if isinstance(data, datasets.DatasetDict):
-                data = data[src.hf_split]
-        else:
-            data = datasets.load_dataset(src.path, src.hf_config, split=src.hf_split,
-                                         streaming=True)
-    except Exception as exc:  # datasets raises many types: offline, missing, bad config
-        raise DataError(f"{params_key(label, 'path')}: cannot load dataset {src.path!r}: "
-                        f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
-    data, kept = _hf_columns(data, src)
-    for row, record in enumerate(data):
-        yield from record_document(record, src.text_field, src.id_field, kept,
-                                   f"{src.path}:{src.hf_split}:{row}",
-                                   f"{src.path}#{src.hf_split}[{row}]", skipped, label or "hf")
-
-
-def _hf_columns(data: Any, src: SourceConfig) -> tuple[Any, list[str] | None]:
-    """``data`` with only the text, id and metadata columns, and the names of the metadata ones,
-    when its features are known (an image column is then never decoded); else ``data`` and
-    ``src.metadata_fields``, for each record's fields to be chosen as they come."""
-    if data.features is None:  # a stream of JSON files without a dataset card
-        return data, src.metadata_fields
-    kept = metadata_columns(data.features.arrow_schema, src.text_field, src.id_field,
-                            src.metadata_fields)
-    used = [src.text_field, src.id_field, *kept]
-    return data.select_columns([c for c in data.column_names if c in used]), kept
+    return read_hf(src, skipped, label or "hf", params_key(label, "path"))
 
 
 Source = Callable[[SourceConfig, Context, Skipped, str | None], Iterator[Document]]
@@ -223,33 +201,47 @@ SOURCES: dict[str, Source] = {"builtin": _builtin, "files": _files, "hf": _hf, "
 # --- the stage ---------------------------------------------------------------------------------
 
 
-def download(cfg: DownloadConfig, out_dir: Path, url_cache: Path | None = None) -> dict[str, Any]:
+def download(cfg: DownloadConfig, out_dir: Path, url_cache: Path | None = None,
+             lock: Path | None = None) -> dict[str, Any]:
     """Write the documents to ``out_dir`` as shards of ``cfg.shard_mb`` MB of text
     (``part-00000.parquet``, ...: pretrain.io.ShardedDocumentWriter); return the report. Fetched
     URLs are cached in ``url_cache`` (a DVC output, so it is created even when nothing is
-    fetched). The sources are read as one stream, so download itself runs in one process."""
+    fetched). The sources are read as one stream, so download itself runs in one process.
+
+    ``lock``: the requirements lock (``requirements/core.lock``) whose distributions alone give
+    the built-in corpus package descriptions (None: every installed one). The built-in
+    documents are checked against the committed manifest of this Python (report:
+    ``builtin_manifest``; a difference is one line in the report's ``warnings``, which the
+    stage prints).
+    """
     if url_cache is not None:
         mark_cache_dir(url_cache)
+    locked = read_locked(lock) if lock is not None else None
+    checks: dict[str, ManifestCheck] = {}
     skipped = Skipped()
     by_source: Counter = Counter()
     chars = 0
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
         with ShardedDocumentWriter(tmp, round(cfg.shard_mb * 1e6)) as writer:
-            for doc in tqdm(iter_documents(cfg, skipped, url_cache), desc="download", unit="doc"):
+            for doc in tqdm(iter_documents(cfg, skipped, url_cache, locked, checks),
+                            desc="download", unit="doc"):
                 writer.write(doc)
                 by_source[doc["source"]] += 1
                 chars += len(doc["text"])
         if writer.count == 0:
+            lost = describe_skipped(skipped.report())
             raise DataError(f"download: the {cfg.source} source yielded no documents"
-                            + (f" (skipped: {dict(skipped)})" if skipped else ""))
+                            + (f" (skipped: {lost})" if lost else ""))
     report = {"documents": writer.count, "chars": chars, "shards": writer.shards,
-              "by_source": dict(sorted(by_source.items())),
-              "skipped": dict(sorted(skipped.items())),
-              "skipped_examples": dict(sorted(skipped.examples.items())),
-              "decoded": dict(sorted(skipped.decoded.items())),
+              "by_source": dict(sorted(by_source.items())), **skipped.report(),
               "fetched": dict(sorted(skipped.fetched.items())),
               "ids": dict(sorted(skipped.ids.items()))}
+    if checks:
+        report["builtin_manifest"] = {label: check.report() for label, check in sorted(checks.items())}
+        warnings = [w for _, check in sorted(checks.items()) if (w := check.warning())]
+        if warnings:
+            report["warnings"] = warnings
     if cfg.source == "mix":
         total = sum(s.weight for s in cfg.sources)
         report["mix"] = {s.name: {"weight": s.weight, "share": s.weight / total,

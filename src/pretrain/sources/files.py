@@ -1,7 +1,10 @@
 """Local files: JSON lines, JSON arrays, Parquet, CSV / TSV, plain text and HTML.
 
-A reader per file type, chosen by suffix (``READERS``). Records that cannot be used are skipped
-and counted; a file that cannot be read at all raises DataError naming it.
+A reader per file type, chosen by suffix (``READERS``). Every file under the path is read or
+counted: a file of a type no reader reads, and a file that gives no record at all (empty, or
+in an encoding that cannot be told) in files and bytes (``Skipped.add_file``), a record that
+cannot be used in records (``Skipped.add``). A file that cannot be read at all raises DataError
+naming it.
 """
 
 from __future__ import annotations
@@ -9,8 +12,9 @@ from __future__ import annotations
 import csv
 import glob
 import json
+import os
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -34,15 +38,17 @@ SAMPLE_BYTES = 1 << 20  # the part of a CSV file its encoding is told from
 UTF8 = {"utf-8", "utf-8-sig"}
 
 
-def read_files(cfg: SourceConfig, skipped: Skipped, label: str,
-               key: str = "download.path") -> Iterator[Document]:
+def read_files(cfg: SourceConfig, skipped: Skipped, label: str, key: str = "download.path",
+               readers: Mapping[str, Reader] | None = None) -> Iterator[Document]:
     """The documents of every file that ``cfg.path`` (the params ``key``) names, file by file
-    in sorted order."""
+    in sorted order, each read by the reader of its suffix in ``readers`` (default ``READERS``);
+    a file of any other type is counted as ``unsupported_file_type``."""
+    readers = READERS if readers is None else readers
     for path in resolve_files(cfg.path or "", key):
-        reader = READERS.get(path.suffix.lower())
+        reader = readers.get(path.suffix.lower())
         try:
             if reader is None:
-                skipped.add("unsupported_file_type", display_name(path))
+                skipped.add_file("unsupported_file_type", display_name(path), path.stat().st_size)
             else:
                 yield from reader(path, cfg, skipped, label)
         except OSError as exc:  # permission denied, a device error: the file cannot be read at all
@@ -50,17 +56,34 @@ def read_files(cfg: SourceConfig, skipped: Skipped, label: str,
 
 
 def resolve_files(pattern: str, key: str = "download.path") -> list[Path]:
-    """Files named by a path, a folder (searched recursively) or a glob, sorted."""
+    """Every file a path names, of any type, sorted, each once: the file itself, every file
+    under a folder (``files_under``), or every file a glob matches and every file under a
+    folder it matches. Raises DataError when there is none."""
     path = Path(pattern)
-    if path.is_dir():
-        files = [p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in READERS]
-    elif path.is_file():
-        files = [path]
-    else:
-        files = [Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file()]
+    matches = [path] if path.exists() else [Path(p) for p in glob.glob(pattern, recursive=True)]
+    files = set()
+    for match in matches:
+        files.update(files_under(match) if match.is_dir() else [match])
     if not files:
         raise DataError(f"{key}: no input files match {pattern!r}")
     return sorted(files)
+
+
+def files_under(folder: Path) -> list[Path]:
+    """Every file under ``folder``, recursively: hidden ones too, and those behind a link to a
+    folder (pathlib's rglob in Python 3.11 lists the link but does not descend into it, and
+    so lost its files unseen), each real folder once, so that a link back up cannot loop. A
+    broken link is kept, for its reader to fail on, naming it."""
+    found, seen = [], set()
+    for parent, folders, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(parent)
+        if real in seen:
+            folders.clear()
+            continue
+        seen.add(real)
+        found += [Path(parent, n) for n in names
+                  if os.path.isfile(os.path.join(parent, n)) or os.path.islink(os.path.join(parent, n))]
+    return found
 
 
 # --- JSON lines and JSON arrays: UTF-8 by definition (RFC 8259, section 8.1) -------------------
@@ -79,7 +102,7 @@ def _jsonl(path: Path, cfg: SourceConfig, skipped: Skipped, label: str) -> Itera
             yield from record_document(record, cfg.text_field, cfg.id_field,
                                        cfg.metadata_fields, where, where, skipped, label)
     if not records:
-        skipped.add("empty_file", name)
+        skipped.add_file("empty_file", name, path.stat().st_size)
 
 
 def _json_records(path: Path) -> Iterator[tuple[int, Any, str | None]]:
@@ -121,7 +144,7 @@ def _json_array(path: Path, handle) -> list:
 def _parquet(path: Path, cfg: SourceConfig, skipped: Skipped, label: str) -> Iterator[Document]:
     name, field = display_name(path), cfg.text_field
     if path.stat().st_size == 0:
-        skipped.add("empty_file", name)
+        skipped.add_file("empty_file", name, 0)
         return
     try:
         reader = pq.ParquetFile(path)
@@ -131,7 +154,7 @@ def _parquet(path: Path, cfg: SourceConfig, skipped: Skipped, label: str) -> Ite
         raise DataError(f"{path}: no column {field!r} (columns: {reader.schema_arrow.names}); "
                         "set download.text_field")
     if reader.metadata.num_rows == 0:
-        skipped.add("empty_file", name)
+        skipped.add_file("empty_file", name, path.stat().st_size)
         return
     # Only the columns used: converting a wide binary or list column to Python objects, only to
     # leave it out, made reading ~50x slower on a table with a 16 KiB image and an embedding.
@@ -168,7 +191,7 @@ def _csv(path: Path, cfg: SourceConfig, skipped: Skipped, label: str) -> Iterato
         try:
             header = next(reader, None)
             if header is None:
-                skipped.add("empty_file", name)
+                skipped.add_file("empty_file", name, path.stat().st_size)
                 return
             if cfg.text_field not in header:
                 raise DataError(f"{path}: no column {cfg.text_field!r} (columns: {header}); "
@@ -198,7 +221,7 @@ def _csv_encoding(path: Path, configured: str | None, skipped: Skipped, name: st
         sample = sample[:sample.rindex(b"\n") + 1]
     decoded = decode(sample, configured)
     if decoded.reason:
-        skipped.add(decoded.reason, name)
+        skipped.add_file(decoded.reason, name, path.stat().st_size)
         return None
     _count_encoding(decoded, skipped)
     return "utf-8-sig" if decoded.encoding == "utf-8" else decoded.encoding
@@ -210,22 +233,27 @@ def _csv_encoding(path: Path, configured: str | None, skipped: Skipped, name: st
 def _text(path: Path, cfg: SourceConfig, skipped: Skipped, label: str) -> Iterator[Document]:
     name = display_name(path)
     html = path.suffix.lower() in HTML_SUFFIXES
-    yield from bytes_document(path.read_bytes(), name, name, html, cfg.encoding, (), skipped, label)
+    raw = path.read_bytes()
+    yield from bytes_document(raw, name, name, html, cfg.encoding, (), skipped, label,
+                              lambda reason: skipped.add_file(reason, name, len(raw)))
 
 
 def bytes_document(raw: bytes, doc_id: str, provenance: str, html: bool, encoding: str | None,
-                   declared: tuple[str | None, ...], skipped: Skipped,
-                   label: str) -> Iterator[Document]:
+                   declared: tuple[str | None, ...], skipped: Skipped, label: str,
+                   lost: Callable[[str], None]) -> Iterator[Document]:
     """One document from a whole file or response body: decoded (see pretrain.sources.encoding), its id
-    ending in HTML_SUFFIX if it is HTML, kept raw for the clean stage to extract the text."""
+    ending in HTML_SUFFIX if it is HTML, kept raw for the clean stage to extract the text. A
+    body that gives no text (its encoding cannot be told, or it is blank) is counted whole by
+    ``lost(reason)``, in its unit (a file, a URL); a text that cannot be a document is one
+    record skipped (pretrain.sources.records.make_document)."""
     if html:
         declared = (*declared, html_charset(raw))
     decoded = decode(raw, encoding, declared)
     if decoded.reason:
-        skipped.add(decoded.reason, provenance)
+        lost(decoded.reason)
         return
     if not decoded.text.strip():
-        skipped.add("empty_file", provenance)
+        lost("empty_file")
         return
     if _count_encoding(decoded, skipped):
         provenance += f" (decoded from {decoded.encoding})"

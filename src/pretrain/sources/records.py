@@ -48,27 +48,86 @@ EMPTY_METADATA = "{}"
 
 
 class Skipped(Counter):
-    """Records skipped, counted by reason, with where the first ``EXAMPLES`` of each reason were
-    (``examples``), so that a lost file can be found from the report. Beside them, what the
-    report also tells: files read in an encoding other than UTF-8, by encoding (``decoded``),
-    and URL responses by where they came from, network or cache (``fetched``), and where the
-ids of records came from: their ``id_field`` or, lacking one, their place; and how many were
-made unique because an earlier document of their source had them (``ids``)."""
+    """What was not used, by reason, each in its unit: records (the Counter itself: a JSON
+    line, a row, a text file's one document), whole files with their bytes (``files``,
+    ``file_bytes``: a file no reader ran on, an empty one, one whose encoding cannot be told),
+    and URLs (``urls``: a failed fetch, a binary response). Where the first ``EXAMPLES`` of each
+    reason were (``examples``), so that a lost file can be found from the report. Beside them,
+    what the report also tells: files read in an encoding other than UTF-8, by encoding
+    (``decoded``), URL responses by where they came from, network or cache (``fetched``), and
+    where the ids of records came from: their ``id_field`` or, lacking one, their place; and how
+    many were made unique because an earlier document of their source had them (``ids``)."""
 
     EXAMPLES = 5
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.files: Counter = Counter()
+        self.file_bytes: Counter = Counter()
+        self.urls: Counter = Counter()
         self.examples: dict[str, list[str]] = {}
         self.decoded: Counter = Counter()
         self.fetched: Counter = Counter()
         self.ids: Counter = Counter()
 
     def add(self, reason: str, where: str) -> None:
+        """Count one record skipped for ``reason``; ``where`` it was (``file:line``)."""
         self[reason] += 1
+        self._example(reason, where)
+
+    def add_file(self, reason: str, where: str, size: int) -> None:
+        """Count one whole file of ``size`` bytes that gave no record, for ``reason``."""
+        self.files[reason] += 1
+        self.file_bytes[reason] += size
+        self._example(reason, where)
+
+    def add_url(self, reason: str, url: str) -> None:
+        """Count one URL that gave no document, for ``reason``."""
+        self.urls[reason] += 1
+        self._example(reason, url)
+
+    def _example(self, reason: str, where: str) -> None:
         found = self.examples.setdefault(reason, [])
         if len(found) < self.EXAMPLES:
             found.append(where)
+
+    def report(self) -> dict[str, dict]:
+        """The counts as a stage report writes them, each in its unit: ``skipped`` (records,
+        reason -> count), ``skipped_files`` (reason -> {"files": count, "bytes": size}),
+        ``skipped_urls`` (reason -> count), ``skipped_examples`` and ``decoded``; sorted by
+        reason, so that reruns write the same bytes."""
+        return {"skipped": dict(sorted(self.items())),
+                "skipped_files": {reason: {"files": n, "bytes": self.file_bytes[reason]}
+                                  for reason, n in sorted(self.files.items())},
+                "skipped_urls": dict(sorted(self.urls.items())),
+                "skipped_examples": dict(sorted(self.examples.items())),
+                "decoded": dict(sorted(self.decoded.items()))}
+
+
+def describe_skipped(report: dict) -> str:
+    """The skip counts of a report (``Skipped.report``) in one line, each with its unit:
+    ``"12 records, malformed_json_line; 4 files, 2.1 MB, unsupported_file_type"``; "" when
+    nothing was skipped."""
+    parts = [f"{_count(n, 'record')}, {reason}" for reason, n in report["skipped"].items()]
+    parts += [f"{_count(c['files'], 'file')}, {_size(c['bytes'])}, {reason}"
+              for reason, c in report["skipped_files"].items()]
+    parts += [f"{_count(n, 'URL')}, {reason}" for reason, n in report["skipped_urls"].items()]
+    return "; ".join(parts)
+
+
+def _count(n: int, unit: str) -> str:
+    return f"{n:,} {unit}{'' if n == 1 else 's'}"
+
+
+def _size(n: float) -> str:
+    """Bytes in SI units (1 kB = 1000 B), as ``ls --si`` and file managers show them."""
+    if n < 1000:
+        return f"{n:.0f} B"
+    for unit in ("kB", "MB", "GB"):
+        n /= 1000
+        if n < 999.95:
+            return f"{n:.1f} {unit}"
+    return f"{n / 1000:.1f} TB"
 
 
 def make_document(text: Any, doc_id: str, provenance: str, skipped: Skipped,

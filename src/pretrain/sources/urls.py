@@ -70,21 +70,23 @@ OPENER = urllib.request.build_opener(_HttpOnlyRedirects)
 
 def read_urls(src: SourceConfig, cfg: FetchConfig, cache_dir: Path | None, skipped: Skipped,
               label: str) -> Iterator[Document]:
-    """One document per URL of ``src.urls``, in their order; a URL that fails is counted."""
+    """One document per URL of ``src.urls``, in their order; a URL that gives none (a failed
+    fetch, a binary or undecodable body) is counted in URLs (``Skipped.add_url``)."""
     for url, result in fetch_all(src.urls, cfg, cache_dir):
         if isinstance(result, Failure):
-            skipped.add(result.reason, url)
+            skipped.add_url(result.reason, url)
             continue
         skipped.fetched["cache" if result.from_cache else "network"] += 1
         meta = result.meta
         if not is_text_type(meta["content_type"]):
-            skipped.add("not_text", f"{url} ({meta['content_type']})")
+            skipped.add_url("not_text", f"{url} ({meta['content_type']})")
             continue
         redirect = f" -> {meta['final_url']}" if meta["final_url"] != url else ""
         provenance = (f"{url}{redirect} (HTTP {meta['status']}, {meta['content_type']}, "
                       f"fetched {meta['fetched_at']})")
         yield from bytes_document(result.body, url, provenance, meta["content_type"] in HTML_TYPES,
-                                  src.encoding, (meta["charset"],), skipped, label)
+                                  src.encoding, (meta["charset"],), skipped, label,
+                                  lambda reason, where=provenance: skipped.add_url(reason, where))
 
 
 def fetch_all(urls: list[str], cfg: FetchConfig,

@@ -85,12 +85,13 @@ def placement_problem(value: str, root: Path, what: str = "inputs",
     not exist is left to pretrain.config.check_paths."""
     path = Path(value)
     if path.is_dir() or is_folder:
-        folders = [path]
+        folders = walked = [path]
     elif path.is_file():
-        folders = [path.parent]
-    else:  # a glob: the folders its files are in
-        folders = sorted({Path(p).parent for p in glob.glob(value, recursive=True)
-                          if os.path.isfile(p)})
+        folders, walked = [path.parent], []
+    else:  # a glob: the folders its files are in, and the folders it matches (read whole)
+        matches = glob.glob(value, recursive=True)
+        walked = [Path(p) for p in matches if os.path.isdir(p)]
+        folders = sorted({Path(p).parent for p in matches if os.path.isfile(p)} | set(walked))
     real_root = Path(os.path.realpath(root))
     for folder in folders:
         if not Path(os.path.realpath(folder)).is_relative_to(real_root):
@@ -102,7 +103,7 @@ def placement_problem(value: str, root: Path, what: str = "inputs",
                     f"`dvc repro` would not rerun when it changes; copy it there, or link its "
                     f"files there (cp -rs {source} {root}/) and set it to "
                     f"{_moved(value, source, root)!r}")
-        link = _linked_folder(folder) if path.is_dir() else None
+        link = _linked_folder(folder) if folder in walked and folder.is_dir() else None
         if link:
             return _through_link(link)
     return None
@@ -142,7 +143,8 @@ def _link_below(root: Path, folder: Path) -> Path | None:
 
 
 def _linked_folder(folder: Path) -> Path | None:
-    """The first link to a folder inside ``folder`` (DVC skips it, as does a folder's reader)."""
+    """The first link to a folder inside ``folder`` (DVC skips it; the folder's reader,
+    pretrain.sources.files.files_under, follows it)."""
     for dirpath, dirnames, _ in os.walk(folder):
         dirnames.sort()
         for name in dirnames:

@@ -7,6 +7,7 @@ Special tokens get the first ids, pad=0, bos=1, eos=2, as in Llama's SentencePie
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import heapq
 import json
@@ -151,7 +152,9 @@ def build_tokenizer(cfg: TokenizerConfig, corpus: Path, out_dir: Path,
     file) of ``cfg.sample_mb`` of text (``TextSample``; its size is in the report's ``sample``).
 
     When the model starts from a pretrained ``base_model``, its own tokenizer is the only one
-    that fits its embeddings, so it is taken whatever this section says.
+    that fits its embeddings, so it is taken whatever this section says. The report has
+    ``warnings`` (one line) when a trained vocabulary came out smaller than ``cfg.vocab_size``
+    (``vocabulary_warning``).
     """
     extra: dict[str, Any] = {}
     if base_model:
@@ -168,11 +171,48 @@ def build_tokenizer(cfg: TokenizerConfig, corpus: Path, out_dir: Path,
         sample = TextSample(corpus, max(1, int(cfg.sample_mb * 1e6)), cfg.sample_seed)
         tok = train_bpe(cfg, iter(sample), length=sample.documents)
         origin, extra = "trained", {"sample": sample.report()}
+        warning = vocabulary_warning(cfg, len(tok), sample)
+        if warning:
+            extra["warnings"] = [warning]
     match_training(tok)
     with atomic_path(out_dir) as tmp:
         tok.save_pretrained(str(tmp))
     return {"origin": origin, "vocab_size": len(tok), "bos_token_id": tok.bos_token_id,
             "eos_token_id": tok.eos_token_id, "pad_token_id": tok.pad_token_id, **extra}
+
+
+def vocabulary_warning(cfg: TokenizerConfig, learned: int, sample: "TextSample") -> str | None:
+    """A one-line warning when BPE learned fewer tokens (``learned``: special tokens, the 256
+    bytes and the merges) than ``cfg.vocab_size``; None otherwise.
+
+    The trainer stops merging when no pair of adjacent tokens occurs ``min_frequency`` times
+    or more in its text (tokenizers' ``BpeTrainer``), so the vocabulary comes out smaller than
+    asked when the text is too small or too repetitive for it. Each remedy named works: more
+    text, a lower ``min_frequency``, or asking for the vocabulary it learned (named only when
+    params validation would accept it).
+    """
+    if learned >= cfg.vocab_size:
+        return None
+    remedies = ["more text" if sample.whole else "more text (a larger tokenizer.sample_mb)"]
+    if cfg.min_frequency > 1:
+        remedies.append("a lower tokenizer.min_frequency")
+    if accepts_vocab_size(cfg, learned):
+        remedies.append(f"tokenizer.vocab_size: {learned}")
+    *others, last = remedies
+    documents = f"{sample.documents} document{'' if sample.documents == 1 else 's'}"
+    return (f"tokenizer: learned a vocabulary of {learned} tokens, fewer than tokenizer.vocab_size "
+            f"{cfg.vocab_size}: BPE found no more pairs of tokens that occur at least "
+            f"tokenizer.min_frequency ({cfg.min_frequency}) times in the {documents} "
+            f"({sample.bytes:,} bytes) it trained on; use {', '.join(others) + ' or ' if others else ''}{last}")
+
+
+def accepts_vocab_size(cfg: TokenizerConfig, vocab_size: int) -> bool:
+    """Whether params validation accepts ``vocab_size`` in this section."""
+    try:
+        dataclasses.replace(cfg, vocab_size=vocab_size)
+    except ValueError:
+        return False
+    return True
 
 
 def sample_rank(doc_id: str, seed: int) -> int:

@@ -33,7 +33,7 @@ from tqdm import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from pretrain.config.train import TrainConfig, total_steps, warmup_problem
-from pretrain.errors import ConfigError, DataError
+from pretrain.errors import ConfigError, DataError, warn
 from pretrain.io import atomic_path
 from pretrain.runtime import (
     allow_tf32,
@@ -45,6 +45,7 @@ from pretrain.runtime import (
     check_split,
     deterministic_algorithms,
     enable_activation_checkpointing,
+    epochs_warning,
     load_rows,
     memory_bytes,
     precision_name,
@@ -200,6 +201,10 @@ class Run:
         problem = warmup_problem(cfg, self.seq_len)  # the params check refuses it before any stage
         if problem:
             raise ConfigError(problem)
+        warning = epochs_warning(len(self.rows), cfg, self.steps, self.seq_len)
+        self.warnings = [warning] if warning else []
+        if warning and self.main:
+            warn(warning)
         self.tokens_per_step = cfg.micro_batch_size * cfg.grad_accum_steps * self.seq_len
         self.checkpoint_dir = checkpoint_dir
         self.key = checkpoint.run_key(cfg, model_dir, read_manifest(data_dir)["splits"]["train"]["shards"])
@@ -377,6 +382,8 @@ class Run:
                   "attention": getattr(self.model.config, "_attn_implementation", None) or "eager"}
         if val_loss is not None:
             report["val_loss"] = val_loss
+        if self.warnings:
+            report["warnings"] = self.warnings
         return report
 
 
