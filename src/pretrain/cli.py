@@ -25,7 +25,8 @@ from pretrain.cost.formulas import (
 )
 from pretrain.errors import PretrainError
 from pretrain.report.page import write_plots_template
-from pretrain.sources.manifest import MANIFESTS, build_manifest
+from pretrain.sources.download import build_manifest
+from pretrain.sources.manifest import MANIFESTS
 
 PLOTS_TEMPLATE = Path(".dvc/tmp/plots_offline.html")
 """Where .dvc/config's plots.html_template points (relative to .dvc: tmp/plots_offline.html)."""

@@ -7,14 +7,11 @@ from pathlib import Path
 import pytest
 
 from pretrain.config.sources import DownloadConfig
-from pretrain.sources.builtin import package_descriptions
+from pretrain.sources.builtin import is_locked, normalize_name, package_descriptions, read_locked
 from pretrain.sources.download import download
 from pretrain.sources.manifest import (
     ManifestCheck,
-    is_locked,
     manifest_path,
-    normalize_name,
-    read_locked,
     read_manifest,
     text_digest,
     write_manifest,

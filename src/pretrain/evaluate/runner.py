@@ -86,13 +86,9 @@ def evaluate(cfg: EvaluateConfig, init_dir: Path, trained_dir: Path, data_dir: P
     generations = {}
     for name, label, load, full in models_to_score(init_dir, trained_dir, merged_dir):
         model, tokenizer = load(device)
-        text_bytes = TextBytes(tokenizer)
-        report["val"][name] = validation_loss(model, rows, cfg.batch_size, cfg.max_batches, device,
-                                              dtype, text_bytes)
-        if general:  # the init model is the base in continued pretraining: forgetting shows here
-            general_rows = text_rows(general, tokenizer, rows.shape[1])
-            report["general"][name] = validation_loss(model, general_rows, cfg.batch_size, cfg.max_batches,
-                                                      device, dtype, text_bytes)
+        scores = score_model(model, tokenizer, cfg, rows, general, device, dtype)
+        for part, score in scores.items():
+            report[part][name] = score
         if full:  # a sweep's other merged models: bits per byte only
             generations[label] = generate(model, tokenizer, cfg.prompts, cfg.max_new_tokens)
             report["lm_eval"][name] = run_lm_eval(model, tokenizer, cfg, tasks, max_length=rows.shape[1])
@@ -103,6 +99,21 @@ def evaluate(cfg: EvaluateConfig, init_dir: Path, trained_dir: Path, data_dir: P
     report["contamination"] = contamination_report(data_dir, tokens_dir, tokenizer, general, skipped)
     report["skipped"] = skipped
     return report, generations_markdown(cfg.prompts, generations)
+
+
+def score_model(model, tokenizer, cfg: EvaluateConfig, rows: PackedRows, general: list[str] | None,
+                device, dtype) -> dict[str, dict[str, float]]:
+    """One model's loss, perplexity and bits per byte on the validation rows (``val``) and, when
+    there is general text, on it (``general``: the init model is the base in continued
+    pretraining, so forgetting shows here)."""
+    text_bytes = TextBytes(tokenizer)
+    scores = {"val": validation_loss(model, rows, cfg.batch_size, cfg.max_batches, device, dtype,
+                                     text_bytes)}
+    if general:
+        general_rows = text_rows(general, tokenizer, rows.shape[1])
+        scores["general"] = validation_loss(model, general_rows, cfg.batch_size, cfg.max_batches,
+                                            device, dtype, text_bytes)
+    return scores
 
 
 def contamination_report(data_dir: Path, tokens_dir: Path, tokenizer, general: list[str] | None,

@@ -58,30 +58,36 @@ def merge(cfg: MergeConfig, trained: Path, init: Path, out: Path) -> dict[str, A
     check_mergeable(Path(trained), other, f"merge.other ({cfg.other})")
     if cfg.method in ("task_arithmetic", "ties") and other != Path(init):
         check_mergeable(Path(trained), Path(init), "the init model (the task vectors' base)")
-    from mergekit.config import MergeConfiguration  # seconds to import: only when merging
-    from mergekit.merge import run_merge
-    from mergekit.options import MergeOptions
+    from mergekit.options import MergeOptions  # seconds to import: only when merging
 
     options = MergeOptions(copy_tokenizer=False, write_model_card=False, quiet=True, random_seed=0)
     with atomic_path(out) as tmp:
         tmp.mkdir()
         for weight in tqdm(cfg.weights, desc="merge", unit="model"):
-            folder = tmp / weight_name(weight)
             # Paths as the stage was given them (relative to the repository under DVC), so the
             # configuration saved beside each model is the same in every clone.
             spec = mergekit_config(cfg, weight, Path(trained), other, Path(init))
-            run_merge(MergeConfiguration.model_validate(spec), out_path=str(folder), options=options)
-            write_trained_config(Path(trained), folder, spec["dtype"])
-            for name in TOKENIZER_FILES:
-                if (Path(trained) / name).is_file():
-                    shutil.copyfile(Path(trained) / name, folder / name)
-            (folder / "mergekit_config.yml").write_text(yaml.safe_dump(spec, sort_keys=False),
-                                                       encoding="utf-8")
+            merge_one(spec, Path(trained), tmp / weight_name(weight), options)
             manifest["models"][f"{weight:g}"] = weight_name(weight)
         manifest["final_weight"] = cfg.final_weight
         manifest["final"] = weight_name(cfg.final_weight)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest
+
+
+def merge_one(spec: dict[str, Any], trained: Path, folder: Path, options: Any) -> None:
+    """Run one mergekit configuration into ``folder`` and give the merged model the trained
+    model's config, tokenizer and generation config, and the configuration that made it."""
+    from mergekit.config import MergeConfiguration
+    from mergekit.merge import run_merge
+
+    run_merge(MergeConfiguration.model_validate(spec), out_path=str(folder), options=options)
+    write_trained_config(trained, folder, spec["dtype"])
+    for name in TOKENIZER_FILES:
+        if (trained / name).is_file():
+            shutil.copyfile(trained / name, folder / name)
+    (folder / "mergekit_config.yml").write_text(yaml.safe_dump(spec, sort_keys=False),
+                                               encoding="utf-8")
 
 
 def init_kind(init: Path) -> str | None:

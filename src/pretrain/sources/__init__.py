@@ -3,7 +3,8 @@ provenance, metadata).
 
 - ``download.py``: ``download()``, the sources by kind (builtin, files, urls, hf) and the mix.
 - ``builtin.py``: the offline built-in corpus (standard library, its manual, docstrings, package
-  descriptions).
+  descriptions of the locked distributions).
+- ``manifest.py``: the built-in corpus checked against the committed manifest of its Python.
 - ``files.py``: local JSONL / JSON / Parquet / CSV / text / HTML files (also read by evaluate
   for its general text).
 - ``hf.py``: Hugging Face datasets (hub, ``save_to_disk``, a local folder of data files).

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import ast
 import importlib.metadata
+import re
 import sys
 import sysconfig
 from pathlib import Path
 from typing import Iterator
 
-from pretrain.sources.manifest import is_locked
 from pretrain.sources.records import Document, Skipped
 
 TEST_DIRS = {"test", "tests", "idle_test"}
@@ -117,3 +117,34 @@ def package_descriptions(include_tests: bool, skipped: Skipped,
             continue
         yield {"id": f"package_docs/{name}", "text": text, "source": "package_docs",
                "provenance": f"{name} {version}: package metadata description"}
+
+
+# --- the locked distributions -----------------------------------------------------------------
+
+
+def normalize_name(name: str) -> str:
+    """A distribution name as PEP 503 normalises it (``Flufl.Lock`` -> ``flufl-lock``)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def read_locked(lock: Path) -> dict[str, str]:
+    """Normalised name -> version of every ``name==version`` line of a pip requirements lock
+    (``requirements/core.lock``), with ``torch.txt`` beside it for PyTorch.
+
+    Raises OSError (naming the file) when the lock cannot be read.
+    """
+    locked: dict[str, str] = {}
+    for path in (lock, lock.with_name("torch.txt")):
+        if path == lock or path.is_file():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                match = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)", line)
+                if match:
+                    locked[normalize_name(match[1])] = match[2]
+    return locked
+
+
+def is_locked(name: str, version: str, locked: dict[str, str]) -> bool:
+    """Whether distribution ``name`` at ``version`` is the locked one. A local version label
+    (``2.13.0+cpu``) is ignored, as PEP 440's ``==`` does: the CPU and CUDA builds of PyTorch
+    ship the same description."""
+    return locked.get(normalize_name(name)) == version.split("+")[0]

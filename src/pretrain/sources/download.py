@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.metadata
 import itertools
 import math
 import random
@@ -44,14 +45,16 @@ from pretrain.config.sources import DownloadConfig, FetchConfig, SourceConfig
 from pretrain.errors import ConfigError, DataError
 from pretrain.io import ShardedDocumentWriter, atomic_path
 from pretrain.sources.builtin import (
+    normalize_name,
     package_descriptions,
     pydoc_topics,
+    read_locked,
     stdlib_docstrings,
     stdlib_sources,
 )
 from pretrain.sources.files import read_files
 from pretrain.sources.hf import read_hf
-from pretrain.sources.manifest import ManifestCheck, read_locked
+from pretrain.sources.manifest import ManifestCheck, manifest_path, text_digest, write_manifest
 from pretrain.sources.records import EMPTY_METADATA, Document, Skipped, describe_skipped, params_key
 from pretrain.sources.urls import mark_cache_dir, read_urls
 
@@ -237,13 +240,46 @@ def download(cfg: DownloadConfig, out_dir: Path, url_cache: Path | None = None,
               "by_source": dict(sorted(by_source.items())), **skipped.report(),
               "fetched": dict(sorted(skipped.fetched.items())),
               "ids": dict(sorted(skipped.ids.items()))}
-    if checks:
-        report["builtin_manifest"] = {label: check.report() for label, check in sorted(checks.items())}
-        warnings = [w for _, check in sorted(checks.items()) if (w := check.warning())]
-        if warnings:
-            report["warnings"] = warnings
-    if cfg.source == "mix":
-        total = sum(s.weight for s in cfg.sources)
-        report["mix"] = {s.name: {"weight": s.weight, "share": s.weight / total,
-                                  "documents": by_source[s.name]} for s in cfg.sources}
-    return report
+    return {**report, **_manifest_report(checks), **_mix_report(cfg, by_source)}
+
+
+def _manifest_report(checks: dict[str, ManifestCheck]) -> dict[str, Any]:
+    """The report's ``builtin_manifest`` (per built-in source) and ``warnings``, if any."""
+    if not checks:
+        return {}
+    warnings = [w for _, check in sorted(checks.items()) if (w := check.warning())]
+    return {"builtin_manifest": {label: check.report() for label, check in sorted(checks.items())},
+            **({"warnings": warnings} if warnings else {})}
+
+
+def _mix_report(cfg: DownloadConfig, by_source: Counter) -> dict[str, Any]:
+    """The report's ``mix``: each entry's weight, share and documents (a mix only)."""
+    if cfg.source != "mix":
+        return {}
+    total = sum(s.weight for s in cfg.sources)
+    return {"mix": {s.name: {"weight": s.weight, "share": s.weight / total,
+                             "documents": by_source[s.name]} for s in cfg.sources}}
+
+
+# --- the built-in corpus's manifest (pretrain.sources.manifest) ---------------------------------
+
+
+def build_manifest(lock: Path, folder: Path | None = None) -> tuple[Path, int]:
+    """Write the manifest of this Python's built-in corpus (every part, tests included, the
+    package descriptions of ``lock``'s distributions) into ``folder``; its path and size.
+
+    Raises ConfigError when a locked distribution is not installed at its locked version: a
+    manifest must describe the locked environment, not this machine's.
+    """
+    locked = read_locked(lock)
+    installed = {normalize_name(d.metadata["Name"] or ""): d.version
+                 for d in importlib.metadata.distributions()}
+    wrong = sorted(n for n, v in locked.items() if installed.get(n, "").split("+")[0] != v)
+    if wrong:
+        name = wrong[0]
+        raise ConfigError(f"{lock}: {len(wrong)} locked distributions are not installed at their "
+                          f"locked version ({name}=={locked[name]}, installed: "
+                          f"{installed.get(name, 'none')}): run ./setup.sh first")
+    docs = iter_documents(DownloadConfig(include_tests=True), Skipped(), locked=locked)
+    path = manifest_path(folder) if folder is not None else manifest_path()
+    return path, write_manifest(path, ((d["id"], text_digest(d["text"])) for d in docs))

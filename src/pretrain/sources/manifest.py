@@ -16,50 +16,25 @@ The manifest (``manifests/cpython-3.11.txt``) is a text file of ``<sha256>  <id>
 by id, as ``sha256sum`` writes them, after a header naming the Python that wrote it; it holds
 every document of every part, the standard library's test suites included, so that any
 ``builtin_parts`` and ``include_tests`` are checked. ``pretrain builtin-manifest`` writes it
-(docs/reproducibility.md).
+(pretrain.sources.download.build_manifest; docs/reproducibility.md). Which distributions are
+locked is read by pretrain.sources.builtin.read_locked.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import platform
 import re
 import sys
 from pathlib import Path
 from typing import Any, Iterable
 
+from pretrain.io import atomic_path
+from pretrain.sources.builtin import is_test_path
+
 MANIFESTS = Path(__file__).with_name("manifests")
 EXAMPLES = 5
 """Document ids named per kind of difference in the report (the counts are whole)."""
-
-
-def normalize_name(name: str) -> str:
-    """A distribution name as PEP 503 normalises it (``Flufl.Lock`` -> ``flufl-lock``)."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def read_locked(lock: Path) -> dict[str, str]:
-    """Normalised name -> version of every ``name==version`` line of a pip requirements lock
-    (``requirements/core.lock``), with ``torch.txt`` beside it for PyTorch.
-
-    Raises OSError (naming the file) when the lock cannot be read.
-    """
-    locked: dict[str, str] = {}
-    for path in (lock, lock.with_name("torch.txt")):
-        if path == lock or path.is_file():
-            for line in path.read_text(encoding="utf-8").splitlines():
-                match = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)", line)
-                if match:
-                    locked[normalize_name(match[1])] = match[2]
-    return locked
-
-
-def is_locked(name: str, version: str, locked: dict[str, str]) -> bool:
-    """Whether distribution ``name`` at ``version`` is the locked one. A local version label
-    (``2.13.0+cpu``) is ignored, as PEP 440's ``==`` does: the CPU and CUDA builds of PyTorch
-    ship the same description."""
-    return locked.get(normalize_name(name)) == version.split("+")[0]
 
 
 def text_digest(text: str) -> str:
@@ -82,8 +57,6 @@ def manifest_path(folder: Path = MANIFESTS) -> Path:
 
 def write_manifest(path: Path, digests: Iterable[tuple[str, str]]) -> int:
     """Write ``(id, sha256)`` pairs as a manifest for this Python; return how many."""
-    from pretrain.io import atomic_path
-
     rows = sorted(digests)
     lines = [f"# built-in corpus of {platform.python_implementation()} {python_version()}, "
              f"every part, tests included: sha256 of each document's text (pretrain builtin-manifest)"]
@@ -91,32 +64,6 @@ def write_manifest(path: Path, digests: Iterable[tuple[str, str]]) -> int:
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return len(rows)
-
-
-def build_manifest(lock: Path, folder: Path = MANIFESTS) -> tuple[Path, int]:
-    """Write the manifest of this Python's built-in corpus (every part, tests included, the
-    package descriptions of ``lock``'s distributions) into ``folder``; its path and size.
-
-    Raises ConfigError when a locked distribution is not installed at its locked version: a
-    manifest must describe the locked environment, not this machine's.
-    """
-    from pretrain.config.sources import DownloadConfig
-    from pretrain.errors import ConfigError
-    from pretrain.sources.download import iter_documents
-    from pretrain.sources.records import Skipped
-
-    locked = read_locked(lock)
-    installed = {normalize_name(d.metadata["Name"] or ""): d.version
-                 for d in importlib.metadata.distributions()}
-    wrong = sorted(n for n, v in locked.items() if installed.get(n, "").split("+")[0] != v)
-    if wrong:
-        name = wrong[0]
-        raise ConfigError(f"{lock}: {len(wrong)} locked distributions are not installed at their "
-                          f"locked version ({name}=={locked[name]}, installed: "
-                          f"{installed.get(name, 'none')}): run ./setup.sh first")
-    docs = iter_documents(DownloadConfig(include_tests=True), Skipped(), locked=locked)
-    path = manifest_path(folder)
-    return path, write_manifest(path, ((d["id"], text_digest(d["text"])) for d in docs))
 
 
 def read_manifest(path: Path) -> tuple[str, dict[str, str]]:
@@ -142,9 +89,7 @@ class ManifestCheck:
     """
 
     def __init__(self, parts: list[str], include_tests: bool, folder: Path = MANIFESTS):
-        from pretrain.sources.builtin import is_test_path
-
-        self.parts, self.include_tests, self._is_test = parts, include_tests, is_test_path
+        self.parts, self.include_tests = parts, include_tests
         self.path = manifest_path(folder)
         self.written_with, self.digests = (read_manifest(self.path) if self.path.is_file()
                                            else (None, {}))
@@ -155,7 +100,7 @@ class ManifestCheck:
         part, _, rel = doc_id.partition("/")
         if part not in self.parts:
             return False
-        return self.include_tests or part not in ("stdlib", "docstrings") or not self._is_test(rel)
+        return self.include_tests or part not in ("stdlib", "docstrings") or not is_test_path(rel)
 
     def observe(self, doc: dict[str, Any]) -> None:
         self.seen[doc["id"]] = text_digest(doc["text"])
