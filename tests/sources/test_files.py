@@ -173,7 +173,7 @@ def test_parquet_rows_keep_their_ids_and_typed_fields(tmp_path):
 
 def test_parquet_reads_only_the_text_id_and_metadata_columns(tmp_path, monkeypatch):
     """A wide image or embedding column is never read unless it is asked for: converting it to
-    Python objects only to leave it out made reading many times slower (README)."""
+    Python objects only to leave it out made reading many times slower (docs/data.md)."""
     path = tmp_path / "data.parquet"
     pq.write_table(pa.table({"image": [b"\x89PNG" * 1000], "id": ["a"], "text": ["a doc"],
                              "url": ["https://a.org"],

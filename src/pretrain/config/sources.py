@@ -119,7 +119,7 @@ class DownloadConfig(SourceConfig):
     max_documents: Optional[int] = None
     """Stop after this many documents (None: all); with source mix, the total the weights share."""
     sources: list[MixSourceConfig] = dataclasses.field(default_factory=list)
-    """source mix: several sources, each with a name and a weight (see README)."""
+    """source mix: several sources, each with a name and a weight (docs/data.md, "Several sources mixed")."""
     seed: int = 0
     """source mix: seed of the order in which the sources' documents are interleaved."""
     fetch: FetchConfig = dataclasses.field(default_factory=FetchConfig)
