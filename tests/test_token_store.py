@@ -142,7 +142,8 @@ except MemoryError:
     pass
 from pretrain.config.train import TrainConfig
 from pretrain.train.loop import train
-report = train(TrainConfig(max_steps=3, warmup_steps=1, micro_batch_size=2, eval_every=0, log_every=1),
+report = train(TrainConfig(max_steps=3, warmup_steps=1, micro_batch_size=2, eval_every=0, log_every=1,
+                           precision="fp32"),
                Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[2]).parent / "model",
                Path(sys.argv[2]).parent / "live")
 print("steps", report["steps"])

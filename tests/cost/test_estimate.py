@@ -32,6 +32,7 @@ from pretrain.cost.formulas import (
 from pretrain.errors import ConfigError
 from pretrain.model.build import build_model, count_parameters, init_model, llama_config
 from pretrain.runtime import enable_activation_checkpointing
+from pretrain.train import flops
 from pretrain.train.flops import flops_per_token, measured_peak_flops
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -129,6 +130,19 @@ def test_peak_flops_is_measured_without_touching_the_random_state():
     peak = measured_peak_flops(torch.float32, "cpu", seconds=0.05)
     assert torch.equal(torch.rand(3), expected)
     assert 1e9 < peak < 1e15  # a CPU core does at least a GFLOP/s
+
+
+@pytest.mark.parametrize("rate, sizes", [(1e11, [512, 2048]), (1e8, [512])])
+def test_peak_flops_leaves_out_the_large_matmul_where_it_would_take_minutes(monkeypatch, rate, sizes):
+    """bf16 without AVX-512 BF16 runs at 0.1 GFLOP/s: one 2048-size matmul took 115 s."""
+    measured = []
+
+    def best_rate(dtype, device, size, seconds):
+        measured.append(size)
+        return rate
+    monkeypatch.setattr(flops, "_best_matmul_rate", best_rate)
+    assert measured_peak_flops(torch.bfloat16, "cpu") == rate * torch.get_num_threads()
+    assert measured == sizes
 
 
 def test_unknown_gpu_is_a_one_line_error_listing_the_known_ones():

@@ -1,9 +1,11 @@
 """The ray executor on real Ray clusters started here and stopped afterwards: one head started
 with the ``ray start`` command a user runs (2 CPUs), and two nodes of one CPU each from Ray's
-own multi-node test utility (ray.cluster_utils.Cluster). Through either, clean, dedup and pack
-write the bytes that the local executor writes with 1 and 2 workers; a worker killed mid-task
-is retried; a task's error is one line naming its shard. Skipped where Ray is not installed
-(``pip install -e ".[ray]"``; CI installs it with the dev extra)."""
+own multi-node test utility (ray.cluster_utils.Cluster), both on 127.0.0.1 only, with their
+files in a temporary folder of their own (a machine that never ran Ray has no /tmp/ray). Through
+either, clean, dedup and pack write the bytes that the local executor writes with 1 and 2
+workers; a worker killed mid-task is retried; a task's error is one line naming its shard.
+Skipped where Ray is not installed (``pip install -e ".[ray]"``; CI installs it with the dev
+extra)."""
 
 import functools
 import os
@@ -25,7 +27,8 @@ from pretrain.config.dedup import DedupConfig  # noqa: E402
 from pretrain.config.executor import ExecutorConfig  # noqa: E402
 from pretrain.config.tokens import PackConfig  # noqa: E402
 from pretrain.errors import ConfigError, DataError  # noqa: E402
-from pretrain.executor.shards import run_shards, work_folder  # noqa: E402
+from pretrain.executor.ray import loopback_only, on_loopback  # noqa: E402
+from pretrain.executor.shards import Shard, run_shards, work_folder  # noqa: E402
 from pretrain.io import DocumentWriter, shard_name  # noqa: E402
 from pretrain.sources.builtin import stdlib_files  # noqa: E402
 
@@ -43,8 +46,11 @@ from test_executor import (  # noqa: E402
 # Ray's workers do not have this folder on their path: send the test tasks by value, as Ray's
 # docs advise for code that lives only on the driver (pretrain's own tasks are imported by name).
 ray.cloudpickle.register_pickle_by_value(test_executor)
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 # --- clusters ---------------------------------------------------------------------------------------
+
+LOOPBACK = "127.0.0.1"
 
 
 def free_port() -> int:
@@ -58,7 +64,9 @@ def start_head(temp: Path) -> tuple[subprocess.Popen, str]:
     temporary folder keeps its session and address file apart from any other Ray here. Token
     authentication (on by default since Ray 2.5x for ``ray start``) is turned off: a driver
     given an explicit address does not send the token (ray/_private/worker.py), and this
-    cluster is reachable from this machine only for the length of the tests."""
+    cluster is reachable from this machine only for the length of the tests. Ray's
+    single-machine mode keeps it on 127.0.0.1: on Linux ``--node-ip-address 127.0.0.1`` alone
+    becomes the machine's network address (pretrain.executor.ray.loopback_only)."""
     port = free_port()
     log = open(temp / "ray_start.log", "w")
     process = subprocess.Popen(
@@ -66,7 +74,7 @@ def start_head(temp: Path) -> tuple[subprocess.Popen, str]:
          "--node-ip-address", "127.0.0.1", "--port", str(port), "--include-dashboard=false",
          "--disable-usage-stats", "--temp-dir", str(temp)],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        env={**os.environ, "RAY_AUTH_MODE": "disabled"})
+        env={**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"})
     deadline = time.monotonic() + 120
     while not (temp / "ray_current_cluster").exists():
         if process.poll() is not None or time.monotonic() > deadline:
@@ -87,6 +95,30 @@ def stop_head(process: subprocess.Popen) -> None:
         process.wait()
 
 
+def start_cluster(temp: Path):
+    """Two nodes of one CPU on 127.0.0.1 from ray.cluster_utils.Cluster. Cluster writes the
+    head's address to ``ray_current_cluster`` in Ray's default temporary folder
+    (``$RAY_TMPDIR/ray``, else ``$TMPDIR/ray``, else /tmp/ray: ray._common.utils.
+    get_ray_address_file), which it does not create, so that write fails on a machine where
+    Ray never ran; pointed at ``temp``, it neither fails nor sends ``ray.init("auto")`` of
+    another Ray user of this machine to this cluster."""
+    from ray.cluster_utils import Cluster
+
+    (temp / "ray").mkdir()
+    with pytest.MonkeyPatch.context() as patch, loopback_only(ray):
+        patch.setenv("RAY_TMPDIR", str(temp))
+        cluster = Cluster(initialize_head=True, head_node_args={
+            "num_cpus": 1, "include_dashboard": False, "temp_dir": str(temp), "node_ip_address": LOOPBACK})
+        try:
+            cluster.add_node(num_cpus=1, node_ip_address=LOOPBACK)
+            cluster.wait_for_nodes()
+        except BaseException:
+            cluster.shutdown()
+            raise
+    assert (temp / "ray" / "ray_current_cluster").read_text() == cluster.address
+    return cluster
+
+
 @pytest.fixture(scope="module", params=["ray start, 1 node x 2 CPUs", "Cluster, 2 nodes x 1 CPU"])
 def address(request):
     """The GCS address of a Ray cluster running for this module's tests."""
@@ -99,13 +131,8 @@ def address(request):
             finally:
                 stop_head(process)
         else:
-            from ray.cluster_utils import Cluster
-
-            cluster = Cluster(initialize_head=True, head_node_args={
-                "num_cpus": 1, "include_dashboard": False, "temp_dir": str(temp)})
+            cluster = start_cluster(temp)
             try:
-                cluster.add_node(num_cpus=1)
-                cluster.wait_for_nodes()
                 yield cluster.address
             finally:
                 cluster.shutdown()
@@ -241,6 +268,38 @@ def test_an_address_where_no_cluster_answers_fails_at_once_in_one_line(shards):
                               f"nothing answers at 127.0.0.1:{port} (Connection refused)")
     assert time.monotonic() - started < 20
     assert runs_of(shards) == []
+
+
+def where_it_ran(runs: Path, shard: Shard) -> dict:
+    """The addresses the Ray cluster running this task advertises: every node's and the GCS's."""
+    return {"name": shard.name, "nodes": sorted({n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]}),
+            "gcs": ray.get_runtime_context().gcs_address.rpartition(":")[0],
+            "here": ray.util.get_node_ip_address()}
+
+
+def addresses(results: list[dict]) -> set[str]:
+    return {a for r in results for a in (r["gcs"], r["here"], *r["nodes"])}
+
+
+def test_the_tests_clusters_stay_on_loopback(shards, address):
+    """The clusters of these tests advertise 127.0.0.1 only, not the machine's network
+    address (what Ray picks on Linux)."""
+    assert address.startswith(f"{LOOPBACK}:")
+    assert addresses(run_on_ray(shards, where_it_ran, address)) == {LOOPBACK}
+
+
+def test_the_local_cluster_stays_on_loopback(shards):
+    """The cluster the executor starts for a run (executor.address: null) is of this machine
+    alone: every node and the GCS on 127.0.0.1."""
+    assert addresses(run_on_ray(shards, where_it_ran, address=None)) == {LOOPBACK}
+
+
+def test_a_loopback_address_is_joined_on_loopback_and_others_are_left_alone():
+    for address in (None, "127.0.0.1:6379", "127.0.1.1:6379", "localhost:6379", "[::1]:6379",
+                    "ray://127.0.0.1:10001"):
+        assert on_loopback(address), address
+    for address in ("auto", "10.0.0.5:6379", "head:6379", "ray://head:10001", "[2001:db8::1]:6379"):
+        assert not on_loopback(address), address
 
 
 def test_without_an_address_ray_starts_a_local_cluster_and_stops_it(shards):

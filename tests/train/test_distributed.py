@@ -81,16 +81,25 @@ def weights(path):
 
 
 def assert_same_model(expected: Path, saved: Path) -> None:
-    """``saved`` holds the whole model of ``expected`` (every name, every value to 1e-4).
+    """``saved`` holds the whole model of ``expected``: every tensor of it (same names and
+    shapes) to 1e-3 in relative L2 norm, and all but 0.1% of all values to 1e-4.
 
-    Compared with the DDP model of the same 2 processes, not with the 1-process one: Adam
-    turns rounding noise in a near-zero gradient into a step of the learning rate, and one
-    embedding value in 32,768 ended 3.2e-3 apart between 1 and 2 processes, alike for DDP,
-    FSDP and ZeRO-1/2/3, while these agree with DDP to 2e-5.
+    Compared with the DDP model of the same 2 processes, not with the 1-process one. Not every
+    value to 1e-4: both backends reduce fp32 gradients (DeepSpeed's communication_data_type is
+    fp32, as no bf16/fp16 section is allowed), but ZeRO-2/3 sum each micro-batch's gradient over
+    the processes as it comes, where DDP sums a process's micro-batches first, and AdamW turns
+    that rounding in a near-zero gradient (|g| ~ eps) into a step of up to the learning rate.
+    Measured on a 2-core AMD EPYC (AVX2) on 2026-12-07, ZeRO-3 against DDP after 6 steps at lr
+    1e-2: 34 of 158,016 values apart by up to 5.0e-4 (5.0e-4 after the first step; 7e-6 with
+    one micro-batch per step), 3.8e-4 at most in relative L2; ZeRO-1 (reduced at the step, as
+    DDP) 9e-7. A tensor left at its initial values is off by 2% at least (the norms), one
+    partition of it by far more.
     """
     a, b = weights(expected), weights(saved)
-    assert a.keys() == b.keys()
-    assert [k for k in a if not torch.allclose(a[k], b[k], atol=1e-4)] == []
+    assert {k: v.shape for k, v in a.items()} == {k: v.shape for k, v in b.items()}
+    assert [k for k in a if torch.linalg.vector_norm(a[k] - b[k]) > 1e-3 * torch.linalg.vector_norm(a[k])] == []
+    apart = sum(int(((a[k] - b[k]).abs() > 1e-4).sum()) for k in a)
+    assert apart <= 1e-3 * sum(v.numel() for v in a.values())
 
 
 def test_two_processes_follow_the_one_process_loss_curve(one_process, two_processes):

@@ -10,8 +10,9 @@ from transformers import AutoModelForCausalLM
 
 from pretrain.config.train import TrainConfig, total_steps
 from pretrain.errors import ConfigError, DataError
+from pretrain import runtime
 from pretrain.runtime import MAX_EPOCHS, autocast_dtype, batch_order, epochs_warning, load_rows
-from pretrain.train.loop import rate_warning, train
+from pretrain.train.loop import rate_warning, total_steps, train
 from pretrain.train.optim import Lion, lr_at, param_groups
 from pretrain.train.peaks import nominal_peak
 from pretrain.train.zero import engine_config
@@ -101,6 +102,13 @@ def test_precision_names_map_to_autocast_dtypes():
     assert autocast_dtype("fp16", cpu) is torch.float16
 
 
+@pytest.mark.parametrize("native_bf16, dtype", [(True, torch.bfloat16), (False, None)])
+def test_auto_precision_on_the_cpu_is_bf16_where_it_has_bf16_kernels(monkeypatch, native_bf16, dtype):
+    """Both answers on every CPU: the branch for AVX-512 BF16 / AMX CPUs runs here too."""
+    monkeypatch.setattr(runtime, "cpu_has_bf16", lambda: native_bf16)
+    assert autocast_dtype("auto", torch.device("cpu")) is dtype
+
+
 def test_token_budget_sets_the_number_of_steps():
     cfg = TrainConfig(max_steps=None, max_tokens=10_000, micro_batch_size=4, grad_accum_steps=2)
     assert total_steps(cfg, seq_len=32) == 40  # ceil(10,000 / 256)
@@ -185,7 +193,7 @@ def test_gradient_checkpointing_gives_the_same_curve(tmp_path, init_dir, tokens_
     assert ckpt["final_loss"] == pytest.approx(plain["final_loss"], rel=1e-5)
 
 
-@pytest.mark.parametrize("options", [{"optimizer": "lion", "learning_rate": 1e-3},
+@pytest.mark.parametrize("options", [{"optimizer": "lion", "learning_rate": 1e-3, "precision": "fp32"},
                                      {"precision": "fp16"}, {"precision": "bf16"}])
 def test_optimizer_and_precision_options_train(tmp_path, init_dir, tokens_dir, options):
     cfg = TrainConfig(**{"max_steps": 20, "warmup_steps": 2, "learning_rate": 1e-2,
@@ -279,6 +287,20 @@ def test_deepspeed_config_takes_batch_clipping_and_precision_from_the_train_para
     assert config["zero_optimization"] == {"stage": 2}
     assert cfg.deepspeed == {"zero_optimization": {"stage": 2}, "gradient_clipping": "auto",
                              "train_micro_batch_size_per_gpu": 4}  # the params are not changed
+
+
+def test_deepspeed_reduces_gradients_in_fp32_under_bf16_autocast_as_ddp_does():
+    """No bf16 / fp16 section reaches DeepSpeed, so its engine reduces the fp32 gradients of the
+    fp32 weights in fp32 (DeepSpeedEngine.communication_data_type: the config's, else fp16 or
+    bf16 when enabled, else fp32), as DDP does. Seen in a 2-process ZeRO-3 run with
+    ``precision: bf16`` too: ``engine.communication_data_type`` was torch.float32."""
+    pytest.importorskip("deepspeed")
+    from deepspeed.runtime.config import DeepSpeedConfig
+
+    cfg = TrainConfig(micro_batch_size=8, precision="bf16", deepspeed={"zero_optimization": {"stage": 3}})
+    config = DeepSpeedConfig(engine_config(cfg, world=1))  # this process alone: DeepSpeed checks the batch
+    assert config.communication_data_type is None
+    assert not config.bfloat16_config.enabled and not config.float16_config.enabled
 
 
 @pytest.mark.parametrize("deepspeed, message", [

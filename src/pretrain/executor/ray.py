@@ -4,10 +4,14 @@
 ``host:6379``: a head's GCS address; ``ray://host:10001``: a remote head through Ray Client);
 null starts a local cluster for the run (``ray.init(address="local")``, so that a cluster
 already running here is not joined by accident) with ``executor.workers`` CPUs (0: every core)
-and stops it afterwards. Ray is started on the first task, not before: a rerun whose shards are
-all done never waits for a cluster. Each task asks for one CPU; at most ``workers`` run at once
-when it is set, else as many as the cluster's CPUs allow. Ray runs a task again on another
-worker when its worker process dies (``max_retries = executor.retries``); an exception raised by
+and stops it afterwards; that cluster is of this machine alone, so its processes listen and
+advertise on 127.0.0.1 only (``loopback_only``). A cluster at a loopback address
+(``127.0.0.1:6379``) is joined the same way, where Ray would otherwise look for it at the
+machine's network address; ``auto`` and other addresses leave Ray's choice of addresses alone.
+Ray is started on the first task, not before: a rerun whose shards are all done never waits
+for a cluster. Each task asks for one CPU; at most ``workers`` run at once when it is set, else
+as many as the cluster's CPUs allow. Ray runs a task again on another worker when its worker
+process dies (``max_retries = executor.retries``); an exception raised by
 the task itself is not retried (bad data fails the same way twice). Every node must have
 pretrain installed and see the stage's paths (a shared file system), and Ray's workers there
 run with that node's environment (``ray start``'s); docs/scale.md shows a cluster set-up.
@@ -20,6 +24,8 @@ token is missing or incorrect" in its one-line error.
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import logging
 import socket
 from typing import Any, Callable, Iterator, Sequence
@@ -52,6 +58,42 @@ def _unreachable(address: str) -> str | None:
     except OSError as exc:
         return f"nothing answers at {host}:{port} ({exc.strerror or exc})"
     return None
+
+
+def on_loopback(address: str | None) -> bool:
+    """Whether ``executor.address`` keeps the cluster on this machine's loopback interface:
+    null (a local cluster for the run) or a ``localhost`` / 127.0.0.0/8 / ``::1`` host."""
+    if address is None:
+        return True
+    host = address.removeprefix("ray://").rpartition(":")[0].strip("[]")
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name (auto, a host name)
+        return False
+
+
+@contextlib.contextmanager
+def loopback_only(ray: Any) -> Iterator[None]:
+    """Inside the block, a Ray node started in this process takes 127.0.0.1 as its address.
+
+    On Linux Ray never uses the loopback address for a node: ``ray.init(_node_ip_address=
+    "127.0.0.1")`` and ``ray start --node-ip-address 127.0.0.1`` are both turned into the
+    machine's network address (``ray._private.services.resolve_ip_for_localhost``; "intentional",
+    ray-project/ray#26293), and the GCS, raylet and worker servers then listen on every
+    interface. Only Ray's single-machine mode, the default on macOS and Windows
+    (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, read into ``ray_constants.ENABLE_RAY_CLUSTER``
+    when Ray is imported), takes 127.0.0.1 (``services.get_node_ip_address``); every process of
+    the node is then given that address. Measured with Ray 2.60: the GCS, raylet, worker and
+    runtime-env agent listen on 127.0.0.1 only, and ``ray.nodes()`` names 127.0.0.1. A driver
+    joining ``127.0.0.1:port`` needs it too: Ray turns that address into the machine's network
+    address before connecting (ray-project/ray#59110), where a loopback-only GCS never answers."""
+    constants = ray._private.ray_constants
+    before = constants.ENABLE_RAY_CLUSTER
+    constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        constants.ENABLE_RAY_CLUSTER = before
 
 
 def _root_cause(exc: BaseException) -> BaseException:
@@ -98,7 +140,8 @@ class RayExecutor:
             if problem:
                 raise ConfigError(f"executor.address: {where}: {problem}")
         try:
-            ray.init(**kwargs)
+            with loopback_only(ray) if on_loopback(self.cfg.address) else contextlib.nullcontext():
+                ray.init(**kwargs)
         except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as exc:
             cause = _root_cause(exc)
             text = " ".join(str(cause).split()) or type(cause).__name__

@@ -56,6 +56,16 @@ def flops_per_token(model_or_config: torch.nn.Module | PretrainedConfig, seq_len
     return 6.0 * matmul_parameters(model) + 12.0 * layers * heads * head_dim * seq_len
 
 
+LARGE_CPU_MATMUL = 2048
+"""The size of the all-threads matmul of ``measured_peak_flops`` on a CPU."""
+SLOW_MATMUL_SECONDS = 5
+"""``measured_peak_flops`` leaves out the all-threads matmul when, at the one-thread rate, one
+would take longer than this many times its time budget (it runs at least twice, warm-up
+included). bf16 on a CPU without AVX-512 BF16 or AMX (no oneDNN bf16 kernel) runs ATen's
+reference GEMM: on the 2-core AMD EPYC (AVX2) on 2026-12-07, 0.1 GFLOP/s, 115 s for one
+2048-size matmul (fp32: 0.9 s), so the measurement at start-up took 4 minutes."""
+
+
 def measured_peak_flops(dtype: torch.dtype = torch.bfloat16, device: str | torch.device = "cpu",
                         seconds: float = 1.0) -> float:
     """The machine's achievable dense matmul FLOP/s in ``dtype`` on ``device``: the MFU
@@ -67,7 +77,8 @@ def measured_peak_flops(dtype: torch.dtype = torch.bfloat16, device: str | torch
     moment stalls a whole multi-threaded matmul (on this project's 2-core machine single
     2048-size bf16 matmuls ranged from 0.07 to 0.84 TFLOP/s while other jobs ran), whereas a
     one-thread 512-size matmul takes a millisecond and usually runs in a quiet moment (0.486
-    TFLOP/s per core, to 1%, in the same conditions); matmul peaks scale with cores.
+    TFLOP/s per core, to 1%, in the same conditions); matmul peaks scale with cores. Only the
+    latter where the large matmul would take minutes (``SLOW_MATMUL_SECONDS``).
     """
     device = torch.device(device)
     if device.type == "cuda":
@@ -78,7 +89,9 @@ def measured_peak_flops(dtype: torch.dtype = torch.bfloat16, device: str | torch
         per_core = _best_matmul_rate(dtype, device, 512, seconds / 2)
     finally:
         torch.set_num_threads(threads)
-    return max(per_core * threads, _best_matmul_rate(dtype, device, 2048, seconds / 2))
+    if 2.0 * LARGE_CPU_MATMUL ** 3 / (per_core * threads) > SLOW_MATMUL_SECONDS * seconds:
+        return per_core * threads  # a dtype this CPU has no fast kernel for (see the constant)
+    return max(per_core * threads, _best_matmul_rate(dtype, device, LARGE_CPU_MATMUL, seconds / 2))
 
 
 def _best_matmul_rate(dtype: torch.dtype, device: torch.device, size: int, seconds: float) -> float:
