@@ -117,6 +117,10 @@ def test_tied_embeddings_are_stored_once(reference, tmp_path, init_dir):
     assert tied.lm_head.weight is tied.model.embed_tokens.weight
     write_gguf(tied, tokenizer, tmp_path / "tied.gguf", "F16", "tied")
     assert "output.weight" not in {t.name for t in gguf.GGUFReader(tmp_path / "tied.gguf").tensors}
+    # the embeddings are the output layer too: Q8_0 in a 4-bit file, as llama-quantize does
+    write_gguf(tied, tokenizer, tmp_path / "tied-q4.gguf", "Q4_0", "tied")
+    types = {t.name: t.tensor_type.name for t in gguf.GGUFReader(tmp_path / "tied-q4.gguf").tensors}
+    assert types["token_embd.weight"] == "Q8_0" and types["blk.0.attn_q.weight"] == "Q4_0"
     back = load_base(str(tmp_path / "tied.gguf"))
     assert back.config.tie_word_embeddings
     # a config that says tied over weights that differ keeps its output layer: nothing is lost
