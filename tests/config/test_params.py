@@ -110,6 +110,17 @@ def test_the_old_workers_keys_say_where_the_setting_moved(tmp_path, section):
                               "(one setting for every data stage)")
 
 
+def test_the_old_export_check_tokens_says_where_it_moved(tmp_path):
+    """export.check_tokens ("greedy tokens ... each file must reproduce", never enforced) became
+    export.greedy_tokens, reported only; the pass criteria have their own keys."""
+    path = write(tmp_path, "export:\n  check_tokens: 16\n")
+    with pytest.raises(ConfigError) as err:
+        load_all(path)
+    assert str(err.value) == (f"{path}: export.check_tokens: moved to export.greedy_tokens (greedy tokens are "
+                              "reported, not required; each file must meet export.min_top1_agreement and "
+                              "export.max_perplexity_gap_percent)")
+
+
 @pytest.mark.parametrize("text, match", [
     ("executor:\n  name: dask\n", r"executor\.name: expected one of \['local', 'ray'\], got 'dask'"),
     ("executor:\n  workers: -1\n", r"executor\.workers: expected a value >= 0"),

@@ -172,8 +172,13 @@ def http_url(name: str, url: str) -> None:
         raise ValueError(f"{name}: expected an http:// or https:// URL, got {url!r}")
 
 
-MOVED: dict[str, str] = {"clean.workers": "executor.workers", "dedup.workers": "executor.workers"}
-"""Keys that earlier versions had, and where their setting lives now."""
+MOVED: dict[str, tuple[str, str]] = {
+    "clean.workers": ("executor.workers", "one setting for every data stage"),
+    "dedup.workers": ("executor.workers", "one setting for every data stage"),
+    "export.check_tokens": ("export.greedy_tokens", "greedy tokens are reported, not required; each file must "
+                            "meet export.min_top1_agreement and export.max_perplexity_gap_percent"),
+}
+"""Keys that earlier versions had: where their setting lives now, and why it moved."""
 
 
 def build(cls: type[T], raw: Any, where: str) -> T:
@@ -185,7 +190,8 @@ def build(cls: type[T], raw: Any, where: str) -> T:
     section = where.rpartition(": ")[2]  # "params.yaml: clean" -> "clean"
     for key in unknown:
         if f"{section}.{key}" in MOVED:
-            raise ConfigError(f"{where}.{key}: moved to {MOVED[f'{section}.{key}']} (one setting for every data stage)")
+            to, why = MOVED[f"{section}.{key}"]
+            raise ConfigError(f"{where}.{key}: moved to {to} ({why})")
     if unknown:
         raise ConfigError(f"{where}.{unknown[0]}: unknown key (expected one of {sorted(fields)})")
     hints = typing.get_type_hints(cls)
@@ -205,10 +211,12 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
         return _coerce(inner[0], value, where)
     if dataclasses.is_dataclass(hint):
         return build(hint, value if value is not None else {}, where)
-    if origin is dict:  # free-form, passed on as it is (train.deepspeed)
+    if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {_show(value)}")
-        return value
+        if args[1] is Any:  # free-form, passed on as it is (train.deepspeed)
+            return value
+        return {_coerce(args[0], k, f"{where} key"): _coerce(args[1], v, f"{where}.{k}") for k, v in value.items()}
     if origin is list:
         if not isinstance(value, list):
             raise ConfigError(f"{where}: expected a list, got {_show(value)}")

@@ -4,9 +4,10 @@ back with the model it started from (or another), and write the final model as G
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Optional
 
-from pretrain.config import fraction, one_of
+from pretrain.config import fraction, one_of, positive
 
 METHODS = ("none", "linear", "slerp", "task_arithmetic", "ties")
 """Merge methods by their mergekit names; ``none`` passes the trained model through."""
@@ -72,19 +73,42 @@ class MergeConfig:
         return self.weights[0] if self.select is None else self.select
 
 
+MIN_TOP1_AGREEMENT = {"F32": 0.999, "F16": 0.995, "BF16": 0.98, "Q8_0": 0.95, "Q5_0": 0.88, "Q4_0": 0.80}
+"""Default ``export.min_top1_agreement`` per type: the measurements behind them are in docs/export.md."""
+
+MAX_PERPLEXITY_GAP_PERCENT = {"F32": 0.01, "F16": 0.1, "BF16": 1.0, "Q8_0": 2.0, "Q5_0": 5.0, "Q4_0": 15.0}
+"""Default ``export.max_perplexity_gap_percent`` per type (docs/export.md)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class ExportConfig:
     types: list[str] = dataclasses.field(default_factory=list)
     """GGUF files to write from the final model, e.g. [F16, Q8_0, Q4_0]; [] writes none."""
-    check_tokens: int = 16
-    """Greedy tokens per prompt (evaluate.prompts) that each quantized file must reproduce."""
+    min_top1_agreement: dict[str, float] = dataclasses.field(default_factory=lambda: dict(MIN_TOP1_AGREEMENT))
+    """Per type: the least fraction of validation positions where the file's argmax next token is
+    the model's (teacher-forced; llama-perplexity's "Same top p"), or the stage fails."""
+    max_perplexity_gap_percent: dict[str, float] = dataclasses.field(
+        default_factory=lambda: dict(MAX_PERPLEXITY_GAP_PERCENT))
+    """Per type: the most the file's validation perplexity may exceed the model's, in percent
+    (100 * (PPL(file) / PPL(model) - 1)), or the stage fails."""
+    greedy_tokens: int = 16
+    """Greedy tokens per prompt (evaluate.prompts) decoded from each file: reported, not required."""
     check_batches: int = 4
-    """Validation batches over which each file's perplexity is compared with the model's."""
+    """Validation batches (8 rows each) over which each file is compared with the model."""
 
     def __post_init__(self) -> None:
         for i, kind in enumerate(self.types):
             one_of(f"types[{i}]", kind, GGUF_TYPES)
         if len(set(self.types)) < len(self.types):
             raise ValueError(f"types: each type once, got {self.types}")
-        if self.check_tokens < 1 or self.check_batches < 1:
-            raise ValueError("check_tokens, check_batches: expected values >= 1")
+        for name, bounds, check in (("min_top1_agreement", self.min_top1_agreement, fraction),
+                                    ("max_perplexity_gap_percent", self.max_perplexity_gap_percent,
+                                     functools.partial(positive, zero=True))):
+            for kind, value in bounds.items():
+                one_of(name, kind, GGUF_TYPES)
+                check(f"{name}.{kind}", value)
+            missing = [kind for kind in self.types if kind not in bounds]
+            if missing:
+                raise ValueError(f"{name}: no value for {missing[0]} (export.types lists it)")
+        if self.greedy_tokens < 1 or self.check_batches < 1:
+            raise ValueError("greedy_tokens, check_batches: expected values >= 1")

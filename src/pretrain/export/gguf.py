@@ -12,9 +12,10 @@ converter does on a QuantError. The tokenizer is stored as ``gpt2`` (byte-level 
 the BOS/EOS/padding ids, and no chat template (a base model).
 
 Quantized types: Q8_0, Q5_0 and Q4_0 are quantized by gguf-py's numpy ports of ggml's reference
-quantizers (``gguf.quants.quantize``). In the 4- and 5-bit files ``output.weight`` is Q8_0:
-llama-quantize likewise keeps the output layer at a higher precision (Q6_K, which gguf-py cannot
-write).
+quantizers (``gguf.quants.quantize``). In the 4- and 5-bit files the output layer is Q8_0
+(``output.weight``, or with tied embeddings ``token_embd.weight``, which llama.cpp then reads as
+the output layer): llama-quantize likewise keeps the output layer at a higher precision (Q6_K,
+which gguf-py cannot write).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ CONVERTER = "llama.cpp convert_hf_to_gguf.py (LlamaModel, _set_vocab_gpt2) as of
 """The conversion this writer follows, recorded in metrics/export.json."""
 
 QUANTIZED_OUTPUT = "Q8_0"
-"""The type of output.weight in the 4- and 5-bit files."""
+"""The type of the output layer in the 4- and 5-bit files."""
 
 
 def file_types() -> dict[str, tuple[Any, Any]]:
@@ -94,18 +95,25 @@ def gguf_tensors(model: torch.nn.Module) -> dict[str, np.ndarray]:
     return out
 
 
-def tensor_type(name: str, array: np.ndarray, kind: str) -> Any:
+def tensor_type(name: str, array: np.ndarray, kind: str, tied: bool) -> Any:
     """The GGML type of one tensor in a file of type ``kind``: F32 for 1-D tensors (norms),
-    Q8_0 for ``output.weight`` in a 4- or 5-bit file, F16 where a quantized type's 32-value
-    blocks do not divide a row, else the file's type."""
+    Q8_0 for the output layer in a 4- or 5-bit file (``output.weight``, or ``token_embd.weight``
+    when ``tied``: the file has no output.weight and llama.cpp reads the embeddings in its
+    place), F16 where a quantized type's 32-value blocks do not divide a row, else the file's
+    type."""
     import gguf
 
     q = gguf.GGMLQuantizationType
     wanted = file_types()[kind][0]
     if array.ndim < 2:
         return q.F32
-    if kind in ("Q4_0", "Q5_0") and name == "output.weight":
-        wanted = q.Q8_0
+    # llama-quantize quantizes tied embeddings as the output layer (src/llama-quant.cpp,
+    # llama_tensor_get_type_impl: "for arches that share the same tensor between the token
+    # embeddings and the output, we quantize the token embeddings with the quantization of the
+    # output tensor").
+    output = name == "output.weight" or (tied and name == "token_embd.weight")
+    if kind in ("Q4_0", "Q5_0") and output:
+        wanted = q[QUANTIZED_OUTPUT]
     block = gguf.GGML_QUANT_SIZES[wanted][0]
     return wanted if array.shape[-1] % block == 0 else q.F16
 
@@ -124,8 +132,9 @@ def write_gguf(model: torch.nn.Module, tokenizer, path: Path, kind: str, name: s
         writer = gguf.GGUFWriter(str(tmp), gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.LLAMA])
         write_metadata(writer, model.config, kind, name)
         write_vocabulary(writer, tokenizer, model.config.vocab_size)
+        tied = "output.weight" not in tensors
         for tensor_name, array in tensors.items():
-            qtype = tensor_type(tensor_name, array, kind)
+            qtype = tensor_type(tensor_name, array, kind, tied)
             types[qtype.name] = types.get(qtype.name, 0) + 1
             if qtype == gguf.GGMLQuantizationType.F32:
                 writer.add_tensor(tensor_name, np.ascontiguousarray(array, dtype=np.float32))

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from pretrain.config.merge import ExportConfig
+from pretrain.errors import DataError
 from pretrain.io import atomic_path
 
 
@@ -15,8 +16,11 @@ def export(cfg: ExportConfig, prompts: list[str], trained_dir: Path, merged_dir:
            tokens_dir: Path, out: Path) -> dict[str, Any]:
     """Write ``out`` (a folder of ``model-<TYPE>.gguf`` files) atomically and return the export
     report: the model exported, the converter followed, and per file its size, bits per
-    weight, tensor types and the transformers and llama.cpp checks. ConfigError (one line) for
-    a model or tokenizer the GGUF writer cannot store, or a file transformers cannot read."""
+    weight, tensor types, the transformers and llama.cpp checks and the thresholds it met.
+    ConfigError (one line) for a model or tokenizer the GGUF writer cannot store, or a file
+    transformers cannot read; DataError (one line, naming each file and figure) when a file
+    misses its type's export.min_top1_agreement or export.max_perplexity_gap_percent, or
+    llama.cpp tokenizes a prompt differently: then nothing is written."""
     if not cfg.types:
         with atomic_path(out) as tmp:
             tmp.mkdir()
@@ -24,7 +28,7 @@ def export(cfg: ExportConfig, prompts: list[str], trained_dir: Path, merged_dir:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from pretrain.export.check import check_file, llama_cpp_check, reference_scores
+    from pretrain.export.check import greedy, misses, prompt_ids
     from pretrain.export.gguf import CONVERTER, write_gguf
     from pretrain.merge.manifest import final_model
     from pretrain.token_store import PackedRows
@@ -35,17 +39,32 @@ def export(cfg: ExportConfig, prompts: list[str], trained_dir: Path, merged_dir:
     rows = PackedRows(tokens_dir, "val")
     report: dict[str, Any] = {"types": cfg.types, "model": label, "source": str(source),
                               "converter": CONVERTER, "files": {}}
-    baseline = reference_scores(model, tokenizer, prompts, rows, cfg.check_tokens, cfg.check_batches)
+    reference_tokens = [greedy(model, p, cfg.greedy_tokens) for p in prompt_ids(tokenizer, prompts)]
+    missed: list[str] = []
     with atomic_path(out) as tmp:
         tmp.mkdir()
         for kind in cfg.types:
             path = tmp / f"model-{kind}.gguf"
             entry = write_gguf(model, tokenizer, path, kind, name=f"pretrain {label}")
-            entry["transformers"], tokens = check_file(path, model, tokenizer, prompts, rows, cfg.check_tokens,
-                                                       cfg.check_batches, baseline=baseline)
-            entry["llama_cpp"] = llama_cpp_check(path, tokenizer, prompts, tokens, cfg.check_tokens)
+            entry.update(check(cfg, kind, path, model, tokenizer, prompts, rows, reference_tokens))
+            missed += misses(out / path.name, kind, entry, cfg)
             report["files"][kind] = entry
+        if missed:  # raised inside atomic_path: no folder is left that DVC or a user could take as good
+            raise DataError("export: " + "; ".join(missed))
     return report
+
+
+def check(cfg: ExportConfig, kind: str, path: Path, model, tokenizer, prompts: list[str], rows,
+          reference_tokens: list[list[int]]) -> dict[str, Any]:
+    """The checks of one written file (pretrain.export.check) and the thresholds its type must meet."""
+    from pretrain.export.check import check_file, llama_cpp_check
+
+    figures, tokens = check_file(path, model, tokenizer, prompts, rows, cfg.greedy_tokens, cfg.check_batches,
+                                 reference_tokens)
+    return {"transformers": figures,
+            "llama_cpp": llama_cpp_check(path, tokenizer, prompts, tokens, cfg.greedy_tokens),
+            "thresholds": {"min_top1_agreement": cfg.min_top1_agreement[kind],
+                           "max_perplexity_gap_percent": cfg.max_perplexity_gap_percent[kind]}}
 
 
 def summary_lines(report: dict[str, Any]) -> list[str]:
@@ -55,8 +74,10 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         t, cpp = entry["transformers"], entry["llama_cpp"]
         g = t["greedy"]
         line = (f"{entry['file']}: {entry['bytes'] / 2**20:,.2f} MiB, {entry['bits_per_weight']:.2f} bits/weight; "
-                f"transformers: max |logit diff| {t['max_abs_logit_diff']:.2g}, greedy {g['tokens_agreeing']}/"
-                f"{g['tokens']} tokens, perplexity {t['perplexity']:,.2f} ({t['perplexity_gap_percent']:+.2f}%)")
+                f"transformers, {t['positions']:,} validation positions: top-1 agreement {t['top1_agreement']:.4f}, "
+                f"perplexity {t['perplexity']:,.2f} ({t['perplexity_gap_percent']:+.3f}%), "
+                f"mean KL divergence {t['mean_kl_divergence']:.2g}; greedy {g['tokens_agreeing']}/{g['tokens']} "
+                f"tokens, max |logit diff| {t['max_abs_logit_diff']:.2g}")
         if "skipped" in cpp:
             line += f"; llama.cpp: skipped ({cpp['skipped']})"
         else:
