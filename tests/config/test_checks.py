@@ -86,8 +86,8 @@ CASES = {
                                 "context, model.max_position_embeddings 32"),
     "export-check-past-context": ("generation fits the context",
                                   "model:\n  max_position_embeddings: 32\npack:\n  seq_len: 32\nevaluate:\n"
-                                  "  max_new_tokens: 8\nexport:\n  types: [F16]\n  check_tokens: 40\n",
-                                  "export.check_tokens 40 leaves no room for a prompt"),
+                                  "  max_new_tokens: 8\nexport:\n  types: [F16]\n  greedy_tokens: 40\n",
+                                  "export.greedy_tokens 40 leaves no room for a prompt"),
     "warmup-past-max-steps": ("warm-up", "train:\n  warmup_steps: 40\n  max_steps: 30\n",
                               "train.warmup_steps 40 is not below train.max_steps 30: the learning rate would "
                               "reach its peak train.learning_rate 0.001 never: 75% of it at the last step"),
@@ -146,7 +146,7 @@ def base_cases(tmp_path: Path) -> dict[str, tuple[str, str, str]]:
         "tokenizer-path": ("base tokenizer", f"model:\n  init: pretrained\n  base: {llama}\ntokenizer:\n  path: {spm}\n",
                            f"tokenizer.path: '{spm}' conflicts with model.base '{llama}'"),
         "export-gpt2": ("export architecture", f"model:\n  init: pretrained\n  base: {gpt2}\npack:\n  seq_len: 32\n"
-                        "evaluate:\n  max_new_tokens: 8\nexport:\n  types: [F16]\n  check_tokens: 8\n",
+                        "evaluate:\n  max_new_tokens: 8\nexport:\n  types: [F16]\n  greedy_tokens: 8\n",
                         f"export.types ['F16']: the GGUF writer follows llama.cpp's Llama conversion (model_type "
                         f"'llama'), but model.base '{gpt2}' is a 'gpt2' model"),
         "export-sentencepiece": ("export tokenizer", f"model:\n  init: pretrained\n  base: {spm}\nexport:\n  types: [Q8_0]\n",

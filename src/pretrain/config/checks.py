@@ -75,7 +75,7 @@ def generation_fits_context(configs: dict[str, Any], shape: Optional[ModelShape]
     context = shape and shape["context"]
     export = configs["export"]
     for key, tokens, used in (("evaluate.max_new_tokens", configs["evaluate"].max_new_tokens, True),
-                              ("export.check_tokens", export.check_tokens, bool(export.types))):
+                              ("export.greedy_tokens", export.greedy_tokens, bool(export.types))):
         if context and used and tokens >= context:
             return (f"{key} {tokens} leaves no room for a prompt in the model's context, "
                     f"{shape.show('context')}: generation would run past it; lower {key}")
