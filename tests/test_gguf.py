@@ -222,7 +222,9 @@ def test_damaged_gguf_tokenizer_path_names_tokenizer_path(damaged):
 
 
 def test_tokenizer_stage_on_a_truncated_gguf_base_fails_in_one_line(tmp_path, damaged):
-    (tmp_path / "params.yaml").write_text(f"model:\n  init: pretrained\n  base: {damaged['cut_in_tensors']}\n")
+    # seq_len within the base's context (128): the damage is the file's only problem
+    (tmp_path / "params.yaml").write_text(f"model:\n  init: pretrained\n  base: {damaged['cut_in_tensors']}\n"
+                                          "pack:\n  seq_len: 64\n")
     result = subprocess.run([sys.executable, str(Path(__file__).parents[1] / "stages" / "tokenizer.py"),
                              "--params", "params.yaml", "--input", "dedup", "--out", "tokenizer",
                              "--metrics", "tokenizer.json"], capture_output=True, text=True, cwd=tmp_path)
