@@ -94,7 +94,7 @@ def test_no_code_unpickles_or_trusts_remote_code():
 
 
 def test_models_are_saved_as_safetensors_only(tmp_path, init_dir, tokens_dir):
-    train(TrainConfig(max_steps=1, warmup_steps=1, micro_batch_size=2, precision="fp32"), init_dir, tokens_dir,
+    train(TrainConfig(max_steps=1, warmup_steps=0, micro_batch_size=2, precision="fp32"), init_dir, tokens_dir,
           tmp_path / "trained", tmp_path / "live")
     for folder in (init_dir, tmp_path / "trained"):
         weights = {p.name for p in folder.iterdir() if p.suffix in {".safetensors", ".bin", ".pt", ".pth", ".pkl", ".ckpt"}}
