@@ -22,7 +22,8 @@ from pretrain.io import (
 DOCS = [
     {"id": f"doc-{i}", "text": f"text {i}: naïve café — 日本語 🐍\n\nsecond paragraph",
      "source": "test", "provenance": f"line {i}",
-     "metadata": json.dumps({"url": f"https://example.org/{i}", "rank": i, "tags": ["a", "日本"]})}
+     "metadata": json.dumps({"url": f"https://example.org/{i}", "rank": i, "tags": ["a", "日本"]}),
+     "kind": ("prose", "code", "html")[i % 3]}
     for i in range(5)
 ]
 
@@ -110,15 +111,17 @@ def test_document_writer_with_no_documents_writes_an_empty_table(tmp_path):
         pass
     assert count_rows(path) == 0
     assert list(iter_documents(path)) == []
-    assert pq.read_schema(path).names == ["id", "text", "source", "provenance", "metadata"]
+    assert pq.read_schema(path).names == ["id", "text", "source", "provenance", "metadata", "kind"]
 
 
-def test_document_without_metadata_is_written_with_an_empty_object(tmp_path):
+def test_document_without_metadata_or_kind_is_written_with_an_empty_object_as_prose(tmp_path):
     path = tmp_path / "documents.parquet"
     with DocumentWriter(path) as writer:
         writer.write({"id": "a", "text": "t", "source": "s", "provenance": "p"})
-    assert list(iter_documents(path)) == [{"id": "a", "text": "t", "source": "s", "provenance": "p",
-                                           "metadata": "{}"}]
+        writer.write({"id": "b", "text": "t", "source": "s", "provenance": "p", "kind": "code"})
+    assert list(iter_documents(path)) == [
+        {"id": "a", "text": "t", "source": "s", "provenance": "p", "metadata": "{}", "kind": "prose"},
+        {"id": "b", "text": "t", "source": "s", "provenance": "p", "metadata": "{}", "kind": "code"}]
 
 
 def test_document_writer_leaves_nothing_when_interrupted(tmp_path):

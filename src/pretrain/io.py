@@ -28,11 +28,13 @@ DOCUMENT_SCHEMA = pa.schema(
         ("source", pa.string()),
         ("provenance", pa.string()),
         ("metadata", pa.string()),
+        ("kind", pa.string()),
     ]
 )
 """Columns of every document table (raw, clean, dedup). ``metadata`` is a JSON object as text:
 the fields a record brought besides its text and id, ``{}`` for none (pretrain.sources.records says why
-text and not a struct column)."""
+text and not a struct column). ``kind``: ``prose``, ``code`` or ``html``, which the clean stage
+chooses its rules by (pretrain.sources.kinds)."""
 
 
 @contextlib.contextmanager
@@ -115,9 +117,12 @@ class DocumentWriter:
 
     def write(self, doc: dict[str, str]) -> None:
         """Add one document; one without ``metadata`` (a table written before the column
-        existed, a test's) gets ``{}``."""
-        if "metadata" not in doc:
-            doc = {**doc, "metadata": "{}"}
+        existed, a test's) gets ``{}``, one without ``kind`` (a test's, a caller's that has
+        none) "prose". The clean stage, the one reader of the kind, refuses a *table* without
+        the column (pretrain.clean.runner.check_kind_column), so an old table is never read
+        as all prose."""
+        if "metadata" not in doc or "kind" not in doc:
+            doc = {"metadata": "{}", "kind": "prose", **doc}
         self._rows.append(doc)
         self.count += 1
         if len(self._rows) >= self._row_group_size:
@@ -222,6 +227,14 @@ def iter_batches(path: str | Path, columns: list[str] | None = None,
     except (OSError, pa.ArrowInvalid) as exc:
         raise DataError(f"{path}: cannot read Parquet ({exc})") from None
     yield from reader.iter_batches(batch_size=batch_size, columns=columns)
+
+
+def read_schema(path: str | Path) -> pa.Schema:
+    """The schema of a Parquet file, from its footer."""
+    try:
+        return pq.read_schema(path)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise DataError(f"{path}: cannot read Parquet ({exc})") from None
 
 
 def count_rows(path: str | Path) -> int:

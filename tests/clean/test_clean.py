@@ -6,6 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from pretrain.clean.registry import RULE_MODULES
@@ -82,7 +84,7 @@ def test_report_counts_every_document_by_filter_and_reason(corpus, tmp_path):
     assert report["by_source"] == {"code": {"in": 2, "out": 1}, "web": {"in": 6, "out": 1}}
     kept = list(iter_documents(out))
     assert [d["id"] for d in kept] == ["english-1", "english-2"]
-    assert kept[0] == {**DOCS[1], "provenance": "test", "metadata": "{}"}  # metadata copied through
+    assert kept[0] == {**DOCS[1], "provenance": "test", "metadata": "{}", "kind": "prose"}  # copied through
 
 
 def test_filter_order_decides_the_reason(corpus, tmp_path):
@@ -174,14 +176,31 @@ def test_empty_input_gives_an_empty_table(tmp_path, raw):
 
 
 @pytest.mark.parametrize("doc, kind", [
-    ({"id": "stdlib/os.py", "source": "stdlib"}, "code"),
-    ({"id": "data/sources/tool.PY", "source": "files"}, "code"),
-    ({"id": "data/sources/notes.md", "source": "files"}, "prose"),
-    ({"id": "docstrings/os.py", "source": "docstrings"}, "prose"),  # prose taken from a .py file
-    ({"id": "data/x.jsonl:3", "source": "files"}, "prose"),
+    ({"id": "stdlib/os.py", "source": "stdlib", "kind": "prose"}, "code"),  # clean.code_sources
+    ({"id": "data/sources/tool.PY", "source": "files", "kind": "code"}, "code"),
+    ({"id": "data/sources/notes.md", "source": "files", "kind": "prose"}, "prose"),
+    ({"id": "docstrings/os.py", "source": "docstrings", "kind": "prose"}, "prose"),  # id not read
+    ({"id": "page.html", "source": "files", "kind": "html"}, "prose"),  # prose rules, html_to_text
+    ({"id": "warc:urn:uuid:1", "source": "files", "kind": "code"}, "code"),  # kind, not id
 ])
 def test_document_kind(doc, kind):
     assert document_kind(doc, CleanConfig()) == kind
+
+
+def test_a_kind_no_reader_writes_is_a_data_error():
+    with pytest.raises(DataError, match="kind 'binary' is none of prose, code, html"):
+        document_kind({"id": "x", "source": "files", "kind": "binary"}, CleanConfig())
+
+
+def test_a_table_without_the_kind_column_is_refused_naming_it(tmp_path):
+    """Written before documents had a kind: read as all prose, its code would go through the
+    prose rules unseen."""
+    old = tmp_path / "raw" / shard_name(0)
+    old.parent.mkdir()
+    pq.write_table(pa.table({"id": ["a.py"], "text": [PYTHON], "source": ["files"],
+                             "provenance": ["a.py"], "metadata": ["{}"]}), old)
+    with pytest.raises(DataError, match=f"{old}: no 'kind' column .* rerun the download stage"):
+        clean(CleanConfig(), old.parent, tmp_path / "clean")
 
 
 PYTHON = '''"""Helpers for the command line."""
@@ -229,13 +248,13 @@ def test_modifiers_change_the_output_and_are_counted(tmp_path, raw):
 def test_html_documents_become_text_and_other_documents_are_left_alone(tmp_path, raw):
     page = "<html><body><nav>Menu</nav><p>One paragraph.</p><p>Another one.</p></body></html>"
     corpus = raw([
-        {"id": "page.html#html", "text": page},
+        {"id": "page.html", "text": page, "kind": "html"},
         {"id": "notes.md", "text": "Markdown with <p>inline</p> HTML"},
-        {"id": "script.html#html", "text": "<script>var x = 1;</script>"},
+        {"id": "script.html", "text": "<script>var x = 1;</script>", "kind": "html"},
     ])
     report = clean(CleanConfig(filters=["html_to_text"]), corpus, tmp_path / "clean")
     kept = {d["id"]: d["text"] for d in iter_documents(tmp_path / "clean")}
-    assert kept == {"page.html#html": "One paragraph.\n\nAnother one.",
+    assert kept == {"page.html": "One paragraph.\n\nAnother one.",
                     "notes.md": "Markdown with <p>inline</p> HTML"}
     assert report["modified"] == {"html_to_text": 2}
     assert report["dropped"] == {"html_to_text.empty": 1}

@@ -87,6 +87,6 @@ def test_an_unparsable_selector_is_a_config_error_naming_the_key():
 
 def test_html_documents_are_recognised_by_id_or_by_how_they_start():
     assert is_html({"id": "x", "text": PAGE})
-    assert is_html({"id": "page.html#html", "text": "<p>fragment</p>"})
+    assert is_html({"id": "page.html", "text": "<p>fragment</p>", "kind": "html"})
     assert not is_html({"id": "x", "text": "<p>fragment</p> in a Markdown file"})
     assert not is_html({"id": "notes.md", "text": "Some text about <html> tags"})

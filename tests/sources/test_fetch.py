@@ -18,7 +18,7 @@ from pretrain.config.sources import DownloadConfig, FetchConfig
 from pretrain.errors import ConfigError
 from pretrain.io import iter_documents as read_table
 from pretrain.sources.download import download, iter_documents
-from pretrain.sources.records import HTML_SUFFIX, Skipped
+from pretrain.sources.records import Skipped
 from pretrain.sources.urls import (
     Failure,
     Response,
@@ -162,8 +162,12 @@ def test_non_utf8_bodies_are_decoded_by_header_or_detection(server):
 
 
 def test_html_is_marked_and_other_binary_types_are_skipped(server):
-    docs, skipped = collect([f"{server.url}/page.html", f"{server.url}/image.png"])
-    assert [(d["id"], d["text"]) for d in docs] == [(f"{server.url}/page.html{HTML_SUFFIX}", PAGE)]
+    docs, skipped = collect([f"{server.url}/page.html", f"{server.url}/image.png", f"{server.url}/ok.py",
+                             f"{server.url}/latin1-declared"])
+    assert [(d["id"], d["kind"]) for d in docs] == [
+        (f"{server.url}/page.html", "html"), (f"{server.url}/ok.py", "code"),  # text/plain, .py
+        (f"{server.url}/latin1-declared", "prose")]
+    assert docs[0]["text"] == PAGE
     assert skipped.urls == {"not_text": 1}
 
 

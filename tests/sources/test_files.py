@@ -12,7 +12,7 @@ from pretrain.config.sources import DownloadConfig, MixSourceConfig
 from pretrain.errors import DataError
 from pretrain.sources.download import iter_documents
 from pretrain.sources.encoding import decode
-from pretrain.sources.records import HTML_SUFFIX, Skipped
+from pretrain.sources.records import Skipped
 
 FRENCH = ("Le château se trouve au bord de la rivière. Les élèves étudient l'histoire de la région "
           "depuis des années, et leurs professeurs sont très fiers de leurs progrès. À la fin de "
@@ -315,7 +315,7 @@ def test_text_file_is_one_document_without_bom_or_crlf(tmp_path):
     path.write_bytes(b"\xef\xbb\xbfline one\r\nline two\r\n")
     docs, _ = files(path)
     assert docs == [{"id": path.as_posix(), "text": "line one\nline two\n", "source": "files",
-                     "provenance": path.as_posix(), "metadata": "{}"}]
+                     "provenance": path.as_posix(), "metadata": "{}", "kind": "prose"}]
 
 
 def test_html_is_kept_raw_and_marked_for_the_clean_stage(tmp_path):
@@ -324,10 +324,10 @@ def test_html_is_kept_raw_and_marked_for_the_clean_stage(tmp_path):
     (tmp_path / "notes.txt").write_text("<p>not HTML: a text file</p>")
     docs, skipped = files(tmp_path)
     by_id = {d["id"]: d for d in docs}
-    html_id = (tmp_path / "page.html").as_posix() + HTML_SUFFIX
+    html_id = (tmp_path / "page.html").as_posix()
     assert by_id[html_id]["text"] == page  # decoded by its meta charset, markup kept
     assert "(decoded from cp1252)" in by_id[html_id]["provenance"]
-    assert [d["id"].endswith(HTML_SUFFIX) for d in docs] == [False, True]
+    assert [d["kind"] for d in docs] == ["prose", "html"]
     assert skipped.decoded == {"cp1252": 1}
 
 

@@ -74,6 +74,25 @@ def test_hf_source_streams_a_folder_of_data_files(tmp_path, kind):
     assert [d["text"] for d in docs] == ["a"]
 
 
+def test_hf_source_streams_a_folder_of_zstd_json_lines_with_their_kinds(tmp_path):
+    """How dolma and RedPajama ship: .jsonl.zst, several frames each. datasets reads zstd once
+    zstandard is installed (a core dependency now); without it: "Compression type zstd not
+    supported"."""
+    import zstandard
+
+    folder = tmp_path / "zst"
+    folder.mkdir()
+    parts = [[("a.py", "import os"), ("b.md", "# B")], [("c.c", "int x;")]]
+    for i, records in enumerate(parts):
+        frames = [zstandard.ZstdCompressor().compress((json.dumps({"text": t, "path": p}) + "\n").encode())
+                  for p, t in records]
+        (folder / f"part-{i}.jsonl.zst").write_bytes(b"".join(frames))
+    docs, skipped = collect(source="hf", path=str(folder), kind_field="path")
+    assert [(d["text"], d["kind"]) for d in docs] == [("import os", "code"), ("# B", "prose"),
+                                                      ("int x;", "code")]
+    assert not skipped.files
+
+
 def test_hf_saved_dataset_keeps_record_ids_and_fields(tmp_path):
     import datasets
 

@@ -41,7 +41,8 @@ def test_builtin_part_yields_complete_unique_deterministic_documents(part):
     docs, skipped = collect(builtin_parts=[part], max_documents=5)
     assert len(docs) == 5
     for doc in docs:
-        assert set(doc) == {"id", "text", "source", "provenance", "metadata"}
+        assert set(doc) == {"id", "text", "source", "provenance", "metadata", "kind"}
+        assert doc["kind"] == ("code" if part == "stdlib" else "prose")
         assert all(isinstance(v, str) and v for v in doc.values())
         assert doc["metadata"] == "{}"  # built-in documents have no fields of their own
         assert doc["source"] == part and doc["id"].startswith(f"{part}/")
@@ -140,6 +141,7 @@ def test_download_writes_the_documents_and_reports_counts(tmp_path):
     out = tmp_path / "data" / "raw"
     report = download(cfg, out)
     assert report == {"documents": 3, "chars": 3 + 5 + 4, "shards": 1, "by_source": {"files": 3},
+                      "by_kind": {"prose": 3},
                       "skipped": {"empty_text": 1}, "skipped_files": {}, "skipped_urls": {},
                       "skipped_examples": {"empty_text": [f"{src}:3"]},
                       "decoded": {}, "fetched": {}, "ids": {"from_location": 3}}

@@ -1,8 +1,9 @@
 """HTML to text (a modifier applied to HTML documents only).
 
-A document is HTML when the download stage marked it so (its id ends in ``#html``: a .html
-file or a text/html response, see pretrain.sources.records) or when its text starts like an HTML page
-(``<!DOCTYPE html``, ``<html``, ``<head`` or ``<body``, after blank space and comments).
+A document is HTML when the download stage says so (its ``kind`` is ``html``: a .html file, a
+text/html response, a record whose kind field says so; pretrain.sources.kinds) or when its text
+starts like an HTML page (``<!DOCTYPE html``, ``<html``, ``<head`` or ``<body``, after blank
+space and comments: HTML in a record of a source that names no kind field).
 
 The extractor is Resiliparse's ``extract_plain_text`` (Bevendorff et al., ChatNoir; the HTML
 extractor of DCLM, Li et al. 2024), with its main-content heuristics on (``clean.html.main_content``):
@@ -25,7 +26,6 @@ from resiliparse.extract.html2text import extract_plain_text
 
 from pretrain.config.clean import HtmlConfig
 from pretrain.errors import ConfigError
-from pretrain.sources.records import HTML_SUFFIX
 
 _PAGE_START = re.compile(r"\A\s*(?:<!--.*?-->\s*)*(?:<\?xml[^>]*>\s*)?"
                          r"<(?:!doctype\s+html|html|head|body)[\s>]", re.I | re.S)
@@ -34,8 +34,8 @@ _TRAILING = re.compile(r"[ \t]+$", re.M)
 
 
 def is_html(doc: dict) -> bool:
-    """Whether a document's text is an HTML page (marked by its id, or by how it starts)."""
-    return doc["id"].endswith(HTML_SUFFIX) or bool(_PAGE_START.match(doc["text"][:4096]))
+    """Whether a document's text is an HTML page (by its kind, or by how it starts)."""
+    return doc.get("kind") == "html" or bool(_PAGE_START.match(doc["text"][:4096]))
 
 
 class HtmlToText:

@@ -1,8 +1,11 @@
 """Run each document through the rules of its kind, in parallel, and account for every change.
 
-A document is source code when its ``source`` is in ``clean.code_sources`` or its id (a file's
-path) ends with one of ``clean.code_extensions``; it then goes through ``clean.code_filters``,
-any other document through ``clean.filters``. Rules run in the listed order; the first filter
+A document is source code when its ``kind`` field says so (set by the download stage's reader:
+pretrain.sources.kinds) or its ``source`` is in ``clean.code_sources``; it then goes through
+``clean.code_filters``, any other document (prose, and HTML, which ``html_to_text`` turns into
+prose first) through ``clean.filters``. A document table without the ``kind`` column (written
+before it existed) stops the stage, naming the file: guessing the kind from the id again would
+send the code of a WARC record or a JSON lines record through the prose rules unseen. Rules run in the listed order; the first filter
 that drops a document names the reason, and a modifier that leaves no text drops it as
 ``<modifier>.empty``; every filter drops a blank text as ``empty`` too, so a document blank
 from the start is dropped as ``empty`` by the first rule that sees it (``whitespace.empty`` with
@@ -28,19 +31,19 @@ from pretrain.config.clean import CleanConfig
 from pretrain.config.executor import ExecutorConfig
 from pretrain.errors import LOW_YIELD, DataError
 from pretrain.executor.shards import Shard, run_shards, stage_key, work_folder
+from pretrain.sources.kinds import KINDS
 from pretrain.io import (
     DocumentWriter,
     atomic_path,
     document_shards,
     iter_documents,
     place,
+    read_schema,
     shard_name,
     write_json,
     write_json_list,
 )
 
-# Builtin parts whose ids name the .py file their text was extracted from: prose, not code.
-BUILTIN_PROSE = ("pydoc_topics", "docstrings", "package_docs")
 
 
 class Outcome(NamedTuple):
@@ -63,12 +66,21 @@ def build_rules(names: list[str], cfg: CleanConfig, key: str = "filters") -> lis
 
 
 def document_kind(doc: dict, cfg: CleanConfig) -> str:
-    """"code" or "prose" (see the module docstring)."""
-    if doc["source"] in cfg.code_sources:
-        return "code"
-    if doc["source"] not in BUILTIN_PROSE and doc["id"].lower().endswith(tuple(cfg.code_extensions)):
-        return "code"
-    return "prose"
+    """"code" or "prose": the rules a document goes through (see the module docstring).
+    Raises DataError for a kind no reader writes."""
+    kind = doc["kind"]
+    if kind not in KINDS:
+        raise DataError(f"document {doc['id']!r}: kind {kind!r} is none of {', '.join(KINDS)}")
+    return "code" if kind == "code" or doc["source"] in cfg.code_sources else "prose"
+
+
+def check_kind_column(shards: list[Path]) -> None:
+    """Raise DataError naming the first shard without the ``kind`` column (see the module
+    docstring); only the footers are read."""
+    for shard in shards:
+        if "kind" not in read_schema(shard).names:
+            raise DataError(f"{shard}: no 'kind' column (written before documents had a kind); "
+                            "rerun the download stage (dvc repro download)")
 
 
 def apply_rules(rules: list[Rule], doc: dict) -> tuple[str, Optional[str], tuple]:
@@ -150,6 +162,7 @@ def clean(cfg: CleanConfig, executor: ExecutorConfig, src: Path, out_dir: Path, 
     check_names(cfg.filters)
     check_names(cfg.code_filters, key="code_filters")
     shards = document_shards(src)
+    check_kind_column(shards)
     work = work_folder(work_root, stage_key("clean", cfg))
     states = run_shards(executor, "clean", functools.partial(clean_shard, cfg), shards, work)
     tally = Tally.merged(states, cfg.samples_per_reason)

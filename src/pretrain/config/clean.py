@@ -224,12 +224,8 @@ class CleanConfig:
     code_filters: list[str] = dataclasses.field(default_factory=lambda: list(CODE_FILTERS))
     """Rules applied to source code, in order."""
     code_sources: list[str] = dataclasses.field(default_factory=lambda: ["stdlib"])
-    """Documents of these sources are code (builtin: stdlib holds the .py files)."""
-    code_extensions: list[str] = dataclasses.field(default_factory=lambda: [
-        ".py", ".pyi", ".pyx", ".c", ".h", ".cc", ".cpp", ".hpp", ".cu", ".java", ".kt", ".scala",
-        ".js", ".ts", ".go", ".rs", ".rb", ".php", ".cs", ".swift", ".sh", ".lua", ".pl", ".r",
-        ".jl", ".sql"])
-    """... and so are documents whose id (a file's path) ends with one of these."""
+    """Documents of these sources (a built-in part, a mix entry's name) are code, whatever
+    their ``kind`` field says; the rest go by it (download.kind_field, download.code_extensions)."""
     whitespace: WhitespaceConfig = dataclasses.field(default_factory=WhitespaceConfig)
     """Settings of the whitespace normalisation."""
     html: HtmlConfig = dataclasses.field(default_factory=HtmlConfig)
@@ -264,7 +260,4 @@ class CleanConfig:
         for name in ("filters", "code_filters"):
             if len(set(getattr(self, name))) != len(getattr(self, name)):
                 raise ValueError(f"{name}: a filter is listed twice")
-        for ext in self.code_extensions:
-            if not ext.startswith(".") or ext != ext.lower():
-                raise ValueError(f"code_extensions: expected lower-case '.ext', got {ext!r}")
         positive("samples_per_reason", self.samples_per_reason, zero=True)

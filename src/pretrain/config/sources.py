@@ -9,6 +9,13 @@ from typing import Optional
 from pretrain.config import http_url, one_of, positive
 
 SOURCE_KINDS = ("builtin", "files", "hf", "urls")
+CODE_EXTENSIONS = [".py", ".pyi", ".pyx", ".c", ".h", ".cc", ".cpp", ".hpp", ".cu", ".java", ".kt",
+                   ".scala", ".js", ".ts", ".go", ".rs", ".rb", ".php", ".cs", ".swift", ".sh",
+                   ".lua", ".pl", ".r", ".jl", ".sql"]
+# The languages of CODE_EXTENSIONS as The Stack's ``lang`` field and GitHub's linguist name them.
+CODE_VALUES = ["python", "cython", "c", "c++", "cuda", "java", "kotlin", "scala", "javascript",
+               "typescript", "go", "rust", "ruby", "php", "c#", "swift", "shell", "lua", "perl",
+               "r", "julia", "sql"]
 BUILTIN_PARTS = ("stdlib", "pydoc_topics", "docstrings", "package_docs")
 
 
@@ -33,6 +40,16 @@ class SourceConfig:
     (text, number, boolean, date/time, null; not bytes, lists, structs or maps); []: none."""
     encoding: Optional[str] = None
     """Encoding of text, HTML and CSV files and URL bodies that are not UTF-8 (None: detected)."""
+    kind_field: Optional[str] = None
+    """Field/column of those records that says what a record is (``lang``, ``path``, ``ext``,
+    ``kind``): code when its value is one of code_values, HTML when one of html_values, else by
+    its extension (``x.py``, ``py``) as a file's. None: by the record's id, as a file's name."""
+    code_values: list[str] = dataclasses.field(default_factory=lambda: list(CODE_VALUES))
+    """Values of kind_field that make a record code, in any case (The Stack: ``Python``)."""
+    html_values: list[str] = dataclasses.field(default_factory=lambda: ["html"])
+    """Values of kind_field that make a record HTML, for the clean stage to extract its text."""
+    code_extensions: list[str] = dataclasses.field(default_factory=lambda: list(CODE_EXTENSIONS))
+    """Files, ids and kind_field paths with these extensions are code (the rest prose or HTML)."""
     hf_config: Optional[str] = None
     """hf: dataset configuration name."""
     hf_split: str = "train"
@@ -56,6 +73,7 @@ class SourceConfig:
                                  f"{'text' if name == self.text_field else 'id'}")
             if name in self.metadata_fields[:i]:
                 raise ValueError(f"metadata_fields[{i}]: {name!r} is listed twice")
+        self._check_kinds()
         if self.source in ("files", "hf") and not self.path:
             raise ValueError(f"path: required when source is {self.source!r}")
         if self.source == "urls" and not self.urls:
@@ -73,6 +91,23 @@ class SourceConfig:
                 raise ValueError(f"encoding: unknown encoding {self.encoding!r}") from None
         for part in self.builtin_parts:
             one_of("builtin_parts", part, BUILTIN_PARTS)
+
+    def _check_kinds(self) -> None:
+        if self.kind_field is not None:
+            if not isinstance(self.kind_field, str) or not self.kind_field.strip():
+                raise ValueError("kind_field: expected a field name, or null (kind by the id)")
+            if self.kind_field == self.text_field:
+                raise ValueError(f"kind_field: {self.kind_field!r} is also the text_field")
+        for name in ("code_values", "html_values"):
+            for i, value in enumerate(getattr(self, name)):
+                if not isinstance(value, str) or not value.strip():
+                    raise ValueError(f"{name}[{i}]: expected a value of kind_field, got {value!r}")
+        both = {v.lower() for v in self.code_values} & {v.lower() for v in self.html_values}
+        if both:
+            raise ValueError(f"code_values, html_values: {sorted(both)[0]!r} is in both")
+        for ext in self.code_extensions:
+            if not isinstance(ext, str) or not ext.startswith(".") or ext != ext.lower() or len(ext) < 2:
+                raise ValueError(f"code_extensions: expected lower-case '.ext', got {ext!r}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The built-in corpus, offline on every Python installation: the standard library's source
 code, its reference manual's topics (``pydoc_data``), its docstrings, and the descriptions of
 the locked packages (pretrain.sources.manifest). Each part yields documents; ``include_tests``
-adds the test suites."""
+adds the test suites. The source files are code, every other part prose (its ids name the .py
+file the docstrings come from, but the text is prose)."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def _python_version() -> str:
 
 
 def stdlib_sources(include_tests: bool, skipped: Skipped) -> Iterator[Document]:
-    """One document per standard-library source file (code)."""
+    """One document per standard-library source file, of kind code."""
     for rel, path in stdlib_files(include_tests):
         try:
             text = path.read_bytes().decode("utf-8")
@@ -50,7 +51,7 @@ def stdlib_sources(include_tests: bool, skipped: Skipped) -> Iterator[Document]:
             skipped.add_file("stdlib_not_utf8", f"Lib/{rel}", path.stat().st_size)
             continue
         yield {"id": f"stdlib/{rel}", "text": text, "source": "stdlib",
-               "provenance": f"{_python_version()}: Lib/{rel}"}
+               "provenance": f"{_python_version()}: Lib/{rel}", "kind": "code"}
 
 
 def pydoc_topics(include_tests: bool, skipped: Skipped) -> Iterator[Document]:
@@ -62,7 +63,7 @@ def pydoc_topics(include_tests: bool, skipped: Skipped) -> Iterator[Document]:
         return
     for name in sorted(topics):
         yield {"id": f"pydoc_topics/{name}", "text": topics[name], "source": "pydoc_topics",
-               "provenance": f"{_python_version()}: pydoc_data.topics[{name!r}]"}
+               "provenance": f"{_python_version()}: pydoc_data.topics[{name!r}]", "kind": "prose"}
 
 
 def module_docstrings(source: str) -> list[str]:
@@ -84,7 +85,7 @@ def stdlib_docstrings(include_tests: bool, skipped: Skipped) -> Iterator[Documen
             continue
         if docs:
             yield {"id": f"docstrings/{rel}", "text": "\n\n".join(docs), "source": "docstrings",
-                   "provenance": f"{_python_version()}: docstrings of Lib/{rel}"}
+                   "provenance": f"{_python_version()}: docstrings of Lib/{rel}", "kind": "prose"}
 
 
 def package_descriptions(include_tests: bool, skipped: Skipped,
@@ -116,7 +117,7 @@ def package_descriptions(include_tests: bool, skipped: Skipped,
             skipped.add("package_docs_empty", f"{name} {version}")
             continue
         yield {"id": f"package_docs/{name}", "text": text, "source": "package_docs",
-               "provenance": f"{name} {version}: package metadata description"}
+               "provenance": f"{name} {version}: package metadata description", "kind": "prose"}
 
 
 # --- the locked distributions -----------------------------------------------------------------

@@ -14,7 +14,8 @@ by it. No document is lost for its id: in a mix each id is prefixed with its ent
 cannot meet, and within one source a document whose id an earlier one already has keeps it
 prefixed with its own provenance (``{provenance}/{id}``, e.g. ``data/a.jsonl:3/7``), counted
 in ``ids`` as ``duplicate_made_unique``. A prefix rather than a suffix, because the end of an id
-is read later: ``.py`` makes a document code and ``#html`` HTML to the clean stage. The ids seen
+may be read: a record's kind is told from its id's extension when its source names no
+``kind_field`` (pretrain.sources.kinds). The ids seen
 are held per source as 16-byte BLAKE2b digests (83 bytes per document with the set's overhead,
 measured with tracemalloc for a million ids; a collision by chance needs ~2^64 documents).
 
@@ -223,6 +224,7 @@ def download(cfg: DownloadConfig, out_dir: Path, url_cache: Path | None = None,
     checks: dict[str, ManifestCheck] = {}
     skipped = Skipped()
     by_source: Counter = Counter()
+    by_kind: Counter = Counter()
     chars = 0
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
@@ -231,15 +233,19 @@ def download(cfg: DownloadConfig, out_dir: Path, url_cache: Path | None = None,
                             desc="download", unit="doc"):
                 writer.write(doc)
                 by_source[doc["source"]] += 1
+                by_kind[doc["kind"]] += 1
                 chars += len(doc["text"])
         if writer.count == 0:
             lost = describe_skipped(skipped.report())
             raise DataError(f"download: the {cfg.source} source yielded no documents"
                             + (f" (skipped: {lost})" if lost else ""))
     report = {"documents": writer.count, "chars": chars, "shards": writer.shards,
-              "by_source": dict(sorted(by_source.items())), **skipped.report(),
+              "by_source": dict(sorted(by_source.items())),
+              "by_kind": dict(sorted(by_kind.items())), **skipped.report(),
               "fetched": dict(sorted(skipped.fetched.items())),
-              "ids": dict(sorted(skipped.ids.items()))}
+              "ids": dict(sorted(skipped.ids.items())),
+              **({"kind_field_missing": skipped.kind_field_missing}
+                 if skipped.kind_field_missing else {})}
     return {**report, **_manifest_report(checks), **_mix_report(cfg, by_source)}
 
 

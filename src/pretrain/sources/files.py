@@ -1,16 +1,26 @@
-"""Local files: JSON lines, JSON arrays, Parquet, CSV / TSV, plain text and HTML.
+"""Local files: JSON lines, JSON arrays, Parquet, CSV / TSV, plain text and HTML, each also
+compressed with gzip, Zstandard, bzip2 or xz (pretrain.sources.compression).
 
-A reader per file type, chosen by suffix (``READERS``). Every file under the path is read or
-counted: a file of a type no reader reads, and a file that gives no record at all (empty, or
-in an encoding that cannot be told) in files and bytes (``Skipped.add_file``), a record that
-cannot be used in records (``Skipped.add``). A file that cannot be read at all raises DataError
-naming it.
+A reader per file type, chosen by suffix from a registry (``READERS``, ``reader_for``): the
+longest registered suffix of the name wins, so that a reader registered for a compound suffix
+(``.warc.gz``) reads its files itself; otherwise a compression suffix is set aside and the
+suffix under it chooses (``data.jsonl.zst`` -> JSON lines, read through a Zstandard stream).
+Every file under the path is read or counted: a file of a type no reader reads (``x.bin.gz``
+too), and a file that gives no record at all (empty, or in an encoding that cannot be told) in
+files and bytes (``Skipped.add_file``), a record that cannot be used in records
+(``Skipped.add``). A compressed file that ends early or is damaged keeps the records read
+before the damage and is counted in files and bytes as ``truncated_compressed_file`` or
+``damaged_compressed_file``. Parquet inside a compressed file is counted as
+``compressed_parquet``: Parquet compresses its own pages, and its reader needs to seek to the
+footer at the end, which a compressed stream cannot do without decompressing it whole. A file
+that cannot be read at all raises DataError naming it.
 """
 
 from __future__ import annotations
 
 import csv
 import glob
+import io
 import json
 import os
 from pathlib import Path
@@ -21,9 +31,10 @@ import pyarrow.parquet as pq
 
 from pretrain.config.sources import SourceConfig
 from pretrain.errors import DataError
+from pretrain.sources.compression import CompressedFileError, codec_of, inner_path, open_binary, read_all
 from pretrain.sources.encoding import Decoded, decode, html_charset
+from pretrain.sources.kinds import KindRule, extension_kind
 from pretrain.sources.records import (
-    HTML_SUFFIX,
     Document,
     Skipped,
     display_name,
@@ -41,18 +52,43 @@ UTF8 = {"utf-8", "utf-8-sig"}
 def read_files(cfg: SourceConfig, skipped: Skipped, label: str, key: str = "download.path",
                readers: Mapping[str, Reader] | None = None) -> Iterator[Document]:
     """The documents of every file that ``cfg.path`` (the params ``key``) names, file by file
-    in sorted order, each read by the reader of its suffix in ``readers`` (default ``READERS``);
-    a file of any other type is counted as ``unsupported_file_type``."""
+    in sorted order, each read by the reader ``reader_for`` finds in ``readers`` (default
+    ``READERS``); a file of any other type is counted as ``unsupported_file_type``, a
+    compressed one that ends early or is damaged by its reason (see the module docstring)."""
     readers = READERS if readers is None else readers
     for path in resolve_files(cfg.path or "", key):
-        reader = readers.get(path.suffix.lower())
+        reader = reader_for(path, readers)
         try:
             if reader is None:
-                skipped.add_file("unsupported_file_type", display_name(path), path.stat().st_size)
+                reason = ("compressed_parquet" if codec_of(path) and
+                          inner_path(path).suffix.lower() == ".parquet" else "unsupported_file_type")
+                skipped.add_file(reason, display_name(path), path.stat().st_size)
             else:
                 yield from reader(path, cfg, skipped, label)
+        except CompressedFileError as exc:  # the records before the damage are kept
+            skipped.add_file(exc.reason, f"{display_name(path)} ({exc.detail})", path.stat().st_size)
         except OSError as exc:  # permission denied, a device error: the file cannot be read at all
             raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def reader_for(path: Path, readers: Mapping[str, Reader]) -> Reader | None:
+    """The reader of ``path`` in ``readers`` (suffix -> reader): that of its longest
+    registered suffix (``a.warc.wet.gz``: ``.warc.wet.gz``, then ``.wet.gz``, then ``.gz``);
+    failing that, when the name ends in a compression suffix, that of the longest registered
+    suffix under it (``data.jsonl.gz``: ``.jsonl``), if that reader reads through compression
+    (``STREAMED``); None when no reader reads it. Suffixes are matched in lower case."""
+    suffixes = [s.lower() for s in path.suffixes]
+    for i in range(len(suffixes)):
+        if (found := readers.get("".join(suffixes[i:]))) is not None:
+            return found
+    if codec_of(path) is None:
+        return None
+    inner = suffixes[:-1]
+    for i in range(len(inner)):
+        found = readers.get("".join(inner[i:]))
+        if found is not None:
+            return found if found in STREAMED else None
+    return None
 
 
 def resolve_files(pattern: str, key: str = "download.path") -> list[Path]:
@@ -90,7 +126,7 @@ def files_under(folder: Path) -> list[Path]:
 
 
 def _jsonl(path: Path, cfg: SourceConfig, skipped: Skipped, label: str) -> Iterator[Document]:
-    name, records = display_name(path), 0
+    name, records, kinds = display_name(path), 0, KindRule.of(cfg)
     for lineno, record, reason in _json_records(path):
         records += 1
         where = f"{name}:{lineno}"
@@ -100,17 +136,18 @@ def _jsonl(path: Path, cfg: SourceConfig, skipped: Skipped, label: str) -> Itera
             skipped.add("json_record_not_an_object", where)
         else:
             yield from record_document(record, cfg.text_field, cfg.id_field,
-                                       cfg.metadata_fields, where, where, skipped, label)
+                                       cfg.metadata_fields, where, where, skipped, label, kinds)
     if not records:
         skipped.add_file("empty_file", name, path.stat().st_size)
 
 
 def _json_records(path: Path) -> Iterator[tuple[int, Any, str | None]]:
     """``(line, record, None)`` per non-blank JSON line, ``(line, None, reason)`` for one that
-    cannot be used; a JSON array file gives its elements, numbered from 1."""
-    with open(path, "rb") as handle:
-        head = handle.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
-        handle.seek(0)
+    cannot be used; a JSON array file gives its elements, numbered from 1. Streamed, compressed
+    or not (pretrain.sources.compression); a JSON array is parsed whole."""
+    with open_binary(path) as handle:
+        # peek rather than read and seek back: a decompressing stream cannot seek cheaply
+        head = handle.peek(64)[:64].lstrip(b"\xef\xbb\xbf \t\r\n")
         if head.startswith(b"["):  # a JSON array of records rather than JSON lines
             yield from ((n, record, None) for n, record in enumerate(_json_array(path, handle), 1))
             return
@@ -160,13 +197,17 @@ def _parquet(path: Path, cfg: SourceConfig, skipped: Skipped, label: str) -> Ite
     # leave it out, made reading ~50x slower on a table with a 16 KiB image and an embedding.
     names = reader.schema_arrow.names
     kept = metadata_columns(reader.schema_arrow, field, cfg.id_field, cfg.metadata_fields)
-    columns = [field] + ([cfg.id_field] if cfg.id_field in names else []) + kept
+    kinds = KindRule.of(cfg)
+    # The kind field is read too, even when it is not kept as metadata.
+    extra = [cfg.kind_field] if cfg.kind_field in names else []
+    columns = list(dict.fromkeys([field] + ([cfg.id_field] if cfg.id_field in names else [])
+                                 + kept + extra))
     row = 0
     try:
         for batch in reader.iter_batches(batch_size=1024, columns=columns):
             for record in batch.to_pylist():
                 yield from record_document(record, field, cfg.id_field, kept, f"{name}:{row}",
-                                           f"{name}#row={row}", skipped, label)
+                                           f"{name}#row={row}", skipped, label, kinds)
                 row += 1
     except (pa.ArrowException, OSError) as exc:  # a damaged page behind a readable footer
         raise DataError(f"{path}: cannot read Parquet ({_one_line(exc)})") from None
@@ -186,8 +227,10 @@ def _csv(path: Path, cfg: SourceConfig, skipped: Skipped, label: str) -> Iterato
         return
     # Python's csv refuses fields over 131,072 characters by default; a document may be longer.
     csv.field_size_limit(2**31 - 1)
-    with open(path, encoding=encoding, newline="") as handle:
-        reader = csv.reader(handle, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+    tsv = inner_path(path).suffix.lower() == ".tsv"
+    kinds = KindRule.of(cfg)
+    with io.TextIOWrapper(open_binary(path), encoding=encoding, newline="") as handle:
+        reader = csv.reader(handle, delimiter="\t" if tsv else ",")
         try:
             header = next(reader, None)
             if header is None:
@@ -205,7 +248,7 @@ def _csv(path: Path, cfg: SourceConfig, skipped: Skipped, label: str) -> Iterato
                     record.setdefault(column, value)
                 yield from record_document(record, cfg.text_field, cfg.id_field,
                                            cfg.metadata_fields, f"{name}:{row}",
-                                           f"{name}#row={row}", skipped, label)
+                                           f"{name}#row={row}", skipped, label, kinds)
         except (csv.Error, UnicodeDecodeError) as exc:
             raise DataError(f"{path}: line {reader.line_num}: cannot read as {encoding} CSV "
                             f"({_one_line(exc)}); set download.encoding if it is not "
@@ -215,7 +258,7 @@ def _csv(path: Path, cfg: SourceConfig, skipped: Skipped, label: str) -> Iterato
 def _csv_encoding(path: Path, configured: str | None, skipped: Skipped, name: str) -> str | None:
     """The encoding of a CSV file, told from its first MiB (cut at a line end), which is
     streamed rather than read whole; None (and counted) if it cannot be told."""
-    with open(path, "rb") as handle:
+    with open_binary(path) as handle:
         sample = handle.read(SAMPLE_BYTES)
     if len(sample) == SAMPLE_BYTES and b"\n" in sample:
         sample = sample[:sample.rindex(b"\n") + 1]
@@ -232,17 +275,19 @@ def _csv_encoding(path: Path, configured: str | None, skipped: Skipped, name: st
 
 def _text(path: Path, cfg: SourceConfig, skipped: Skipped, label: str) -> Iterator[Document]:
     name = display_name(path)
-    html = path.suffix.lower() in HTML_SUFFIXES
-    raw = path.read_bytes()
-    yield from bytes_document(raw, name, name, html, cfg.encoding, (), skipped, label,
-                              lambda reason: skipped.add_file(reason, name, len(raw)))
+    kind = extension_kind(inner_path(path).name, cfg.code_extensions)
+    raw = read_all(path)  # one document: the whole (decompressed) file
+    size = path.stat().st_size
+    yield from bytes_document(raw, name, name, kind == "html", cfg.encoding, (), skipped, label,
+                              lambda reason: skipped.add_file(reason, name, size), kind=kind)
 
 
 def bytes_document(raw: bytes, doc_id: str, provenance: str, html: bool, encoding: str | None,
                    declared: tuple[str | None, ...], skipped: Skipped, label: str,
-                   lost: Callable[[str], None]) -> Iterator[Document]:
-    """One document from a whole file or response body: decoded (see pretrain.sources.encoding), its id
-    ending in HTML_SUFFIX if it is HTML, kept raw for the clean stage to extract the text. A
+                   lost: Callable[[str], None], kind: str | None = None) -> Iterator[Document]:
+    """One document from a whole file or response body: decoded (see pretrain.sources.encoding),
+    of ``kind`` (default: "html" if ``html``, else "prose"); HTML is kept raw, its charset
+    declaration read, for the clean stage to extract the text. A
     body that gives no text (its encoding cannot be told, or it is blank) is counted whole by
     ``lost(reason)``, in its unit (a file, a URL); a text that cannot be a document is one
     record skipped (pretrain.sources.records.make_document)."""
@@ -257,8 +302,8 @@ def bytes_document(raw: bytes, doc_id: str, provenance: str, html: bool, encodin
         return
     if _count_encoding(decoded, skipped):
         provenance += f" (decoded from {decoded.encoding})"
-    yield from make_document(decoded.text, doc_id + (HTML_SUFFIX if html else ""), provenance,
-                             skipped, label)
+    kind = kind or ("html" if html else "prose")
+    yield from make_document(decoded.text, doc_id, provenance, skipped, label, kind=kind)
 
 
 def _count_encoding(decoded: Decoded, skipped: Skipped) -> bool:
@@ -274,3 +319,6 @@ READERS: dict[str, Reader] = {
     ".jsonl": _jsonl, ".json": _jsonl, ".parquet": _parquet, ".csv": _csv, ".tsv": _csv,
     **{suffix: _text for suffix in TEXT_SUFFIXES | HTML_SUFFIXES},
 }
+"""File suffix (lower case, with its dot; compound ones such as ``.warc.gz`` too) -> reader."""
+STREAMED: set[Reader] = {_jsonl, _csv, _text}
+"""The readers that also read their files compressed (``data.jsonl.gz``): all but Parquet's."""

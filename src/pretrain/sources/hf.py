@@ -32,6 +32,7 @@ from typing import Any, Iterator
 from pretrain.config.sources import SourceConfig
 from pretrain.errors import DataError
 from pretrain.sources.files import files_under
+from pretrain.sources.kinds import KindRule
 from pretrain.sources.records import Document, Skipped, display_name, metadata_columns, record_document
 
 CARD_FILES = {"README.md", ".huggingface.yaml"}
@@ -65,10 +66,11 @@ def read_hf(src: SourceConfig, skipped: Skipped, label: str, key: str) -> Iterat
         raise DataError(f"{key}: cannot load dataset {src.path!r}: "
                         f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
     data, kept = _columns(data, src)
+    kinds = KindRule.of(src)
     for row, record in enumerate(data):
         yield from record_document(record, src.text_field, src.id_field, kept,
                                    f"{src.path}:{src.hf_split}:{row}",
-                                   f"{src.path}#{src.hf_split}[{row}]", skipped, label)
+                                   f"{src.path}#{src.hf_split}[{row}]", skipped, label, kinds)
 
 
 def _count_saved_splits(data: Any, split: str, skipped: Skipped) -> None:
@@ -144,5 +146,5 @@ def _columns(data: Any, src: SourceConfig) -> tuple[Any, list[str] | None]:
         return data, src.metadata_fields
     kept = metadata_columns(data.features.arrow_schema, src.text_field, src.id_field,
                             src.metadata_fields)
-    used = [src.text_field, src.id_field, *kept]
+    used = [src.text_field, src.id_field, *kept, src.kind_field]
     return data.select_columns([c for c in data.column_names if c in used]), kept

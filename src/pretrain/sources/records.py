@@ -1,7 +1,8 @@
 """What every source shares: the document dict, the tally of skipped records, the checks that
 turn a record (its text, its own id, its other fields) into a document or a counted reason.
 
-A document is ``id``, ``text``, ``source``, ``provenance`` and ``metadata``. A record of a JSON
+A document is ``id``, ``text``, ``source``, ``provenance``, ``metadata`` and ``kind`` (prose,
+code or html: pretrain.sources.kinds). A record of a JSON
 lines, JSON, Parquet, CSV or Hugging Face source keeps its own id (the ``id_field``, when the
 record has one) and its other fields, as datatrove's readers do (``id_key``, then the rest of the
 record in ``Document.metadata``); ``provenance`` still says where it was (``file:line``).
@@ -40,9 +41,9 @@ from typing import Any, Iterator
 
 import pyarrow as pa
 
+from pretrain.sources.kinds import KindRule
+
 Document = dict[str, str]
-HTML_SUFFIX = "#html"
-"""Ends the id of a document whose text is raw HTML, for the clean stage to extract its text."""
 EMPTY_METADATA = "{}"
 """The metadata of a document that has no fields of its own (built-in parts, text files, URLs)."""
 
@@ -69,6 +70,7 @@ class Skipped(Counter):
         self.decoded: Counter = Counter()
         self.fetched: Counter = Counter()
         self.ids: Counter = Counter()
+        self.kind_field_missing = 0
 
     def add(self, reason: str, where: str) -> None:
         """Count one record skipped for ``reason``; ``where`` it was (``file:line``)."""
@@ -131,8 +133,10 @@ def _size(n: float) -> str:
 
 
 def make_document(text: Any, doc_id: str, provenance: str, skipped: Skipped,
-                  source: str, metadata: str = EMPTY_METADATA) -> Iterator[Document]:
-    """Yield the document, or count why the text cannot be one."""
+                  source: str, metadata: str = EMPTY_METADATA,
+                  kind: str = "prose") -> Iterator[Document]:
+    """Yield the document (of ``kind``: pretrain.sources.kinds.KINDS), or count why the text
+    cannot be one."""
     if text is None:
         skipped.add("missing_text_field", provenance)
     elif not isinstance(text, str):
@@ -149,12 +153,13 @@ def make_document(text: Any, doc_id: str, provenance: str, skipped: Skipped,
         skipped.add("lone_surrogate", provenance)
     else:
         yield {"id": doc_id, "text": text.replace("\r\n", "\n"), "source": source,
-               "provenance": provenance, "metadata": metadata}
+               "provenance": provenance, "metadata": metadata, "kind": kind}
 
 
 def record_document(record: dict, text_field: str, id_field: str | None,
                     metadata_fields: list[str] | None, location: str, provenance: str,
-                    skipped: Skipped, source: str) -> Iterator[Document]:
+                    skipped: Skipped, source: str,
+                    kinds: KindRule | None = None) -> Iterator[Document]:
     """Yield the document of one record (a mapping of field names to values), or count why it
     cannot be one.
 
@@ -164,6 +169,8 @@ def record_document(record: dict, text_field: str, id_field: str | None,
     blank (counted in ``skipped.ids``); a record whose id is any other value (a fraction, a
     boolean, a list) is skipped as ``id_not_a_string_or_integer``. The fields that
     ``metadata_fields`` selects (see the module docstring and ``metadata_of``) become its metadata.
+    Its kind is what ``kinds`` decides (pretrain.sources.kinds; None: prose); a record lacking
+    the kind field is prose, counted in ``skipped.kind_field_missing``.
     """
     try:
         doc_id = record_id(record.get(id_field) if id_field else None)
@@ -174,9 +181,11 @@ def record_document(record: dict, text_field: str, id_field: str | None,
     if not is_utf8_encodable(metadata + (doc_id or "")):
         skipped.add("lone_surrogate", provenance)
         return
+    kind = kinds.kind(record, doc_id or location) if kinds is not None else "prose"
     for doc in make_document(record.get(text_field), doc_id or location, provenance, skipped,
-                             source, metadata):
+                             source, metadata, kind or "prose"):
         skipped.ids["from_id_field" if doc_id else "from_location"] += 1
+        skipped.kind_field_missing += kind is None
         yield doc
 
 

@@ -28,6 +28,7 @@ from pretrain import __version__
 from pretrain.config.sources import FetchConfig, SourceConfig
 from pretrain.io import atomic_path
 from pretrain.sources.files import bytes_document
+from pretrain.sources.kinds import extension_kind
 from pretrain.sources.records import Document, Skipped
 
 USER_AGENT = f"pretrain/{__version__} (Python urllib)"
@@ -84,9 +85,15 @@ def read_urls(src: SourceConfig, cfg: FetchConfig, cache_dir: Path | None, skipp
         redirect = f" -> {meta['final_url']}" if meta["final_url"] != url else ""
         provenance = (f"{url}{redirect} (HTTP {meta['status']}, {meta['content_type']}, "
                       f"fetched {meta['fetched_at']})")
-        yield from bytes_document(result.body, url, provenance, meta["content_type"] in HTML_TYPES,
-                                  src.encoding, (meta["charset"],), skipped, label,
-                                  lambda reason, where=provenance: skipped.add_url(reason, where))
+        html = meta["content_type"] in HTML_TYPES
+        # Not HTML: a file's kind by the extension of the URL's path (raw.githubusercontent
+        # serves x.py as text/plain), as the clean stage read the id before documents had a kind.
+        code = extension_kind(urllib.parse.urlsplit(url).path, src.code_extensions) == "code"
+        kind = "html" if html else "code" if code else "prose"
+        yield from bytes_document(result.body, url, provenance, html, src.encoding,
+                                  (meta["charset"],), skipped, label,
+                                  lambda reason, where=provenance: skipped.add_url(reason, where),
+                                  kind=kind)
 
 
 def fetch_all(urls: list[str], cfg: FetchConfig,
