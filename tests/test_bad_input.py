@@ -244,10 +244,12 @@ def test_file_that_cannot_be_opened_fails_naming_it(tmp_path, monkeypatch):
     locked = src / "locked.txt"
     locked.write_text("secret")
     locked.chmod(0)
-    if os.access(locked, os.R_OK):  # root reads anything: fail the read as a denied one fails
-        def denied(self):
-            raise PermissionError(13, "Permission denied", str(self))
-        monkeypatch.setattr(Path, "read_bytes", denied)
+    if os.access(locked, os.R_OK):  # root reads anything: fail the open as a denied one fails
+        from pretrain.sources import compression
+
+        def denied(path, *args, **kwargs):
+            raise PermissionError(13, "Permission denied", str(path))
+        monkeypatch.setattr(compression, "open", denied, raising=False)
     with pytest.raises(DataError) as err:
         download(DownloadConfig(source="files", path=str(src)), tmp_path / "raw")
     assert str(err.value) == f"{locked}: cannot read (Permission denied)"

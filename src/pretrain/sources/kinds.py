@@ -61,7 +61,8 @@ class KindRule:
 
     @classmethod
     def of(cls, cfg: Any) -> "KindRule":
-        """The rule of a SourceConfig (pretrain.config.sources)."""
+        """The rule of a SourceConfig (pretrain.config.sources; not imported: the clean stage
+        imports this module for KINDS, and would then depend on the download params' code)."""
         return cls(cfg.kind_field, frozenset(v.lower() for v in cfg.code_values),
                    frozenset(v.lower() for v in cfg.html_values), tuple(cfg.code_extensions))
 
