@@ -1,6 +1,10 @@
-"""Local files: JSON lines, JSON arrays, Parquet, CSV / TSV, plain text and HTML.
+"""Local files: JSON lines, JSON arrays, Parquet, CSV / TSV, plain text and HTML, named by a
+path, a folder, a glob or a path list (``.paths``, ``.paths.gz``).
 
-A reader per file type, chosen by suffix (``READERS``). Every file under the path is read or
+A reader per file type, chosen by suffix (``READERS``). A text file is decoded line by line when
+it is UTF-8 but for a few lines (pretrain.sources.encoding.decode_mixed), and a long ``.txt``,
+``.md`` or ``.rst`` file is cut into documents (pretrain.sources.split), each with the id
+``file#part=N`` (N from 0) and the lines it spans in its provenance (``file:1-120``). Every file under the path is read or
 counted: a file of a type no reader reads, and a file that gives no record at all (empty, or
 in an encoding that cannot be told) in files and bytes (``Skipped.add_file``), a record that
 cannot be used in records (``Skipped.add``). A file that cannot be read at all raises DataError
@@ -256,9 +260,11 @@ def _csv(path: Path, cfg: SourceConfig, skipped: Skipped, label: str) -> Iterato
                                            cfg.metadata_fields, f"{name}:{row}",
                                            f"{name}#row={row}", skipped, label)
         except (csv.Error, UnicodeDecodeError) as exc:
+            mixed = (" (a UTF-8 file with a few lines in another encoding is not repaired line by "
+                     "line as a text file is: convert those lines)") if encoding in UTF8 else ""
             raise DataError(f"{path}: line {reader.line_num}: cannot read as {encoding} CSV "
-                            f"({_one_line(exc)}); set download.encoding if it is not "
-                            f"{encoding}") from None
+                            f"({_one_line(exc)}); set download.encoding to its encoding if the "
+                            f"whole file is in one other than {encoding}{mixed}") from None
 
 
 def _csv_encoding(path: Path, configured: str | None, skipped: Skipped, name: str) -> str | None:

@@ -56,7 +56,8 @@ class Skipped(Counter):
     what the report also tells: files read in an encoding other than UTF-8, by encoding
     (``decoded``), URL responses by where they came from, network or cache (``fetched``), and
     where the ids of records came from: their ``id_field`` or, lacking one, their place; and how
-    many were made unique because an earlier document of their source had them (``ids``)."""
+    many were made unique because an earlier document of their source had them (``ids``); and
+    the lines of mostly-UTF-8 text files repaired or dropped (``lines``)."""
 
     EXAMPLES = 5
 
