@@ -303,7 +303,8 @@ def test_csv_that_is_not_what_its_first_mib_says_fails_naming_file_and_line(tmp_
     path = tmp_path / "data.csv"
     path.write_bytes(b"text\n" + b"plain ascii row\n" * 70_000 + b"caf\xe9\n")
     with pytest.raises(DataError, match=r"data\.csv: line \d+: cannot read as utf-8-sig CSV.*"
-                                        r"set download\.encoding"):
+                                        r"set download\.encoding to its encoding if the whole file "
+                                        r".*convert those lines\)$"):
         files(path)
 
 

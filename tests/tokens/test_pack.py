@@ -172,6 +172,33 @@ def test_too_small_validation_split_is_a_data_error(tmp_path, write_docs, tiny_t
     assert not out.exists()
 
 
+def test_one_document_in_train_only_names_what_helps(tmp_path, write_docs, tiny_tokenizer):
+    # one big text file kept whole: one document, which goes to train, and the val split is empty
+    cfg = PackConfig(seq_len=64, val_fraction=0.1)
+    doc_id = next(f"book{i}" for i in range(200) if not is_validation(f"book{i}", 0.1, cfg.split_salt))
+    corpus = write_docs(tmp_path / "docs.parquet", [{"id": doc_id, "text": "To be, or not to be.\n" * 500}])
+    with pytest.raises(DataError) as error:
+        pack(cfg, tiny_tokenizer, corpus, tmp_path / "packed")
+    message = str(error.value)
+    assert message.startswith("pack: the val split has no full row of 64 tokens (0 documents, 0 tokens); "
+                              "the split holds out whole documents, about 0.1 of the 1, and drew none: ")
+    # a shorter row or another val_fraction cannot hold out a part of the one document
+    assert "download.split_above_chars" in message and "seq_len" not in message
+    assert "val_fraction" not in message.split("drew none")[1]
+
+
+def test_empty_split_advice_by_case():
+    cfg = PackConfig(seq_len=64, val_fraction=0.05)
+    few = pack_module.empty_split_advice(cfg, "val", 0, 0, 12)
+    assert few.startswith("the split holds out whole documents, about 0.05 of the 12, and drew none: "
+                          "raise pack.val_fraction (now 0.05) toward 0.17, cut long")
+    short = pack_module.empty_split_advice(cfg, "val", 3, 40, 60)
+    assert short.startswith("lower pack.seq_len to at most 40, raise pack.val_fraction (now 0.05)")
+    train = pack_module.empty_split_advice(cfg, "train", 2, 30, 3)
+    assert train.startswith("lower pack.seq_len to at most 30, cut long") and "lower pack.val_fraction" in train
+    assert "seq_len" not in pack_module.empty_split_advice(cfg, "train", 0, 0, 1)
+
+
 def test_streaming_writes_several_row_groups_with_exact_counts(tmp_path, corpus_path, tiny_tokenizer):
     cfg = PackConfig(seq_len=2, val_fraction=0.05)  # row groups of 4096 rows of 2 tokens
     out = tmp_path / "packed"

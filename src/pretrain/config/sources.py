@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import codecs
 import dataclasses
+import re
 from typing import Optional
 
-from pretrain.config import http_url, one_of, positive
+from pretrain.config import fraction, http_url, one_of, positive
 
 SOURCE_KINDS = ("builtin", "files", "hf", "urls")
 CODE_EXTENSIONS = [".py", ".pyi", ".pyx", ".c", ".h", ".cc", ".cpp", ".hpp", ".cu", ".java", ".kt",
@@ -58,6 +59,22 @@ class SourceConfig:
     """builtin: which parts of the installed Python to collect (see pretrain.sources)."""
     include_tests: bool = False
     """builtin: include the standard library's own test suites (19 MB of mostly test code)."""
+    fallback_encoding: Optional[str] = "cp1252"
+    """files: encoding of the lines of a mostly-UTF-8 text file that are not UTF-8 (None: drop them)."""
+    max_bad_line_share: float = 0.1
+    """files: above this share of non-UTF-8 lines a text file is one encoding, told whole."""
+    split_above_chars: Optional[int] = 100_000
+    """files: a .txt/.md/.rst file longer than this many characters is cut into documents (None: never)."""
+    split_target_chars: int = 4_000
+    """files: most characters of whole paragraphs grouped into one document of a cut file."""
+    split_max_chars: int = 40_000
+    """files: a paragraph (or regex section) longer than this is cut at line ends."""
+    split_regex: Optional[str] = None
+    """files: cut at each line this regex matches (e.g. "^CHAPTER [IVXLC]+") instead of paragraphs."""
+    skip: int = 0
+    """The first this many documents of the source are not used (counted as skipped_by_config)."""
+    limit: Optional[int] = None
+    """Most documents read from the source after skip (None: all); reading stops there."""
 
     def __post_init__(self) -> None:
         one_of("source", self.source, SOURCE_KINDS + (("mix",) if self._may_mix else ()))
@@ -91,6 +108,28 @@ class SourceConfig:
                 raise ValueError(f"encoding: unknown encoding {self.encoding!r}") from None
         for part in self.builtin_parts:
             one_of("builtin_parts", part, BUILTIN_PARTS)
+        self._check_files_options()
+
+    def _check_files_options(self) -> None:
+        if self.fallback_encoding is not None:
+            try:
+                codecs.lookup(self.fallback_encoding)
+            except LookupError:
+                raise ValueError(f"fallback_encoding: unknown encoding {self.fallback_encoding!r}") from None
+        fraction("max_bad_line_share", self.max_bad_line_share)
+        positive("split_above_chars", self.split_above_chars, allow_none=True, zero=True)
+        positive("split_target_chars", self.split_target_chars)
+        positive("split_max_chars", self.split_max_chars)
+        if self.split_max_chars < self.split_target_chars:
+            raise ValueError(f"split_max_chars: {self.split_max_chars} is below split_target_chars "
+                             f"{self.split_target_chars}")
+        if self.split_regex is not None:
+            try:
+                re.compile(self.split_regex)
+            except re.error as exc:
+                raise ValueError(f"split_regex: not a regular expression ({exc})") from None
+        positive("skip", self.skip, zero=True)
+        positive("limit", self.limit, allow_none=True)
 
     def _check_kinds(self) -> None:
         if self.kind_field is not None:

@@ -30,7 +30,10 @@ def read_texts(path: str | Path, skipped: Skipped | None = None) -> list[str]:
     lines, JSON, Parquet and CSV records; a plain-text file is one document), in sorted order.
     What cannot be used is counted in ``skipped``. Raises DataError when nothing is left."""
     skipped = Skipped() if skipped is None else skipped
-    cfg = SourceConfig(source="files", path=str(path), id_field=None, metadata_fields=[])
+    # a long text file stays one text: cutting it (download's split_above_chars) serves the
+    # validation split, and would only add document boundaries to the rows measured here
+    cfg = SourceConfig(source="files", path=str(path), id_field=None, metadata_fields=[],
+                       split_above_chars=None)
     texts = [doc["text"] for doc in read_files(cfg, skipped, "general_text", KEY, TEXT_READERS)]
     if not texts:
         lost = describe_skipped(skipped.report())

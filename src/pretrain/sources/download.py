@@ -82,9 +82,20 @@ def iter_documents(cfg: DownloadConfig, skipped: Skipped, url_cache: Path | None
     if cfg.source == "mix":
         yield from _mix(cfg, ctx, skipped)
         return
-    docs = unique_ids(SOURCES[cfg.source](cfg, ctx, skipped, None), skipped)
+    docs = unique_ids(read_source(cfg, ctx, skipped, None), skipped)
     # islice stops before asking for one more: a document past the cap is never read or fetched.
     yield from itertools.islice(docs, cfg.max_documents)
+
+
+def read_source(src: SourceConfig, ctx: Context, skipped: Skipped,
+                label: str | None) -> Iterator[Document]:
+    """The documents of one source after its first ``src.skip`` (each counted as
+    ``skipped_by_config`` in records), at most ``src.limit`` of them; islice stops reading there,
+    as with max_documents."""
+    docs = SOURCES[src.source](src, ctx, skipped, label)
+    for doc in itertools.islice(docs, src.skip):
+        skipped.add("skipped_by_config", doc["provenance"])
+    yield from itertools.islice(docs, src.limit)
 
 
 def unique_ids(docs: Iterator[Document], skipped: Skipped, prefix: str = "") -> Iterator[Document]:
@@ -134,7 +145,7 @@ def _mix(cfg: DownloadConfig, ctx: Context, skipped: Skipped) -> Iterator[Docume
         if count == 0:
             raise ConfigError(f"download.sources[{i}].weight: {src.weight} gives {src.name!r} no "
                               f"document of max_documents {cfg.max_documents}")
-    streams = [unique_ids(SOURCES[s.source](s, ctx, skipped, s.name), skipped, f"{s.name}/")
+    streams = [unique_ids(read_source(s, ctx, skipped, s.name), skipped, f"{s.name}/")
                for s in cfg.sources]
     order = [i for i, count in enumerate(counts) for _ in range(count)]
     random.Random(cfg.seed).shuffle(order)
@@ -147,6 +158,8 @@ def _mix(cfg: DownloadConfig, ctx: Context, skipped: Skipped) -> Iterator[Docume
             raise DataError(f"download.sources[{i}] ({src.name!r}): has {taken[i]} usable "
                             f"documents, but its weight asks for {counts[i]} of max_documents "
                             f"{cfg.max_documents}; lower its weight or max_documents"
+                            + (f", or its skip ({src.skip})" if src.skip else "")
+                            + (f", or raise its limit ({src.limit})" if src.limit is not None else "")
                             + (f" (skipped so far, all sources: {lost})" if lost else ""))
         taken[i] += 1
         yield doc

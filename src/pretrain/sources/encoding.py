@@ -11,6 +11,11 @@ decoded 118, skipped 60 and garbled none; on 148 texts written after these rules
 it decoded 54, skipped 91 and garbled 3 (Romanian ISO-8859-16 read as windows-1250: ş for ș),
 where the detectors alone garbled 61 and 12. Anything else is skipped as
 ``encoding_uncertain``: set ``download.encoding`` to read such files.
+
+A text file that is UTF-8 but for a few lines (a Windows curly quote, 0x92, pasted in) is not one
+encoding, so neither UTF-8 nor any single encoding reads it right: ``decode_mixed`` decodes such a
+file line by line, each line that is not UTF-8 strictly with a fallback encoding (default cp1252),
+or leaves the line out.
 """
 
 from __future__ import annotations
@@ -118,3 +123,70 @@ def _strict(raw: bytes, name: str) -> Decoded | None:
         return Decoded(raw.decode(name), codecs.lookup(name).name)
     except (UnicodeDecodeError, LookupError):
         return None
+
+
+
+class Repaired(NamedTuple):
+    """A mostly-UTF-8 text decoded line by line: its lines (each with its ``\\n``), the 1-based
+    line number of each in its file, and the numbers of the lines decoded with the fallback
+    encoding (``repaired``) or left out because it cannot decode them either (``dropped``)."""
+
+    lines: list[str]
+    numbers: list[int]
+    repaired: list[int]
+    dropped: list[int]
+
+
+def decode_mixed(raw: bytes, encoding: str | None, fallback: str | None,
+                 max_bad_share: float) -> Decoded | Repaired:
+    """Decode a text file that may be UTF-8 with a few lines in another encoding (a Windows curly
+    quote pasted in). A byte-order mark or valid UTF-8: ``decode``. Otherwise, when some UTF-8
+    line holds a non-ASCII character (the file is UTF-8) and at most ``max_bad_share`` of its
+    non-blank lines are not UTF-8: line by line (``decode_lines``), before ``encoding``, which
+    would turn the UTF-8 lines into mojibake. Otherwise the whole file is one encoding
+    (``decode``: ``encoding``, else detection); only when that fails are a few bad lines in an
+    ASCII file repaired all the same (the fallback decodes them as the whole file would)."""
+    if any(raw.startswith(bom) for bom, _ in BOMS):
+        return decode(raw, encoding)
+    if found := _strict(raw, "utf-8"):
+        return found
+    if repaired := decode_lines(raw, fallback, max_bad_share, need_utf8_evidence=True):
+        return repaired
+    decoded = decode(raw, encoding)
+    if decoded.reason:
+        return decode_lines(raw, fallback, max_bad_share, need_utf8_evidence=False) or decoded
+    return decoded
+
+
+def decode_lines(raw: bytes, fallback: str | None, max_bad_share: float,
+                 need_utf8_evidence: bool) -> Repaired | None:
+    """``raw`` (bytes that are not valid UTF-8 as a whole) decoded line by line, lines split at
+    ``\\n``: a line that is valid UTF-8 as UTF-8, any other strictly with ``fallback`` (None:
+    none is decoded), and a line neither decodes left out. None when the lines that are not UTF-8
+    are more than ``max_bad_share`` of the non-blank lines, or, with ``need_utf8_evidence``, when
+    no UTF-8 line holds a non-ASCII character (nothing shows the file is UTF-8 rather than a
+    legacy encoding with a few accented lines): the file is then one encoding, to be told whole.
+
+    cp1252, the usual fallback, leaves 0x81, 0x8D, 0x8F, 0x90 and 0x9D undefined, so a line
+    with one of them is dropped rather than decoded to a control character.
+    """
+    chunks = raw.split(b"\n")
+    if not chunks[-1]:
+        chunks.pop()
+    bad = {i for i, chunk in enumerate(chunks) if _strict(chunk, "utf-8") is None}
+    nonblank = sum(1 for chunk in chunks if chunk.strip())
+    if not bad or len(bad) > max_bad_share * nonblank:
+        return None
+    if need_utf8_evidence and all(c.isascii() for i, c in enumerate(chunks) if i not in bad):
+        return None
+    result = Repaired([], [], [], [])
+    for i, chunk in enumerate(chunks):
+        end = "\n" if i < len(chunks) - 1 or raw.endswith(b"\n") else ""
+        found = _strict(chunk, fallback) if i in bad and fallback else None
+        if i in bad:
+            (result.repaired if found else result.dropped).append(i + 1)
+            if not found:
+                continue
+        result.lines.append((found.text if found else chunk.decode("utf-8")) + end)
+        result.numbers.append(i + 1)
+    return result

@@ -1,10 +1,15 @@
 """Local files: JSON lines, JSON arrays, Parquet, CSV / TSV, plain text and HTML, each also
-compressed with gzip, Zstandard, bzip2 or xz (pretrain.sources.compression).
+compressed with gzip, Zstandard, bzip2 or xz (pretrain.sources.compression), named by a path, a
+folder, a glob or a path list (``.paths``, ``.paths.gz``).
 
 A reader per file type, chosen by suffix from a registry (``READERS``, ``reader_for``): the
 longest registered suffix of the name wins, so that a reader registered for a compound suffix
 (``.warc.gz``) reads its files itself; otherwise a compression suffix is set aside and the
 suffix under it chooses (``data.jsonl.zst`` -> JSON lines, read through a Zstandard stream).
+A text file is decoded line by line when it is UTF-8 but for a few lines
+(pretrain.sources.encoding.decode_mixed), and a long ``.txt``, ``.md`` or ``.rst`` file is cut
+into documents (pretrain.sources.split), each with the id ``file#part=N`` (N from 0) and the
+lines it spans in its provenance (``file:1-120``).
 Every file under the path is read or counted: a file of a type no reader reads (``x.bin.gz``
 too), and a file that gives no record at all (empty, or in an encoding that cannot be told) in
 files and bytes (``Skipped.add_file``), a record that cannot be used in records
@@ -21,18 +26,21 @@ from __future__ import annotations
 import csv
 import glob
 import io
+import gzip
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from tqdm import tqdm
 
 from pretrain.config.sources import SourceConfig
 from pretrain.errors import DataError
 from pretrain.sources.compression import CompressedFileError, codec_of, inner_path, open_binary, read_all
-from pretrain.sources.encoding import Decoded, decode, html_charset
+from pretrain.sources.encoding import Decoded, Repaired, decode, decode_mixed, html_charset
 from pretrain.sources.kinds import KindRule, extension_kind
 from pretrain.sources.records import (
     Document,
@@ -42,11 +50,15 @@ from pretrain.sources.records import (
     metadata_columns,
     record_document,
 )
+from pretrain.sources.split import cut_text, split_lines
 
 TEXT_SUFFIXES = {".txt", ".md", ".rst", ".py"}
+PLAIN_TEXT_SUFFIXES = {".txt", ".md", ".rst"}  # prose that may be cut into parts; not code
 HTML_SUFFIXES = {".html", ".htm"}
 SAMPLE_BYTES = 1 << 20  # the part of a CSV file its encoding is told from
 UTF8 = {"utf-8", "utf-8-sig"}
+PATH_LIST_SUFFIXES = (".paths", ".paths.gz")
+PROGRESS_BYTES = 64 << 20  # a file this large takes seconds to read: it gets its own progress bar
 
 
 def read_files(cfg: SourceConfig, skipped: Skipped, label: str, key: str = "download.path",
@@ -54,7 +66,8 @@ def read_files(cfg: SourceConfig, skipped: Skipped, label: str, key: str = "down
     """The documents of every file that ``cfg.path`` (the params ``key``) names, file by file
     in sorted order, each read by the reader ``reader_for`` finds in ``readers`` (default
     ``READERS``); a file of any other type is counted as ``unsupported_file_type``, a
-    compressed one that ends early or is damaged by its reason (see the module docstring)."""
+    compressed one that ends early or is damaged by its reason (see the module docstring).. A file of
+    ``PROGRESS_BYTES`` or more gets a progress bar of its own (documents, on stderr)."""
     readers = READERS if readers is None else readers
     for path in resolve_files(cfg.path or "", key):
         reader = reader_for(path, readers)
@@ -64,7 +77,10 @@ def read_files(cfg: SourceConfig, skipped: Skipped, label: str, key: str = "down
                           inner_path(path).suffix.lower() == ".parquet" else "unsupported_file_type")
                 skipped.add_file(reason, display_name(path), path.stat().st_size)
             else:
-                yield from reader(path, cfg, skipped, label)
+                docs = reader(path, cfg, skipped, label)
+                if path.stat().st_size >= PROGRESS_BYTES:
+                    docs = tqdm(docs, desc=display_name(path), unit="doc", leave=False)
+                yield from docs
         except CompressedFileError as exc:  # the records before the damage are kept
             skipped.add_file(exc.reason, f"{display_name(path)} ({exc.detail})", path.stat().st_size)
         except OSError as exc:  # permission denied, a device error: the file cannot be read at all
@@ -93,9 +109,12 @@ def reader_for(path: Path, readers: Mapping[str, Reader]) -> Reader | None:
 
 def resolve_files(pattern: str, key: str = "download.path") -> list[Path]:
     """Every file a path names, of any type, sorted, each once: the file itself, every file
-    under a folder (``files_under``), or every file a glob matches and every file under a
-    folder it matches. Raises DataError when there is none."""
+    under a folder (``files_under``), every file a glob matches and every file under a folder
+    it matches, or the files a path list names (``listed_files``). Raises DataError when there
+    is none."""
     path = Path(pattern)
+    if is_path_list(path):
+        return listed_files(path, key)
     matches = [path] if path.exists() else [Path(p) for p in glob.glob(pattern, recursive=True)]
     files = set()
     for match in matches:
@@ -103,6 +122,41 @@ def resolve_files(pattern: str, key: str = "download.path") -> list[Path]:
     if not files:
         raise DataError(f"{key}: no input files match {pattern!r}")
     return sorted(files)
+
+
+def is_path_list(path: Path) -> bool:
+    """Whether ``path`` names a list of paths (``.paths``, or gzip-compressed ``.paths.gz`` as
+    Common Crawl ships ``warc.paths.gz``) rather than a file to read."""
+    return path.name.endswith(PATH_LIST_SUFFIXES) and path.is_file()
+
+
+def listed_files(path: Path, key: str = "download.path") -> list[Path]:
+    """The files a path list names, in its order (not sorted: the list is the order), each
+    once: one path per line, absolute or relative to the list's folder; blank lines and lines
+    starting with ``#`` are passed over. Raises DataError naming the list and line for an
+    http(s) address (a list holds local paths: fetch such files with ``source: urls`` or a
+    download tool first) and for a path that is not a file, and when the list names none."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    files: dict[Path, None] = {}
+    try:
+        with opener(path, "rt", encoding="utf-8") as handle:
+            for lineno, line in enumerate(handle, 1):
+                entry = line.strip()
+                if not entry or entry.startswith("#"):
+                    continue
+                where = f"{key}: {path}:{lineno}"
+                if entry.lower().startswith(("http://", "https://")):
+                    raise DataError(f"{where}: {entry!r} is a URL; a path list names local files "
+                                    "(download them first, or list URLs in a source: urls entry)")
+                listed = Path(entry) if Path(entry).is_absolute() else path.parent / entry
+                if not listed.is_file():
+                    raise DataError(f"{where}: {entry!r} is not a file ({listed})")
+                files.setdefault(listed)
+    except (OSError, EOFError, UnicodeDecodeError) as exc:  # a truncated .gz, a binary list
+        raise DataError(f"{key}: {path}: cannot read the path list ({exc})") from None
+    if not files:
+        raise DataError(f"{key}: the path list {path} names no file")
+    return list(files)
 
 
 def files_under(folder: Path) -> list[Path]:
@@ -250,9 +304,11 @@ def _csv(path: Path, cfg: SourceConfig, skipped: Skipped, label: str) -> Iterato
                                            cfg.metadata_fields, f"{name}:{row}",
                                            f"{name}#row={row}", skipped, label, kinds)
         except (csv.Error, UnicodeDecodeError) as exc:
+            mixed = (" (a UTF-8 file with a few lines in another encoding is not repaired line by "
+                     "line as a text file is: convert those lines)") if encoding in UTF8 else ""
             raise DataError(f"{path}: line {reader.line_num}: cannot read as {encoding} CSV "
-                            f"({_one_line(exc)}); set download.encoding if it is not "
-                            f"{encoding}") from None
+                            f"({_one_line(exc)}); set download.encoding to its encoding if the "
+                            f"whole file is in one other than {encoding}{mixed}") from None
 
 
 def _csv_encoding(path: Path, configured: str | None, skipped: Skipped, name: str) -> str | None:
@@ -270,16 +326,55 @@ def _csv_encoding(path: Path, configured: str | None, skipped: Skipped, name: st
     return "utf-8-sig" if decoded.encoding == "utf-8" else decoded.encoding
 
 
-# --- plain text and HTML: one document per file ---------------------------------------------
+# --- plain text and HTML: one document per file, or per part of a long plain-text file ---------
 
 
 def _text(path: Path, cfg: SourceConfig, skipped: Skipped, label: str) -> Iterator[Document]:
     name = display_name(path)
     kind = extension_kind(inner_path(path).name, cfg.code_extensions)
-    raw = read_all(path)  # one document: the whole (decompressed) file
+    raw = read_all(path)  # one document (or its parts): the whole (decompressed) file
     size = path.stat().st_size
-    yield from bytes_document(raw, name, name, kind == "html", cfg.encoding, (), skipped, label,
-                              lambda reason: skipped.add_file(reason, name, size), kind=kind)
+    lost = lambda reason: skipped.add_file(reason, name, size)  # noqa: E731
+    if kind == "html":
+        yield from bytes_document(raw, name, name, True, cfg.encoding, (), skipped, label, lost,
+                                  kind=kind)
+        return
+    decoded = decode_mixed(raw, cfg.encoding, cfg.fallback_encoding, cfg.max_bad_line_share)
+    if isinstance(decoded, Decoded) and decoded.reason:
+        lost(decoded.reason)
+        return
+    lines, numbers, note = _lines_of(decoded, name, cfg, skipped)
+    if not any(line.strip() for line in lines):
+        lost("empty_file")
+        return
+    chars = sum(map(len, lines))
+    if (inner_path(path).suffix.lower() not in PLAIN_TEXT_SUFFIXES or cfg.split_above_chars is None
+            or chars <= cfg.split_above_chars):
+        yield from make_document("".join(lines), name, name + note, skipped, label, kind=kind)
+        return
+    pattern = re.compile(cfg.split_regex) if cfg.split_regex else None
+    parts = cut_text(lines, numbers, cfg.split_target_chars, cfg.split_max_chars, pattern)
+    for n, part in enumerate(parts):
+        yield from make_document(part.text, f"{name}#part={n}",
+                                 f"{name}:{part.first_line}-{part.last_line}{note}", skipped, label,
+                                 kind=kind)
+
+
+def _lines_of(decoded: Decoded | Repaired, name: str, cfg: SourceConfig,
+              skipped: Skipped) -> tuple[list[str], list[int], str]:
+    """The lines of a decoded text file, their line numbers and what its provenance adds: the
+    encoding it was decoded from, or the lines repaired and dropped (each counted)."""
+    if isinstance(decoded, Decoded):
+        lines = split_lines(decoded.text)
+        note = f" (decoded from {decoded.encoding})" if _count_encoding(decoded, skipped) else ""
+        return lines, list(range(1, len(lines) + 1)), note
+    for reason, numbers in (("lines_repaired", decoded.repaired), ("lines_dropped", decoded.dropped)):
+        for lineno in numbers:
+            skipped.add_line(reason, f"{name}:{lineno}")
+    note = f" (lines repaired from {cfg.fallback_encoding}: {len(decoded.repaired)}" if decoded.repaired else ""
+    if decoded.dropped:
+        note += (", " if note else " (") + f"lines dropped: {len(decoded.dropped)}"
+    return decoded.lines, decoded.numbers, note + ")"
 
 
 def bytes_document(raw: bytes, doc_id: str, provenance: str, html: bool, encoding: str | None,

@@ -57,7 +57,8 @@ class Skipped(Counter):
     what the report also tells: files read in an encoding other than UTF-8, by encoding
     (``decoded``), URL responses by where they came from, network or cache (``fetched``), and
     where the ids of records came from: their ``id_field`` or, lacking one, their place; and how
-    many were made unique because an earlier document of their source had them (``ids``)."""
+    many were made unique because an earlier document of their source had them (``ids``); and
+    the lines of mostly-UTF-8 text files repaired or dropped (``lines``)."""
 
     EXAMPLES = 5
 
@@ -71,6 +72,7 @@ class Skipped(Counter):
         self.fetched: Counter = Counter()
         self.ids: Counter = Counter()
         self.kind_field_missing = 0
+        self.lines: Counter = Counter()
 
     def add(self, reason: str, where: str) -> None:
         """Count one record skipped for ``reason``; ``where`` it was (``file:line``)."""
@@ -81,6 +83,12 @@ class Skipped(Counter):
         """Count one whole file of ``size`` bytes that gave no record, for ``reason``."""
         self.files[reason] += 1
         self.file_bytes[reason] += size
+        self._example(reason, where)
+
+    def add_line(self, reason: str, where: str) -> None:
+        """Count one line of a text file (``lines_repaired``: decoded with the fallback encoding,
+        ``lines_dropped``: left out); ``where`` it was (``file:line``)."""
+        self.lines[reason] += 1
         self._example(reason, where)
 
     def add_url(self, reason: str, url: str) -> None:
@@ -96,14 +104,17 @@ class Skipped(Counter):
     def report(self) -> dict[str, dict]:
         """The counts as a stage report writes them, each in its unit: ``skipped`` (records,
         reason -> count), ``skipped_files`` (reason -> {"files": count, "bytes": size}),
-        ``skipped_urls`` (reason -> count), ``skipped_examples`` and ``decoded``; sorted by
-        reason, so that reruns write the same bytes."""
+        ``skipped_urls`` (reason -> count), ``skipped_examples``, ``decoded`` and the lines of
+        mostly-UTF-8 text files ``lines_repaired`` and ``lines_dropped``; sorted by reason, so that
+        reruns write the same bytes."""
         return {"skipped": dict(sorted(self.items())),
                 "skipped_files": {reason: {"files": n, "bytes": self.file_bytes[reason]}
                                   for reason, n in sorted(self.files.items())},
                 "skipped_urls": dict(sorted(self.urls.items())),
                 "skipped_examples": dict(sorted(self.examples.items())),
-                "decoded": dict(sorted(self.decoded.items()))}
+                "decoded": dict(sorted(self.decoded.items())),
+                "lines_repaired": self.lines["lines_repaired"],
+                "lines_dropped": self.lines["lines_dropped"]}
 
 
 def describe_skipped(report: dict) -> str:
@@ -114,6 +125,8 @@ def describe_skipped(report: dict) -> str:
     parts += [f"{_count(c['files'], 'file')}, {_size(c['bytes'])}, {reason}"
               for reason, c in report["skipped_files"].items()]
     parts += [f"{_count(n, 'URL')}, {reason}" for reason, n in report["skipped_urls"].items()]
+    if report.get("lines_dropped"):
+        parts.append(f"{_count(report['lines_dropped'], 'line')}, lines_dropped")
     return "; ".join(parts)
 
 

@@ -234,11 +234,33 @@ def split_report(cfg: PackConfig, split: str, results: list[dict]) -> dict[str, 
     tokens = sum(r[split]["tokens"] for r in results)
     rows = tokens // cfg.seq_len
     if rows == 0:
+        total = sum(r[s]["documents"] for r in results for s in SPLITS)
         raise DataError(f"pack: the {split} split has no full row of {cfg.seq_len} tokens "
-                        f"({documents} documents, {tokens} tokens); use more data, a smaller "
-                        "pack.seq_len or another pack.val_fraction")
+                        f"({documents} documents, {tokens} tokens); "
+                        + empty_split_advice(cfg, split, documents, tokens, total))
     return {"documents": documents, "tokens": tokens, "rows": rows, "tokens_in_rows": rows * cfg.seq_len,
             "dropped_tail_tokens": tokens - rows * cfg.seq_len}
+
+
+def empty_split_advice(cfg: PackConfig, split: str, documents: int, tokens: int, total: int) -> str:
+    """What does help a split without one full row, for this case: the split holds out whole
+    documents (``is_validation``), so with few documents only more documents (a long text file
+    cut into parts: download.split_above_chars) or a larger share held out help, and a shorter
+    row only when the split has tokens at all."""
+    cut = ("cut long .txt/.md/.rst files into more documents with download.split_above_chars "
+           "and download.split_target_chars (docs/data.md, \"One long text file\")")
+    if split == "val" and documents == 0:
+        share = (f"raise pack.val_fraction (now {cfg.val_fraction}) toward {min(0.5, 2 / total):.2g}, "
+                 if total > 1 else "")
+        return (f"the split holds out whole documents, about {cfg.val_fraction} of the {total}, and "
+                f"drew none: {share}{cut}, or add documents (download.path, download.max_documents, "
+                "download.limit)")
+    if split == "val":
+        return (f"lower pack.seq_len to at most {tokens}, raise pack.val_fraction (now "
+                f"{cfg.val_fraction}), or {cut}")
+    lower = f"lower pack.seq_len to at most {tokens}, " if tokens else ""
+    return (f"{lower}{cut}, add documents (download.path, download.max_documents, download.limit, "
+            f"download.skip) or lower pack.val_fraction (now {cfg.val_fraction})")
 
 
 def write_rows(cfg: PackConfig, split: str, token_files: list[Path], folder: Path,
