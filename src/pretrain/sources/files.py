@@ -1,4 +1,5 @@
-"""Local files: JSON lines, JSON arrays, Parquet, CSV / TSV, plain text and HTML.
+"""Local files: JSON lines, JSON arrays, Parquet, CSV / TSV, plain text, HTML, WARC / WET
+(pretrain.sources.warc), PDF (pretrain.sources.pdf) and DOCX (pretrain.sources.office).
 
 A reader per file type, chosen by suffix (``READERS``). Every file under the path is read or
 counted: a file of a type no reader reads, and a file that gives no record at all (empty, or
@@ -21,21 +22,22 @@ import pyarrow.parquet as pq
 
 from pretrain.config.sources import SourceConfig
 from pretrain.errors import DataError
-from pretrain.sources.encoding import Decoded, decode, html_charset
+from pretrain.sources.bodies import bytes_document, count_encoding
+from pretrain.sources.encoding import decode
+from pretrain.sources.office import read_docx
+from pretrain.sources.pdf import read_pdf
 from pretrain.sources.records import (
-    HTML_SUFFIX,
     Document,
     Skipped,
     display_name,
-    make_document,
     metadata_columns,
     record_document,
 )
+from pretrain.sources.warc import WARC_SUFFIXES, read_warc
 
 TEXT_SUFFIXES = {".txt", ".md", ".rst", ".py"}
 HTML_SUFFIXES = {".html", ".htm"}
 SAMPLE_BYTES = 1 << 20  # the part of a CSV file its encoding is told from
-UTF8 = {"utf-8", "utf-8-sig"}
 
 
 def read_files(cfg: SourceConfig, skipped: Skipped, label: str, key: str = "download.path",
@@ -45,7 +47,7 @@ def read_files(cfg: SourceConfig, skipped: Skipped, label: str, key: str = "down
     a file of any other type is counted as ``unsupported_file_type``."""
     readers = READERS if readers is None else readers
     for path in resolve_files(cfg.path or "", key):
-        reader = readers.get(path.suffix.lower())
+        reader = reader_for(path, readers)
         try:
             if reader is None:
                 skipped.add_file("unsupported_file_type", display_name(path), path.stat().st_size)
@@ -53,6 +55,14 @@ def read_files(cfg: SourceConfig, skipped: Skipped, label: str, key: str = "down
                 yield from reader(path, cfg, skipped, label)
         except OSError as exc:  # permission denied, a device error: the file cannot be read at all
             raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def reader_for(path: Path, readers: Mapping[str, Reader]) -> Reader | None:
+    """The reader of the longest registered suffix the file name ends with, so that
+    ``.warc.gz`` is read as WARC rather than by a ``.gz`` reader; None if there is none."""
+    name = path.name.lower()
+    found = [suffix for suffix in readers if name.endswith(suffix) and name != suffix]
+    return readers[max(found, key=len)] if found else None
 
 
 def resolve_files(pattern: str, key: str = "download.path") -> list[Path]:
@@ -223,7 +233,7 @@ def _csv_encoding(path: Path, configured: str | None, skipped: Skipped, name: st
     if decoded.reason:
         skipped.add_file(decoded.reason, name, path.stat().st_size)
         return None
-    _count_encoding(decoded, skipped)
+    count_encoding(decoded, skipped)
     return "utf-8-sig" if decoded.encoding == "utf-8" else decoded.encoding
 
 
@@ -238,39 +248,10 @@ def _text(path: Path, cfg: SourceConfig, skipped: Skipped, label: str) -> Iterat
                               lambda reason: skipped.add_file(reason, name, len(raw)))
 
 
-def bytes_document(raw: bytes, doc_id: str, provenance: str, html: bool, encoding: str | None,
-                   declared: tuple[str | None, ...], skipped: Skipped, label: str,
-                   lost: Callable[[str], None]) -> Iterator[Document]:
-    """One document from a whole file or response body: decoded (see pretrain.sources.encoding), its id
-    ending in HTML_SUFFIX if it is HTML, kept raw for the clean stage to extract the text. A
-    body that gives no text (its encoding cannot be told, or it is blank) is counted whole by
-    ``lost(reason)``, in its unit (a file, a URL); a text that cannot be a document is one
-    record skipped (pretrain.sources.records.make_document)."""
-    if html:
-        declared = (*declared, html_charset(raw))
-    decoded = decode(raw, encoding, declared)
-    if decoded.reason:
-        lost(decoded.reason)
-        return
-    if not decoded.text.strip():
-        lost("empty_file")
-        return
-    if _count_encoding(decoded, skipped):
-        provenance += f" (decoded from {decoded.encoding})"
-    yield from make_document(decoded.text, doc_id + (HTML_SUFFIX if html else ""), provenance,
-                             skipped, label)
-
-
-def _count_encoding(decoded: Decoded, skipped: Skipped) -> bool:
-    """Count a file read in another encoding than UTF-8 (ASCII is UTF-8); whether it was."""
-    if decoded.encoding in UTF8 or decoded.text is None or decoded.text.isascii():
-        return False
-    skipped.decoded[decoded.encoding] += 1
-    return True
-
-
 Reader = Callable[[Path, SourceConfig, Skipped, str], Iterator[Document]]
 READERS: dict[str, Reader] = {
     ".jsonl": _jsonl, ".json": _jsonl, ".parquet": _parquet, ".csv": _csv, ".tsv": _csv,
     **{suffix: _text for suffix in TEXT_SUFFIXES | HTML_SUFFIXES},
+    **{suffix: read_warc for suffix in WARC_SUFFIXES},
+    ".pdf": read_pdf, ".docx": read_docx,
 }
