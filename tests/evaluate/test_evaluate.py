@@ -135,10 +135,10 @@ def test_general_text_losses_are_counted_and_nothing_left_names_them(tmp_path):
     assert read_texts(bad, skipped) == ["fine"]
     assert skipped == {"missing_text_field": 1}
     assert skipped.examples["missing_text_field"] == [f"{bad.as_posix()}:2"]
-    (tmp_path / "notes.docx").write_bytes(bytes(10))
+    (tmp_path / "notes.odt").write_bytes(bytes(10))
     with pytest.raises(DataError) as err:
-        read_texts(tmp_path / "notes.docx")
-    assert str(err.value) == (f"evaluate.general_text: {tmp_path / 'notes.docx'}: no text found "
+        read_texts(tmp_path / "notes.odt")
+    assert str(err.value) == (f"evaluate.general_text: {tmp_path / 'notes.odt'}: no text found "
                               "(skipped: 1 file, 10 B, unsupported_file_type)")
 
 
@@ -159,10 +159,11 @@ def test_general_text_is_read_by_the_download_readers(tmp_path):
     (tmp_path / "b.txt").write_bytes(french.encode("cp1252"))
     (tmp_path / "c.txt").write_bytes("café".encode("latin-1"))  # four bytes: cannot be told
     (tmp_path / "d.html").write_text("<p>markup</p>")  # download keeps HTML raw for clean
+    (tmp_path / "e.warc.gz").write_bytes(b"")  # a WARC file's pages are HTML too
     skipped = Skipped()
     assert read_texts(tmp_path, skipped) == texts + [french]
     assert not skipped and skipped.decoded == {"cp1252": 1}
-    assert skipped.files == {"encoding_uncertain": 1, "unsupported_file_type": 1}
+    assert skipped.files == {"encoding_uncertain": 1, "unsupported_file_type": 2}
 
 
 def test_lm_eval_scores_a_multiple_choice_context_after_bos_as_training_did(init_dir, tiny_tokenizer):

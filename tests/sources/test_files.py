@@ -391,7 +391,7 @@ def folder(tmp_path):
     (root / "c.md").write_text("# from markdown\n")
     (root / "sub" / "b.txt").write_text("from a nested text file\n")
     (root / "d.csv").write_text("text\nfrom csv\n")
-    (root / "e.pdf").write_bytes(b"%PDF-1.4")
+    (root / "e.odt").write_bytes(b"PK\x03\x04")  # OpenDocument: no reader
     return root
 
 
@@ -399,7 +399,7 @@ def test_folder_is_searched_recursively_in_sorted_order(folder):
     docs, skipped = files(folder)
     assert [d["text"] for d in docs] == ["from jsonl", "# from markdown\n", "from csv",
                                          "from a nested text file\n"]
-    assert not skipped and skipped.files == {"unsupported_file_type": 1}  # the .pdf, counted
+    assert not skipped and skipped.files == {"unsupported_file_type": 1}  # the .odt, counted
 
 
 def test_glob_selects_files(folder):
@@ -481,5 +481,5 @@ def test_no_matching_files_is_a_data_error(tmp_path):
 
 
 def test_explicit_file_of_unknown_type_is_counted(folder):
-    docs, skipped = files(folder / "e.pdf")
+    docs, skipped = files(folder / "e.odt")
     assert docs == [] and skipped.files == {"unsupported_file_type": 1} and not skipped

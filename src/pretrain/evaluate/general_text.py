@@ -19,9 +19,11 @@ from pretrain.sources.records import Skipped, describe_skipped
 from pretrain.tokens.tokenizer import document_ids
 
 KEY = "evaluate.general_text"
-TEXT_READERS = {suffix: read for suffix, read in READERS.items() if suffix not in HTML_SUFFIXES}
-"""The download readers but HTML's: download keeps HTML raw for the clean stage to extract its
-text, and the bits per byte of markup would not measure general text."""
+TEXT_READERS = {suffix: read for suffix, read in READERS.items()
+                if suffix not in HTML_SUFFIXES | {".warc", ".warc.gz"}}
+"""The download readers but those of HTML and of WARC files (their pages are HTML; WET files,
+text only, are read): download keeps HTML raw for the clean stage to extract its text, and
+the bits per byte of markup would not measure general text."""
 
 
 def read_texts(path: str | Path, skipped: Skipped | None = None) -> list[str]:

@@ -1,6 +1,8 @@
 """Local files: JSON lines, JSON arrays, Parquet, CSV / TSV, plain text and HTML, each also
-compressed with gzip, Zstandard, bzip2 or xz (pretrain.sources.compression), named by a path, a
-folder, a glob or a path list (``.paths``, ``.paths.gz``).
+compressed with gzip, Zstandard, bzip2 or xz (pretrain.sources.compression); WARC / WET
+(pretrain.sources.warc), PDF (pretrain.sources.pdf) and DOCX (pretrain.sources.office); named by
+a path, a folder, a glob or a path list (``.paths``, ``.paths.gz``).
+
 
 A reader per file type, chosen by suffix from a registry (``READERS``, ``reader_for``): the
 longest registered suffix of the name wins, so that a reader registered for a compound suffix
@@ -40,17 +42,20 @@ from tqdm import tqdm
 from pretrain.config.sources import SourceConfig
 from pretrain.errors import DataError
 from pretrain.sources.compression import CompressedFileError, codec_of, inner_path, open_binary, read_all
-from pretrain.sources.encoding import Decoded, Repaired, decode, decode_mixed, html_charset
+from pretrain.sources.bodies import bytes_document, count_encoding
+from pretrain.sources.encoding import Decoded, Repaired, decode, decode_mixed
 from pretrain.sources.kinds import KindRule, extension_kind
+from pretrain.sources.office import read_docx
+from pretrain.sources.pdf import read_pdf
 from pretrain.sources.records import (
     Document,
     Skipped,
     display_name,
-    make_document,
     metadata_columns,
     record_document,
 )
 from pretrain.sources.split import cut_text, split_lines
+from pretrain.sources.warc import WARC_SUFFIXES, read_warc
 
 TEXT_SUFFIXES = {".txt", ".md", ".rst", ".py"}
 PLAIN_TEXT_SUFFIXES = {".txt", ".md", ".rst"}  # prose that may be cut into parts; not code
@@ -322,7 +327,7 @@ def _csv_encoding(path: Path, configured: str | None, skipped: Skipped, name: st
     if decoded.reason:
         skipped.add_file(decoded.reason, name, path.stat().st_size)
         return None
-    _count_encoding(decoded, skipped)
+    count_encoding(decoded, skipped)
     return "utf-8-sig" if decoded.encoding == "utf-8" else decoded.encoding
 
 
@@ -366,7 +371,7 @@ def _lines_of(decoded: Decoded | Repaired, name: str, cfg: SourceConfig,
     encoding it was decoded from, or the lines repaired and dropped (each counted)."""
     if isinstance(decoded, Decoded):
         lines = split_lines(decoded.text)
-        note = f" (decoded from {decoded.encoding})" if _count_encoding(decoded, skipped) else ""
+        note = f" (decoded from {decoded.encoding})" if count_encoding(decoded, skipped) else ""
         return lines, list(range(1, len(lines) + 1)), note
     for reason, numbers in (("lines_repaired", decoded.repaired), ("lines_dropped", decoded.dropped)):
         for lineno in numbers:
@@ -377,42 +382,12 @@ def _lines_of(decoded: Decoded | Repaired, name: str, cfg: SourceConfig,
     return decoded.lines, decoded.numbers, note + ")"
 
 
-def bytes_document(raw: bytes, doc_id: str, provenance: str, html: bool, encoding: str | None,
-                   declared: tuple[str | None, ...], skipped: Skipped, label: str,
-                   lost: Callable[[str], None], kind: str | None = None) -> Iterator[Document]:
-    """One document from a whole file or response body: decoded (see pretrain.sources.encoding),
-    of ``kind`` (default: "html" if ``html``, else "prose"); HTML is kept raw, its charset
-    declaration read, for the clean stage to extract the text. A
-    body that gives no text (its encoding cannot be told, or it is blank) is counted whole by
-    ``lost(reason)``, in its unit (a file, a URL); a text that cannot be a document is one
-    record skipped (pretrain.sources.records.make_document)."""
-    if html:
-        declared = (*declared, html_charset(raw))
-    decoded = decode(raw, encoding, declared)
-    if decoded.reason:
-        lost(decoded.reason)
-        return
-    if not decoded.text.strip():
-        lost("empty_file")
-        return
-    if _count_encoding(decoded, skipped):
-        provenance += f" (decoded from {decoded.encoding})"
-    kind = kind or ("html" if html else "prose")
-    yield from make_document(decoded.text, doc_id, provenance, skipped, label, kind=kind)
-
-
-def _count_encoding(decoded: Decoded, skipped: Skipped) -> bool:
-    """Count a file read in another encoding than UTF-8 (ASCII is UTF-8); whether it was."""
-    if decoded.encoding in UTF8 or decoded.text is None or decoded.text.isascii():
-        return False
-    skipped.decoded[decoded.encoding] += 1
-    return True
-
-
 Reader = Callable[[Path, SourceConfig, Skipped, str], Iterator[Document]]
 READERS: dict[str, Reader] = {
     ".jsonl": _jsonl, ".json": _jsonl, ".parquet": _parquet, ".csv": _csv, ".tsv": _csv,
     **{suffix: _text for suffix in TEXT_SUFFIXES | HTML_SUFFIXES},
+    **{suffix: read_warc for suffix in WARC_SUFFIXES},
+    ".pdf": read_pdf, ".docx": read_docx,
 }
 """File suffix (lower case, with its dot; compound ones such as ``.warc.gz`` too) -> reader."""
 STREAMED: set[Reader] = {_jsonl, _csv, _text}

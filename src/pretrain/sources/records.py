@@ -265,6 +265,14 @@ def is_utf8_encodable(text: str) -> bool:
     return True
 
 
+def selected_fields(fields: dict, metadata_fields: list[str] | None) -> dict:
+    """The fields a reader of its own format (WARC, PDF, DOCX) offers, as ``metadata_fields``
+    selects them: None keeps those that have a value, a list those it names, in its order."""
+    if metadata_fields is None:
+        return {key: value for key, value in fields.items() if value is not None}
+    return {key: fields[key] for key in metadata_fields if key in fields}
+
+
 def metadata_json(fields: dict) -> str:
     """``fields`` as one compact JSON object (see the module docstring for the types JSON lacks)."""
     if not fields:
