@@ -152,7 +152,7 @@ def test_the_longest_registered_suffix_chooses_the_reader(tmp_path):
     def warc(path, cfg, skipped, label):
         yield from ()
 
-    readers = {**READERS, ".warc.gz": warc_gz, ".warc": warc}
+    readers = {".jsonl": READERS[".jsonl"], ".warc.gz": warc_gz, ".warc": warc}
     assert reader_for(tmp_path / "CC-MAIN-1.warc.gz", readers) is warc_gz
     assert reader_for(tmp_path / "CC-MAIN-1.WARC", readers) is warc
     assert reader_for(tmp_path / "CC-MAIN-1.warc.wet.gz", readers) is None
@@ -160,6 +160,7 @@ def test_the_longest_registered_suffix_chooses_the_reader(tmp_path):
     assert reader_for(tmp_path / "only.warc.gz", {".warc": warc}) is None  # not streamed
     assert reader_for(tmp_path / "v1.2.data.jsonl.zst", READERS) is READERS[".jsonl"]
     assert reader_for(tmp_path / "rows.parquet.gz", READERS) is None
+    assert reader_for(tmp_path / "CC-MAIN-1.warc.wet.gz", READERS) is READERS[".warc.wet.gz"]
 
 
 def test_kinds_are_told_by_the_extension_under_the_compression(tmp_path):

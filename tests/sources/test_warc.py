@@ -9,7 +9,7 @@ import pytest
 from pretrain.config.sources import DownloadConfig
 from pretrain.errors import DataError
 from pretrain.sources.download import iter_documents
-from pretrain.sources.records import HTML_SUFFIX, Skipped
+from pretrain.sources.records import Skipped
 
 RUSSIAN = "Москва является столицей России и крупнейшим городом страны."
 FRENCH = "Le château se trouve au bord de la rivière, où les élèves étudient."
@@ -61,7 +61,8 @@ def test_http_charset_wins_over_the_pages_meta_and_encodings_are_undone(tmp_path
         + record("response", 3, http(chunked + b"0\r\n\r\n", "text/html", "200 OK",
                                      "Transfer-Encoding: chunked")))
     docs, skipped = read(path)
-    assert [d["id"] for d in docs] == [rid(n) + HTML_SUFFIX for n in (1, 2, 3)]
+    assert [d["id"] for d in docs] == [rid(n) for n in (1, 2, 3)]
+    assert [d["kind"] for d in docs] == ["html"] * 3
     assert RUSSIAN in docs[0]["text"] and "<meta" in docs[0]["text"]  # raw HTML, decoded
     assert FRENCH in docs[1]["text"] and FRENCH in docs[2]["text"]
     assert skipped.decoded == {"cp1251": 1, "cp1252": 1}
@@ -88,7 +89,7 @@ def test_other_records_are_counted_by_reason(tmp_path):
         + record("response", 10, http(b"not gzip", "text/html", "200 OK", "Content-Encoding: gzip"))
         + record("response", 11, http(b" \r\n ", "text/html")))
     docs, skipped = read(path)
-    assert [d["id"] for d in docs] == [rid(3) + HTML_SUFFIX]
+    assert [d["id"] for d in docs] == [rid(3)]
     assert skipped == {"warc_warcinfo": 1, "warc_request": 1, "warc_metadata": 1,
                        "warc_revisit": 1, "not_html_response": 2, "http_error": 1,
                        "http_redirect": 1, "undecodable_http_body": 1, "empty_body": 1}
@@ -112,7 +113,7 @@ def test_a_truncated_last_record_is_counted_not_raised(tmp_path, cut):
     path = tmp_path / "cut.warc"
     path.write_bytes(first + (last[:-4 - cut] if cut == 10 else last[:cut]))
     docs, skipped = read(path)
-    assert [d["id"] for d in docs] == [rid(1) + HTML_SUFFIX]
+    assert [d["id"] for d in docs] == [rid(1)]
     assert skipped == ({"damaged_record": 1} if cut == 1 else {"truncated_record": 1})
 
 
@@ -123,7 +124,7 @@ def test_multi_member_warc_gz_as_common_crawl_ships_it(tmp_path):
     path = tmp_path / "CC-MAIN-00000.warc.gz"
     path.write_bytes(b"".join(members[:3]) + members[3][:len(members[3]) // 2])
     docs, skipped = read(path)
-    assert [d["id"] for d in docs] == [rid(n) + HTML_SUFFIX for n in (1, 2, 3)]
+    assert [d["id"] for d in docs] == [rid(n) for n in (1, 2, 3)]
     assert f"{FRENCH} 3" in docs[2]["text"]
     assert skipped == {"truncated_record": 1}
     assert skipped.examples["truncated_record"] == [

@@ -41,8 +41,8 @@ from tqdm import tqdm
 
 from pretrain.config.sources import SourceConfig
 from pretrain.errors import DataError
-from pretrain.sources.compression import CompressedFileError, codec_of, inner_path, open_binary, read_all
 from pretrain.sources.bodies import bytes_document, count_encoding
+from pretrain.sources.compression import CompressedFileError, codec_of, inner_path, open_binary, read_all
 from pretrain.sources.encoding import Decoded, Repaired, decode, decode_mixed
 from pretrain.sources.kinds import KindRule, extension_kind
 from pretrain.sources.office import read_docx
@@ -51,6 +51,7 @@ from pretrain.sources.records import (
     Document,
     Skipped,
     display_name,
+    make_document,
     metadata_columns,
     record_document,
 )
