@@ -26,6 +26,18 @@ def _stdlib_docs(n: int) -> list[dict]:
 
 
 @pytest.fixture(scope="session")
+def debug_run(tmp_path_factory) -> Path:
+    """A fresh clone (git, the debug profile as params.yaml) where the real `dvc repro` ran the
+    whole pipeline once, its output in ``repro.log``. Tests that need a finished run take a copy
+    (test_pipeline.copy_run) instead of running it again: about 2 minutes each on 2 cores."""
+    from test_pipeline import debug_clone, run
+
+    repo = debug_clone(tmp_path_factory.mktemp("debug-run"))
+    (repo / "repro.log").write_text(run(["dvc", "repro"], repo))
+    return repo
+
+
+@pytest.fixture(scope="session")
 def corpus_path(tmp_path_factory) -> Path:
     """A document table of 60 real standard-library files."""
     path = tmp_path_factory.mktemp("corpus") / "documents.parquet"

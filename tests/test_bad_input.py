@@ -304,7 +304,20 @@ def test_files_no_reader_reads_are_counted_and_named_with_their_unit(tmp_path):
     (src / "a.jsonl").unlink()
     result = run("download.py", tmp_path, params, "--out", "data/raw2", "--metrics", "d2.json")
     assert error_line(result) == ("download: the files source yielded no documents (skipped: "
-                                  "4 files, 2.1 MB, unsupported_file_type)")
+                                  "4 files, 2.1 MB, unsupported_file_type); the first: data/sources/part-0.bin")
+
+
+def test_records_without_the_text_field_name_the_key_to_set(tmp_path):
+    """Every record lacks text_field (The Stack's records hold ``content``): the one line names
+    the first record and the key, not only a count."""
+    src = tmp_path / "data" / "sources"
+    src.mkdir(parents=True)
+    (src / "code.jsonl").write_text('{"content": "x = 1", "lang": "Python"}\n' * 3)
+    params = "download:\n  source: files\n  path: data/sources\n"
+    result = run("download.py", tmp_path, params, "--out", "data/raw", "--metrics", "download.json")
+    assert error_line(result) == (
+        "download: the files source yielded no documents (skipped: 3 records, missing_text_field); "
+        "the first: data/sources/code.jsonl:1; download.text_field is 'text': set it to the field that holds the text")
 
 
 # --- stages whose filters leave nothing --------------------------------------------------------

@@ -49,10 +49,16 @@ def debug_clone(repo: Path) -> Path:
     return repo
 
 
+def copy_run(debug_run: Path, dest: Path) -> Path:
+    """A copy of a repository where the pipeline ran (conftest.debug_run): its files, git
+    history, DVC cache and outputs, as the run left them; DVC rehashes the copied outputs."""
+    shutil.copytree(debug_run, dest, symlinks=True)
+    return dest
+
+
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    repo = debug_clone(tmp_path_factory.mktemp("clone"))
-    repo.joinpath("repro.log").write_text(run(["dvc", "repro"], repo))
+def repo(tmp_path_factory, debug_run) -> Path:
+    repo = copy_run(debug_run, tmp_path_factory.mktemp("clone") / "repo")
     shutil.copy(repo / "dvc.lock", repo / "baseline.lock")
     shutil.copy(repo / LOSS, repo / "baseline_loss.tsv")
     return repo

@@ -11,7 +11,7 @@ import re
 import pytest
 import torch
 import yaml
-from test_pipeline import debug_clone, run
+from test_pipeline import copy_run, run
 from transformers import AutoModelForCausalLM
 
 from pretrain.config.train import TrainConfig
@@ -65,10 +65,10 @@ def cpu_only():
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    repo = debug_clone(tmp_path_factory.mktemp("repro"))
-    run(["dvc", "repro"], repo)
-    return repo
+def repo(tmp_path_factory, debug_run):
+    """The debug run, copied to another path: the forced rerun there also shows that no output
+    depends on where the repository lies."""
+    return copy_run(debug_run, tmp_path_factory.mktemp("repro") / "repo")
 
 
 @pytest.fixture(scope="module")

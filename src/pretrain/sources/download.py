@@ -249,9 +249,7 @@ def download(cfg: DownloadConfig, out_dir: Path, url_cache: Path | None = None,
                 by_kind[doc["kind"]] += 1
                 chars += len(doc["text"])
         if writer.count == 0:
-            lost = describe_skipped(skipped.report())
-            raise DataError(f"download: the {cfg.source} source yielded no documents"
-                            + (f" (skipped: {lost})" if lost else ""))
+            raise DataError(nothing_yielded(cfg, skipped))
     report = {"documents": writer.count, "chars": chars, "shards": writer.shards,
               "by_source": dict(sorted(by_source.items())),
               "by_kind": dict(sorted(by_kind.items())), **skipped.report(),
@@ -260,6 +258,32 @@ def download(cfg: DownloadConfig, out_dir: Path, url_cache: Path | None = None,
               **({"kind_field_missing": skipped.kind_field_missing}
                  if skipped.kind_field_missing else {})}
     return {**report, **_manifest_report(checks), **_mix_report(cfg, by_source)}
+
+
+FIELD_HINTS = {
+    "missing_text_field": "download.text_field is {text_field!r}: set it to the field that holds the text",
+    "text_not_a_string": "download.text_field {text_field!r} holds no string: set it to the field that holds the text",
+}
+"""For a source that gave no document, what to change when every record was skipped for this reason."""
+
+
+def nothing_yielded(cfg: DownloadConfig, skipped: Skipped) -> str:
+    """The one line for a source that gave no document: what was skipped (each in its unit), where
+    the first of the most common reason was, and for a record field that was never found, the key
+    to change (``FIELD_HINTS``)."""
+    report = skipped.report()
+    line = f"download: the {cfg.source} source yielded no documents"
+    lost = describe_skipped(report)
+    if not lost:
+        return line
+    line += f" (skipped: {lost})"
+    counts = {**report["skipped"], **{r: c["files"] for r, c in report["skipped_files"].items()}}
+    top = max(sorted(counts), key=counts.get, default=None)
+    if top and report["skipped_examples"].get(top):
+        line += f"; the first: {report['skipped_examples'][top][0]}"
+    if top in FIELD_HINTS and cfg.source != "mix":
+        line += "; " + FIELD_HINTS[top].format(text_field=cfg.text_field)
+    return line
 
 
 def _manifest_report(checks: dict[str, ManifestCheck]) -> dict[str, Any]:
