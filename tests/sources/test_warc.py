@@ -117,12 +117,14 @@ def test_a_truncated_last_record_is_counted_not_raised(tmp_path, cut):
     assert skipped == ({"damaged_record": 1} if cut == 1 else {"truncated_record": 1})
 
 
-def test_multi_member_warc_gz_as_common_crawl_ships_it(tmp_path):
-    """Each record its own gzip member; the last one cut short."""
+@pytest.mark.parametrize("cut", ["half", 1, 5, 11])
+def test_multi_member_warc_gz_as_common_crawl_ships_it(tmp_path, cut):
+    """Each record its own gzip member; the last one cut short: halfway, or inside its 10-byte
+    gzip header or just past it (where FastWARC sees a clean end of the stream)."""
     members = [gzip.compress(record("response", n, http(page(f"{FRENCH} {n}").encode())))
                for n in range(1, 5)]
     path = tmp_path / "CC-MAIN-00000.warc.gz"
-    path.write_bytes(b"".join(members[:3]) + members[3][:len(members[3]) // 2])
+    path.write_bytes(b"".join(members[:3]) + members[3][:len(members[3]) // 2 if cut == "half" else cut])
     docs, skipped = read(path)
     assert [d["id"] for d in docs] == [rid(n) for n in (1, 2, 3)]
     assert f"{FRENCH} 3" in docs[2]["text"]

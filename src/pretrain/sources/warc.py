@@ -21,9 +21,10 @@ becomes one prose document. Other records are counted in records, by reason:
 - ``damaged_record``: FastWARC cannot parse the next record header; the rest of the file is
   counted as this one record (a file that is not WARC at all raises DataError).
 
-A ``.warc.gz`` cut inside the first ~11 bytes of a record's own gzip member (its gzip header)
-loses that last record uncounted: FastWARC sees a clean end of stream. Every other cut point
-of a last record is counted (checked by cutting a three-record file at every byte).
+A ``.warc.gz`` cut inside the first bytes of a record's own gzip member (its gzip header)
+looks to FastWARC like a clean end of the stream; the bytes after the last record's member are
+therefore checked with zlib (``_cut_gzip_tail``), and such a cut is counted as
+``truncated_record`` like any other (every cut point of a three-record file is counted).
 
 Why FastWARC (Resiliparse, Apache-2.0) rather than warcio (the Webrecorder reader most tools
 use): on one generated Common Crawl-shaped .warc.gz of 4,000 records (benchmarks/warc_read.py,
@@ -34,6 +35,7 @@ adds no new dependency.
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 from typing import Iterator
 
@@ -63,23 +65,48 @@ def read_warc(path: Path, cfg: SourceConfig, skipped: Skipped, label: str) -> It
     """The documents of one WARC or WET file, plain or gzip (FastWARC tells them apart by
     their bytes), in file order; every record used or counted (see the module docstring).
     Raises DataError when the file's first record cannot be parsed (not a WARC file)."""
-    name, records = display_name(path), 0
+    name, records, last = display_name(path), 0, 0
     with open(path, "rb") as handle:
         iterator = iter(ArchiveIterator(handle, parse_http=False))
         while True:
             try:
                 record = next(iterator)
             except StopIteration:
+                cut = _cut_gzip_tail(path, last) if records else None
+                if cut is not None:
+                    skipped.add("truncated_record", f"{name}@{cut}")
                 break
             except OSError as exc:  # FastWARC's error for a header it cannot parse
                 if not records:
                     raise DataError(f"{path}: not a WARC file ({exc})") from None
                 skipped.add("damaged_record", f"{name}: after record {records}")
                 break
-            records += 1
+            records, last = records + 1, record.stream_pos
             yield from _record_documents(record, name, cfg, skipped, label)
     if not records:
         skipped.add_file("empty_file", name, path.stat().st_size)
+
+
+def _cut_gzip_tail(path: Path, start: int) -> int | None:
+    """The offset of a gzip member cut short after the last record's own member, which begins at
+    byte ``start`` (Common Crawl's layout: a member per record), or None: a plain WARC file,
+    members that all end, or one member for the whole file (``start`` is then not where a
+    member begins, and FastWARC itself reported any cut). Reads the last member(s) only."""
+    with open(path, "rb") as handle:
+        if handle.read(2) != b"\x1f\x8b":
+            return None
+        handle.seek(start)
+        data, at, first = handle.read(), start, True
+    while data:
+        member = zlib.decompressobj(wbits=31)  # one gzip member (RFC 1952)
+        try:
+            member.decompress(data)
+        except zlib.error:
+            return None if first else at  # bytes after the last member that are no member
+        if not member.eof:
+            return None if first else at  # the last record's own cut: counted from its block
+        at, data, first = at + len(data) - len(member.unused_data), member.unused_data, False
+    return None
 
 
 def _record_documents(record: WarcRecord, name: str, cfg: SourceConfig, skipped: Skipped,
