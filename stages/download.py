@@ -10,7 +10,9 @@ def main(args, params):
     report = download(params["download"], args.out, url_cache=args.url_cache, lock=args.lock)
     write_json(args.metrics, report)
     lost = describe_skipped(report)
+    repaired = report.get("lines_repaired", 0)
     print(f"download: {report['documents']} documents, {report['chars']:,} characters"
+          + (f"; repaired: {repaired:,} line{'' if repaired == 1 else 's'}, lines_repaired" if repaired else "")
           + (f"; skipped: {lost}" if lost else ""))
     for warning in report.get("warnings", []):
         warn(warning)

@@ -307,6 +307,18 @@ def test_files_no_reader_reads_are_counted_and_named_with_their_unit(tmp_path):
                                   "4 files, 2.1 MB, unsupported_file_type); the first: data/sources/part-0.bin")
 
 
+def test_the_stage_line_says_how_many_lines_were_repaired(tmp_path):
+    """A UTF-8 text file with one Windows-1252 line: the stage's printed line says it was
+    repaired, not only the report."""
+    src = tmp_path / "data" / "sources"
+    src.mkdir(parents=True)
+    (src / "notes.txt").write_bytes("Caf\u00e9 au lait.\n".encode() * 10 + b"It\x92s late.\n")
+    params = "download:\n  source: files\n  path: data/sources\n"
+    result = run("download.py", tmp_path, params, "--out", "data/raw", "--metrics", "download.json")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "download: 1 documents, 151 characters; repaired: 1 line, lines_repaired"
+
+
 def test_records_without_the_text_field_name_the_key_to_set(tmp_path):
     """Every record lacks text_field (The Stack's records hold ``content``): the one line names
     the first record and the key, not only a count."""

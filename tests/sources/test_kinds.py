@@ -81,6 +81,18 @@ def test_files_have_the_kind_of_their_extension(tmp_path):
     assert kinds(tmp_path)[0] == [("import os\n", "code"), ("# B\n", "prose"), ("<p>c</p>", "html")]
 
 
+def test_source_files_of_every_code_extension_are_read_as_code(tmp_path):
+    """``download.code_extensions`` names .c, .js, .rs ...: such files are read (plain or
+    compressed), not counted as unsupported; a suffix no one names still is."""
+    (tmp_path / "a.c").write_text("int main(void) { return 0; }\n")
+    (tmp_path / "b.js.gz").write_bytes(__import__("gzip").compress(b"export const b = 1;\n"))
+    (tmp_path / "c.xyz").write_text("?\n")
+    docs, skipped = kinds(tmp_path)
+    assert docs == [("int main(void) { return 0; }\n", "code"), ("export const b = 1;\n", "code")]
+    assert skipped.files == {"unsupported_file_type": 1}
+    assert kinds(tmp_path, code_extensions=[".py"])[1].files == {"unsupported_file_type": 3}
+
+
 def test_kind_rule_and_extension_kind_directly():
     rule = KindRule.of(DownloadConfig(kind_field="lang"))
     assert rule.kind({"lang": " Rust "}, "x") == "code"

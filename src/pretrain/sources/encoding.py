@@ -125,7 +125,6 @@ def _strict(raw: bytes, name: str) -> Decoded | None:
         return None
 
 
-
 class Repaired(NamedTuple):
     """A mostly-UTF-8 text decoded line by line: its lines (each with its ``\\n``), the 1-based
     line number of each in its file, and the numbers of the lines decoded with the fallback

@@ -71,12 +71,17 @@ def read_files(cfg: SourceConfig, skipped: Skipped, label: str, key: str = "down
                readers: Mapping[str, Reader] | None = None) -> Iterator[Document]:
     """The documents of every file that ``cfg.path`` (the params ``key``) names, file by file
     in sorted order, each read by the reader ``reader_for`` finds in ``readers`` (default
-    ``READERS``); a file of any other type is counted as ``unsupported_file_type``, a
-    compressed one that ends early or is damaged by its reason (see the module docstring).. A file of
-    ``PROGRESS_BYTES`` or more gets a progress bar of its own (documents, on stderr)."""
+    ``READERS``), a source file of one of ``cfg.code_extensions`` that no reader is registered
+    for (``.c``, ``.js``, ...) by the text reader, as code; a file of any other type is counted
+    as ``unsupported_file_type``, a compressed one that ends early or is damaged by its reason
+    (see the module docstring). A file of ``PROGRESS_BYTES`` or more gets a progress bar of its
+    own (documents, on stderr)."""
     readers = READERS if readers is None else readers
+    code = {suffix.lower() for suffix in cfg.code_extensions}
     for path in resolve_files(cfg.path or "", key):
         reader = reader_for(path, readers)
+        if reader is None and inner_path(path).suffix.lower() in code:
+            reader = _text
         try:
             if reader is None:
                 reason = ("compressed_parquet" if codec_of(path) and
