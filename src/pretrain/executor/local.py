@@ -10,7 +10,10 @@ one suspect is the task that died and is charged an attempt; several (two worker
 died) are each charged and run again alone, in a pool of one, where a death names its task
 exactly. A task fails with ``WorkerDied`` when its worker died alone and it has been charged
 more than ``executor.retries`` times; a task that was only beside a dying one never fails for
-it, and every task runs at most ``1 + retries`` times.
+it. Every task runs at most ``1 + retries`` times, or ``2 + retries`` where a death beside
+another running task (charged to both) came after its retries were spent (seen in a full test run: twice
+alone before its neighbour started, then once beside it, then alone); the ``WorkerDied``
+message counts every death charged to it.
 
 Workers are forked from a forkserver that imported the task's module once (``worker_context``).
 With one worker, or one task, the tasks run in this process: no start-up cost and plain
