@@ -87,6 +87,10 @@ CHECKS_MODULE = "pretrain.config.checks"
 validates params does not depend on them (they cannot change its outputs)."""
 
 
+LOADED_CHECKS_MODULE = "pretrain.config.shape_checks"
+"""The checks of the model's shape alone, run again on a loaded base (init-model)."""
+
+
 def load_all(path: str | Path = "params.yaml") -> dict[str, Any]:
     """Load and validate every section, check the local files it names, and run the cross-key
     checks (pretrain.config.checks: keys valid alone but not together), before any work."""
@@ -101,7 +105,7 @@ def check_loaded_model(configs: dict[str, Any], config: dict[str, Any], where: s
     """Run the cross-key checks again with ``config`` (``PretrainedConfig.to_dict()``) of the
     base the init-model stage loaded: a hub id's sizes are known only then. ConfigError, one
     line, for the first problem."""
-    importlib.import_module(CHECKS_MODULE).check_loaded(configs, config, where)
+    importlib.import_module(LOADED_CHECKS_MODULE).check_loaded(configs, config, where)
 
 
 def check_paths(configs: dict[str, Any], where: str) -> None:

@@ -65,7 +65,7 @@ def init_model(cfg: ModelConfig, tokenizer, out_dir: Path,
 
     ``check``: called with a base's config (``to_dict()``, after any surgery) before anything
     is saved; the stage runs the params' cross-key checks there
-    (pretrain.config.checks.check_loaded), as a hub id's sizes are known only once loaded.
+    (pretrain.config.shape_checks.check_loaded), as a hub id's sizes are known only once loaded.
     ConfigError for sizes that make no Llama model (a random init) or a base that cannot be
     loaded or cut."""
     if cfg.init == "random":
