@@ -28,7 +28,6 @@ from __future__ import annotations
 import csv
 import glob
 import io
-import gzip
 import json
 import os
 import re
@@ -147,10 +146,9 @@ def listed_files(path: Path, key: str = "download.path") -> list[Path]:
     starting with ``#`` are passed over. Raises DataError naming the list and line for an
     http(s) address (a list holds local paths: fetch such files with ``source: urls`` or a
     download tool first) and for a path that is not a file, and when the list names none."""
-    opener = gzip.open if path.name.endswith(".gz") else open
     files: dict[Path, None] = {}
     try:
-        with opener(path, "rt", encoding="utf-8") as handle:
+        with io.TextIOWrapper(open_binary(path), encoding="utf-8") as handle:
             for lineno, line in enumerate(handle, 1):
                 entry = line.strip()
                 if not entry or entry.startswith("#"):
@@ -163,7 +161,7 @@ def listed_files(path: Path, key: str = "download.path") -> list[Path]:
                 if not listed.is_file():
                     raise DataError(f"{where}: {entry!r} is not a file ({listed})")
                 files.setdefault(listed)
-    except (OSError, EOFError, UnicodeDecodeError) as exc:  # a truncated .gz, a binary list
+    except (OSError, CompressedFileError, UnicodeDecodeError) as exc:  # a truncated .gz, a binary list
         raise DataError(f"{key}: {path}: cannot read the path list ({exc})") from None
     if not files:
         raise DataError(f"{key}: the path list {path} names no file")
