@@ -7,7 +7,8 @@ from pretrain.stage import run_stage
 
 
 def main(args, params):
-    report = download(params["download"], args.out, url_cache=args.url_cache, lock=args.lock)
+    report = download(params["download"], args.out, url_cache=args.url_cache, lock=args.lock,
+                      executor=params["executor"], work_root=args.work)
     write_json(args.metrics, report)
     lost = describe_skipped(report)
     repaired = report.get("lines_repaired", 0)
@@ -19,4 +20,4 @@ def main(args, params):
 
 
 if __name__ == "__main__":
-    run_stage(__doc__, ["out", "metrics"], main, optional=("url_cache", "sources", "lock"))
+    run_stage(__doc__, ["out", "metrics"], main, optional=("url_cache", "sources", "lock", "work"))

@@ -176,7 +176,7 @@ def test_evaluate_depends_on_the_task_definitions():
 # Working folders that are deliberately not outputs: training deletes its checkpoints when it
 # finishes, and a data stage its work folder of shard outputs and completion markers (DVC would
 # fail on a missing output, or delete them before the rerun that resumes from them).
-SCRATCH = {"checkpoints/train", "data/work/clean", "data/work/dedup", "data/work/pack"}
+SCRATCH = {"checkpoints/train", "data/work/download", "data/work/clean", "data/work/dedup", "data/work/pack"}
 
 
 def test_scratch_folders_are_ignored_by_git():

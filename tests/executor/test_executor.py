@@ -232,5 +232,5 @@ def test_markers_hold_the_result_and_the_input_stamp(setup):
     run(setup, workers=1)
     marker = json.loads((setup / "work" / "k" / "part-00003.done.json").read_text())
     assert marker["result"]["text"] == "shard 3\n"
-    assert marker["source"]["size"] == len("shard 3\n")
-    assert len(marker["source"]["digest"]) == 32
+    assert marker["inputs"][0]["size"] == len("shard 3\n")
+    assert len(marker["inputs"][0]["digest"]) == 32

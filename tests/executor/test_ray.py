@@ -8,6 +8,8 @@ Skipped where Ray is not installed (``pip install -e ".[ray]"``; CI installs it 
 extra)."""
 
 import functools
+import gzip
+import json
 import os
 import shutil
 import signal
@@ -29,7 +31,7 @@ from pretrain.config.tokens import PackConfig  # noqa: E402
 from pretrain.errors import ConfigError, DataError  # noqa: E402
 from pretrain.executor.ray import loopback_only, on_loopback  # noqa: E402
 from pretrain.executor.shards import Shard, run_shards, work_folder  # noqa: E402
-from pretrain.io import DocumentWriter, shard_name  # noqa: E402
+from pretrain.io import DocumentWriter, iter_documents, shard_name  # noqa: E402
 from pretrain.sources.builtin import stdlib_files  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -178,7 +180,26 @@ def run_pack(executor, src, out, work, tokenizer):
                 out / "tokens")
 
 
-STAGES = {"clean": run_clean, "dedup": run_dedup, "pack": run_pack}
+def run_download(executor, src, out, work, tokenizer):
+    """The inputs: the corpus's documents again as JSON lines (one file read in byte ranges),
+    gzip JSON lines and the Parquet shards themselves, one task per file or range."""
+    from pretrain.config.sources import DownloadConfig
+    from pretrain.sources.download import download
+
+    inputs = src.parent / "download-inputs"
+    if not inputs.exists():
+        inputs.mkdir()
+        docs = [{"id": d["id"], "text": d["text"]} for d in iter_documents(src)]
+        (inputs / "a.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+        with gzip.open(inputs / "b.jsonl.gz", "wt") as handle:
+            handle.write("".join(json.dumps(d) + "\n" for d in docs[:5]))
+        for shard in sorted(src.glob("*.parquet")):
+            shutil.copyfile(shard, inputs / shard.name)
+    cfg = DownloadConfig(source="files", path=str(inputs), task_mb=0.05, shard_mb=0.05)
+    return download(cfg, out / "raw", executor=executor, work_root=work)
+
+
+STAGES = {"clean": run_clean, "dedup": run_dedup, "pack": run_pack, "download": run_download}
 
 
 def outputs(folder: Path) -> dict[str, bytes]:

@@ -145,7 +145,8 @@ def test_download_writes_the_documents_and_reports_counts(tmp_path):
                       "skipped": {"empty_text": 1}, "skipped_files": {}, "skipped_urls": {},
                       "skipped_examples": {"empty_text": [f"{src}:3"]},
                       "decoded": {}, "lines_repaired": 0, "lines_dropped": 0, "fetched": {},
-                      "ids": {"from_location": 3}}
+                      "ids": {"from_location": 3},
+                      "inputs": {"files": 1, "bytes": src.stat().st_size, "tasks": 1}}
     assert sorted(p.name for p in out.iterdir()) == ["part-00000.parquet"]
     assert count_rows(out) == 3
     assert list(read_table(out)) == list(iter_documents(cfg, Skipped()))

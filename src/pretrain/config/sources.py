@@ -202,12 +202,18 @@ class DownloadConfig(SourceConfig):
     """Megabytes (10^6 bytes) of UTF-8 text per shard of data/raw; clean, dedup and pack run
     one task per shard (docs/scale.md: 64-256 for a corpus of many GB)."""
 
+    task_mb: float = 64.0
+    """Megabytes (10^6 bytes) of input files per read task of the download stage: files smaller
+    than this are grouped, in order, up to it; an uncompressed JSON lines file larger than this
+    is read in byte ranges of it, cut at line ends (docs/scale.md)."""
+
     _may_mix = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
         positive("max_documents", self.max_documents, allow_none=True)
         positive("shard_mb", self.shard_mb)
+        positive("task_mb", self.task_mb)
         if self.source != "mix":
             if self.sources:
                 raise ValueError(f"sources: used only when source is 'mix' (source is {self.source!r})")

@@ -23,6 +23,7 @@ the stage, and the rerun resumes from the completion markers (pretrain.executor.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import threading
@@ -83,10 +84,20 @@ def worker_context(task: Callable[[Any], Any]) -> Any:
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
-    module = getattr(getattr(task, "func", task), "__module__", None)
+    module = task_module(task)
     if module and module.startswith("pretrain."):
         context.set_forkserver_preload([module])  # ignored once the server runs (one per process)
     return context
+
+
+def task_module(task: Callable[[Any], Any]) -> str | None:
+    """The module of the function a task runs, under its wrappers: functools.partial, and the
+    stamping partial of run_tasks (``partial(_stamped, partial(clean_shard, cfg), digest)``,
+    whose own module, the executor's, has none of the stage's libraries to preload)."""
+    while isinstance(task, functools.partial):
+        inner = [arg for arg in task.args if callable(arg)]
+        task = inner[0] if inner and task.func.__module__ == "pretrain.executor.shards" else task.func
+    return getattr(task, "__module__", None)
 
 
 class LocalExecutor:

@@ -11,6 +11,12 @@ when its input has the same size and either the same inode and modification time
 without reading it, as DVC's own state does) or the same bytes (a copy, say after
 ``dvc checkout``). The digest is taken by the task, so a first run hashes in parallel.
 
+The download stage's tasks read input files rather than shards (``run_tasks``: a task may read
+several files, or a byte range of one); their markers stamp every file a task reads, without
+the digest (a copy of an input is read again: hashing a crawl's files would read them twice),
+and a marker counts only for the task it was written for (its repr: files, range), so inputs
+planned otherwise after files were added are read again.
+
 The work folder is named by ``stage_key``: a digest of the stage's params and of the library's
 code, so a changed rule or setting never reuses a shard written under the old one; the folders
 of other keys are deleted when a run starts, this run's when the stage has moved its outputs
@@ -58,6 +64,15 @@ class Shard:
     def output(self, suffix: str) -> Path:
         """The path of one of this task's outputs, ``work/part-00003<suffix>``."""
         return self.work / f"{self.name}{suffix}"
+
+    @property
+    def inputs(self) -> tuple[Path, ...]:
+        """The files the task reads, whose stamps its marker records."""
+        return (self.source,)
+
+    def describe(self) -> str:
+        """What an error names: the input shard's file name."""
+        return f"shard {self.source.name}"
 
 
 def code_digest(package: Path = PACKAGE) -> str:
@@ -152,24 +167,40 @@ def run_shards(cfg: ExecutorConfig, stage: str, task: Callable[[Shard], dict], s
     """
     work = Path(work).resolve()
     shards = [Shard(i, Path(source).resolve(), work) for i, source in enumerate(sources)]
-    results = {shard.index: done for shard in shards if (done := finished(shard)) is not None}
-    pending = [shard for shard in shards if shard.index not in results]
+    return run_tasks(cfg, stage, task, shards)
+
+
+def run_tasks(cfg: ExecutorConfig, stage: str, task: Callable[[Any], dict], items: list[Any],
+              digest: bool = True, unit: str = "shard", name_item: bool = True) -> list[dict]:
+    """``run_shards`` for any task items: each has ``index``, ``output(suffix)`` (its marker is
+    ``output(".done.json")``), ``inputs`` (the files it reads, stamped in its marker) and
+    ``describe()`` (what an error names); results in the order of ``items``. ``digest``: the
+    markers also record each input's digest, so a copy of an input (new inode) is recognised by
+    its bytes; without it a copy is read again (the download stage: hashing a crawl's files
+    would read them twice, and a byte-range task would hash its whole file). ``name_item``
+    False: a task's DataError, which names its input itself (a reader's), is raised with its
+    own message alone; any other error still names the item."""
+    results = {i: done for i, item in enumerate(items) if (done := finished(item)) is not None}
+    pending = [i for i in range(len(items)) if i not in results]
     if not pending:
-        return [results[i] for i in range(len(shards))]
-    with _executor(cfg) as executor, tqdm(total=len(shards), initial=len(results),
-                                          desc=f"{stage}: shards", unit="shard") as bar, \
-            contextlib.closing(executor.map(functools.partial(_stamped, task), pending)) as outcomes:
+        return [results[i] for i in range(len(items))]
+    run = functools.partial(_stamped, task, digest)
+    with _executor(cfg) as executor, tqdm(total=len(items), initial=len(results),
+                                          desc=f"{stage}: {unit}s", unit=unit) as bar, \
+            contextlib.closing(executor.map(run, [items[i] for i in pending])) as outcomes:
         for position, outcome in outcomes:
-            shard = pending[position]
+            item = items[pending[position]]
             if isinstance(outcome, BaseException):
                 if not isinstance(outcome, Exception):  # KeyboardInterrupt in a worker
                     raise outcome
-                raise DataError(f"{stage}: shard {shard.source.name}: {one_line(outcome)}") from outcome
+                if isinstance(outcome, DataError) and not name_item:
+                    raise DataError(one_line(outcome)) from outcome
+                raise DataError(f"{stage}: {item.describe()}: {one_line(outcome)}") from outcome
             done = json.loads(json.dumps(outcome))
-            write_json(shard.output(".done.json"), done)
-            results[shard.index] = done["result"]
+            write_json(item.output(".done.json"), done)
+            results[pending[position]] = done["result"]
             bar.update(1)
-    return [results[i] for i in range(len(shards))]
+    return [results[i] for i in range(len(items))]
 
 
 def source_stamp(path: Path, digest: bool = True) -> dict[str, Any]:
@@ -180,27 +211,39 @@ def source_stamp(path: Path, digest: bool = True) -> dict[str, Any]:
     return {**stamp, "digest": file_digest(path)} if digest else stamp
 
 
-def _stamped(task: Callable[[Shard], dict], shard: Shard) -> dict[str, Any]:
-    """Run ``task`` (in the worker) and return its result with the stamp of its input, taken
-    before the task reads it: a shard changed meanwhile is run again next time."""
-    source = source_stamp(shard.source)
-    return {"source": source, "result": task(shard)}
+def _stamped(task: Callable[[Any], dict], digest: bool, item: Any) -> dict[str, Any]:
+    """Run ``task`` (in the worker) and return its result with the stamps of its inputs, taken
+    before the task reads them: an input changed meanwhile is read again next time."""
+    inputs = [source_stamp(path, digest) for path in item.inputs]
+    return {"task": repr(item), "inputs": inputs, "result": task(item)}
 
 
-def finished(shard: Shard) -> Any:
-    """The result in ``shard``'s marker when the marker is valid (module docstring), else None."""
+def finished(item: Any) -> Any:
+    """The result in the marker of ``item`` (a Shard, or a task item of run_tasks) when the
+    marker was written for this same item (its repr: its inputs, byte range, ...) and is valid
+    (module docstring) for every one of its inputs, else None."""
     try:
-        done = json.loads(shard.output(".done.json").read_text(encoding="utf-8"))
-        recorded, result = dict(done["source"]), done["result"]
+        done = json.loads(item.output(".done.json").read_text(encoding="utf-8"))
+        recorded, result = list(done["inputs"]), done["result"]
     except (OSError, ValueError, KeyError, TypeError):  # none yet, or not one of ours
         return None
-    now = source_stamp(shard.source, digest=False)
+    if done.get("task") != repr(item) or len(recorded) != len(item.inputs):
+        return None  # another task of that name: the inputs were planned otherwise
+    for stamp, path in zip(recorded, item.inputs):
+        if not isinstance(stamp, dict) or not _same_input(stamp, path):
+            return None
+    return result
+
+
+def _same_input(recorded: dict[str, Any], path: Path) -> bool:
+    try:
+        now = source_stamp(path, digest=False)
+    except OSError:  # gone since
+        return False
     if recorded.get("size") != now["size"]:
-        return None
-    if all(recorded.get(key) == now[key] for key in ("inode", "mtime_ns")) or \
-            recorded.get("digest") == file_digest(shard.source):
-        return result
-    return None
+        return False
+    return all(recorded.get(key) == now[key] for key in ("inode", "mtime_ns")) or \
+        ("digest" in recorded and recorded["digest"] == file_digest(path))
 
 
 def one_line(exc: BaseException) -> str:

@@ -1,263 +1,243 @@
-"""Document sources: the built-in corpus (pretrain.sources.builtin), local files, URLs and
-Hugging Face datasets, alone or mixed with weights.
+"""The download stage: the configured source, or mix of sources, read by tasks on the
+executor into the document shards of data/raw.
 
-Every source yields dicts with ``id``, ``text``, ``source``, ``provenance`` (where the text
-came from, precisely enough to find it again) and ``metadata`` (a record's other fields, as a
-JSON object: see pretrain.sources.records). What cannot be used is skipped and counted in
-``skipped`` by reason and in its unit (records; whole files, with their bytes; URLs), with where
-the first few were; a file that cannot be read at all raises DataError naming it.
-
-Ids are unique in the output, whichever sources they come from: the pack stage assigns a
-document to training or validation by a hash of its id, and every later report names documents
-by it. No document is lost for its id: in a mix each id is prefixed with its entry's name
-(``{name}/{id}``; a name holds no "/"), so two sources that both number their records from 0
-cannot meet, and within one source a document whose id an earlier one already has keeps it
-prefixed with its own provenance (``{provenance}/{id}``, e.g. ``data/a.jsonl:3/7``), counted
-in ``ids`` as ``duplicate_made_unique``. A prefix rather than a suffix, because the end of an id
-may be read: a record's kind is told from its id's extension when its source names no
-``kind_field`` (pretrain.sources.kinds). The ids seen
-are held per source as 16-byte BLAKE2b digests (83 bytes per document with the set's overhead,
-measured with tracemalloc for a million ids; a collision by chance needs ~2^64 documents).
-
-Mixing (``source: mix``): each entry of ``download.sources`` gets a share of
-``max_documents`` equal to its weight over the sum of the weights, rounded to whole documents by
-the largest-remainder method (so the counts are exact and add up to ``max_documents``). Each
-source gives its first documents, in its own order; the output interleaves the sources in an
-order shuffled with ``seed``. A source with fewer documents than its share is an error: the mix
-would not be the one asked for. Weights are shares of documents, not of characters or tokens,
-and not epochs: repeating documents here would only feed the dedup stage duplicates to remove.
+A source of local files is read by one task per input file, group of small files, or byte
+range of a large JSON lines file; any other source by one task (pretrain.sources.tasks). The
+tasks run on the executor of every data stage (pretrain.executor: the local pool or Ray) with
+completion markers, so that a run killed part way reads only the unfinished tasks' inputs when
+run again. A last pass in this process (pretrain.sources.assemble) takes each source's window
+(skip, limit, its share of max_documents), makes its ids unique and puts the shards in place, or
+interleaves a mix: the built-in source and each mix entry are read in parallel like the rest,
+and the mix's interleave is a second pass, serial, a copy of the mixed documents, because its
+seeded order runs across every source. The output is the same bytes for any executor and number
+of workers, and the same documents as ``iter_documents`` reads in one process
+(pretrain.sources.streams: what a source yields, ids, mixing).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
-import hashlib
 import importlib.metadata
-import itertools
-import math
+import os
 import random
+import shutil
+import tempfile
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable, Iterator, NamedTuple
+from typing import Any, Iterator
 
-from tqdm import tqdm
-
-from pretrain.config.sources import DownloadConfig, FetchConfig, SourceConfig
+from pretrain.config.executor import ExecutorConfig
+from pretrain.config.sources import DownloadConfig
 from pretrain.errors import ConfigError, DataError
+from pretrain.executor.shards import run_tasks, session, stage_key, work_folder
 from pretrain.io import ShardedDocumentWriter, atomic_path
-from pretrain.sources.builtin import (
-    normalize_name,
-    package_descriptions,
-    pydoc_topics,
-    read_locked,
-    stdlib_docstrings,
-    stdlib_sources,
+from pretrain.sources.assemble import (
+    EntryDocs,
+    count_skipped,
+    counted,
+    made_unique,
+    new_totals,
+    window,
+    window_documents,
+    write_single,
 )
-from pretrain.sources.files import read_files
-from pretrain.sources.hf import read_hf
-from pretrain.sources.manifest import ManifestCheck, manifest_path, text_digest, write_manifest
-from pretrain.sources.records import EMPTY_METADATA, Document, Skipped, describe_skipped, params_key
-from pretrain.sources.urls import mark_cache_dir, read_urls
+from pretrain.sources.builtin import normalize_name, read_locked
+from pretrain.sources.manifest import manifest_path, text_digest, write_manifest
+from pretrain.sources.records import Document, Skipped, describe_skipped, params_key
+from pretrain.sources.streams import Context, iter_documents, mix_counts, short_of_share, unique_ids
+from pretrain.sources.tasks import (
+    LineTask,
+    ReadTask,
+    count_lines,
+    entries,
+    line_tasks,
+    plan_files,
+    ranges_of,
+    read_task,
+)
+from pretrain.sources.urls import mark_cache_dir
 
-__all__ = ["Skipped", "describe_skipped", "download", "iter_documents", "mix_counts"]
-
-
-class Context(NamedTuple):
-    """What a source may need beyond its own settings: the fetch settings and URL cache, the
-    locked distributions (None: every installed one gives a package description) and, per
-    built-in source (by its label), the check of its documents against the manifest."""
-
-    fetch: FetchConfig
-    url_cache: Path | None
-    locked: dict[str, str] | None = None
-    checks: dict[str, ManifestCheck] | None = None
-
-
-def iter_documents(cfg: DownloadConfig, skipped: Skipped, url_cache: Path | None = None,
-                   locked: dict[str, str] | None = None,
-                   checks: dict[str, ManifestCheck] | None = None) -> Iterator[Document]:
-    """Yield the documents of the configured source (at most ``cfg.max_documents``), or of the
-    mix of ``cfg.sources``. ``locked`` and ``checks``: see Context."""
-    ctx = Context(cfg.fetch, url_cache, locked, checks)
-    if cfg.source == "mix":
-        yield from _mix(cfg, ctx, skipped)
-        return
-    docs = unique_ids(read_source(cfg, ctx, skipped, None), skipped)
-    # islice stops before asking for one more: a document past the cap is never read or fetched.
-    yield from itertools.islice(docs, cfg.max_documents)
-
-
-def read_source(src: SourceConfig, ctx: Context, skipped: Skipped,
-                label: str | None) -> Iterator[Document]:
-    """The documents of one source after its first ``src.skip`` (each counted as
-    ``skipped_by_config`` in records), at most ``src.limit`` of them; islice stops reading there,
-    as with max_documents."""
-    docs = SOURCES[src.source](src, ctx, skipped, label)
-    for doc in itertools.islice(docs, src.skip):
-        skipped.add("skipped_by_config", doc["provenance"])
-    yield from itertools.islice(docs, src.limit)
-
-
-def unique_ids(docs: Iterator[Document], skipped: Skipped, prefix: str = "") -> Iterator[Document]:
-    """Every document of one source, its id made unique where an earlier one has it (see the
-    module docstring; counted in ``skipped.ids["duplicate_made_unique"]``) and put after
-    ``prefix``."""
-    seen: set[bytes] = set()
-    for doc in docs:
-        doc_id, n = doc["id"], 1
-        while not _first_sight(doc_id, seen):  # a made-up id could, just, be a real one
-            n += 1
-            again = "" if n == 2 else f"#{n - 1}"
-            doc_id = f"{doc['provenance']}{again}/{doc['id']}"
-        if n > 1:
-            skipped.ids["duplicate_made_unique"] += 1
-        if prefix or n > 1:
-            doc = {**doc, "id": prefix + doc_id}
-        yield doc
-
-
-def _first_sight(doc_id: str, seen: set[bytes]) -> bool:
-    """Whether ``doc_id`` is new to ``seen``, which then has it."""
-    key = hashlib.blake2b(doc_id.encode(), digest_size=16).digest()
-    if key in seen:
-        return False
-    seen.add(key)
-    return True
-
-
-# --- mixing ---------------------------------------------------------------------------------------
-
-
-def mix_counts(weights: list[float], total: int) -> list[int]:
-    """Documents per source: ``total`` shared in proportion to ``weights``, rounded by largest
-    remainder (Hamilton's method; ties go to the earlier source)."""
-    shares = [w / sum(weights) * total for w in weights]
-    counts = [math.floor(share) for share in shares]
-    by_remainder = sorted(range(len(shares)), key=lambda i: (counts[i] - shares[i], i))
-    for i in by_remainder[:total - sum(counts)]:
-        counts[i] += 1
-    return counts
-
-
-def _mix(cfg: DownloadConfig, ctx: Context, skipped: Skipped) -> Iterator[Document]:
-    counts = mix_counts([s.weight for s in cfg.sources], cfg.max_documents)
-    for i, (src, count) in enumerate(zip(cfg.sources, counts)):
-        if count == 0:
-            raise ConfigError(f"download.sources[{i}].weight: {src.weight} gives {src.name!r} no "
-                              f"document of max_documents {cfg.max_documents}")
-    streams = [unique_ids(read_source(s, ctx, skipped, s.name), skipped, f"{s.name}/")
-               for s in cfg.sources]
-    order = [i for i, count in enumerate(counts) for _ in range(count)]
-    random.Random(cfg.seed).shuffle(order)
-    taken = [0] * len(streams)
-    for i in order:
-        doc = next(streams[i], None)
-        if doc is None:
-            src = cfg.sources[i]
-            lost = describe_skipped(skipped.report())
-            raise DataError(f"download.sources[{i}] ({src.name!r}): has {taken[i]} usable "
-                            f"documents, but its weight asks for {counts[i]} of max_documents "
-                            f"{cfg.max_documents}; lower its weight or max_documents"
-                            + (f", or its skip ({src.skip})" if src.skip else "")
-                            + (f", or raise its limit ({src.limit})" if src.limit is not None else "")
-                            + (f" (skipped so far, all sources: {lost})" if lost else ""))
-        taken[i] += 1
-        yield doc
-
-
-# --- built-in corpus: real text that every machine with Python installed has ---------------
-
-
-def _builtin(src: SourceConfig, ctx: Context, skipped: Skipped,
-             label: str | None) -> Iterator[Document]:
-    """Each document labelled with its part (stdlib, ...), or with ``label`` in a mix; no
-    metadata of its own (its provenance names the Python version and file). Each is checked
-    against the manifest when ``ctx.checks`` is given (pretrain.sources.manifest)."""
-    check = ManifestCheck(src.builtin_parts, src.include_tests)
-    if ctx.checks is not None:
-        ctx.checks[label or "builtin"] = check
-    parts = {**BUILTIN_PARTS,
-             "package_docs": functools.partial(package_descriptions, locked=ctx.locked)}
-    for part in src.builtin_parts:
-        for doc in parts[part](src.include_tests, skipped):
-            doc["metadata"] = EMPTY_METADATA
-            check.observe(doc)
-            yield {**doc, "source": label} if label else doc
-    check.finish()
-
-
-BUILTIN_PARTS: dict[str, Callable[[bool, Skipped], Iterator[Document]]] = {
-    "stdlib": stdlib_sources,
-    "pydoc_topics": pydoc_topics,
-    "docstrings": stdlib_docstrings,
-    "package_docs": package_descriptions,
-}
-
-
-# --- local files, URLs, Hugging Face datasets ---------------------------------------------------
-
-
-def _files(src: SourceConfig, ctx: Context, skipped: Skipped,
-           label: str | None) -> Iterator[Document]:
-    return read_files(src, skipped, label or "files", params_key(label, "path"))
-
-
-def _urls(src: SourceConfig, ctx: Context, skipped: Skipped,
-          label: str | None) -> Iterator[Document]:
-    return read_urls(src, ctx.fetch, ctx.url_cache, skipped, label or "urls")
-
-
-def _hf(src: SourceConfig, ctx: Context, skipped: Skipped, label: str | None) -> Iterator[Document]:
-    return read_hf(src, skipped, label or "hf", params_key(label, "path"))
-
-
-Source = Callable[[SourceConfig, Context, Skipped, str | None], Iterator[Document]]
-SOURCES: dict[str, Source] = {"builtin": _builtin, "files": _files, "hf": _hf, "urls": _urls}
-
-
-# --- the stage ---------------------------------------------------------------------------------
+__all__ = ["Skipped", "describe_skipped", "download", "iter_documents", "mix_counts", "unique_ids"]
 
 
 def download(cfg: DownloadConfig, out_dir: Path, url_cache: Path | None = None,
-             lock: Path | None = None) -> dict[str, Any]:
-    """Write the documents to ``out_dir`` as shards of ``cfg.shard_mb`` MB of text
-    (``part-00000.parquet``, ...: pretrain.io.ShardedDocumentWriter); return the report. Fetched
-    URLs are cached in ``url_cache`` (a DVC output, so it is created even when nothing is
-    fetched). The sources are read as one stream, so download itself runs in one process.
+             lock: Path | None = None, executor: ExecutorConfig | None = None,
+             work_root: Path | None = None) -> dict[str, Any]:
+    """Write the documents to ``out_dir`` as shards of at most ``cfg.shard_mb`` MB of text
+    (``part-00000.parquet``, ...: pretrain.io.ShardedDocumentWriter); return the report.
+
+    The sources are read by tasks on ``executor`` (default: one worker, in this process), one
+    per input file or group or range of files, or one per other source
+    (pretrain.sources.tasks), with their work and completion markers in ``work_root`` (default:
+    a temporary folder, so nothing to resume); a rerun after a kill reads only the inputs of the
+    tasks without a marker. A source capped by ``max_documents``, its ``limit`` or its mix
+    share is read in waves of tasks (``WAVE``, doubling), in input order, until it has enough
+    documents; the same inputs are read, and the same bytes written, for any executor and
+    worker count. The last pass (pretrain.sources.assemble) cuts each source's window, makes
+    its ids unique and puts the shards in place, or interleaves a mix. Fetched URLs are cached in
+    ``url_cache`` (a DVC output, so it is created even when nothing is fetched).
 
     ``lock``: the requirements lock (``requirements/core.lock``) whose distributions alone give
     the built-in corpus package descriptions (None: every installed one). The built-in
     documents are checked against the committed manifest of this Python (report:
     ``builtin_manifest``; a difference is one line in the report's ``warnings``, which the
     stage prints).
+
+    Raises DataError naming the input when a task fails (pretrain.executor.shards.run_tasks),
+    when a mix source has fewer documents than its share, and when no document is left.
     """
     if url_cache is not None:
         mark_cache_dir(url_cache)
-    locked = read_locked(lock) if lock is not None else None
-    checks: dict[str, ManifestCheck] = {}
-    skipped = Skipped()
-    by_source: Counter = Counter()
-    by_kind: Counter = Counter()
-    chars = 0
+    executor = executor or ExecutorConfig(workers=1)
+    context = Context(cfg.fetch, url_cache, read_locked(lock) if lock is not None else None)
+    with contextlib.ExitStack() as stack:
+        if work_root is None:
+            work_root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="download-")))
+        work = work_folder(work_root, stage_key("download", cfg, str(lock), str(url_cache)))
+        with session(executor):
+            tasks = plan(cfg, executor, work)
+            results = read_in_waves(cfg, executor, context, tasks)
+        report = _assemble(cfg, tasks, results, out_dir)
+        shutil.rmtree(work)
+    return report
+
+
+WAVE = 4
+"""Tasks per source in the first wave of a capped source; each later wave doubles."""
+
+
+def plan(cfg: DownloadConfig, executor: ExecutorConfig, work: Path) -> dict[int, list[ReadTask]]:
+    """The read tasks of each source (by its place in ``entries``), numbered in input order
+    across sources; large JSON lines files are cut into ranges by a first pass of line-count
+    tasks (pretrain.sources.tasks)."""
+    cwd, task_bytes = os.getcwd(), max(1, round(cfg.task_mb * 1e6))
+    specs: dict[int, list[tuple]] = {}
+    counting: list[LineTask] = []
+    for e, (src, label) in enumerate(entries(cfg)):
+        if src.source != "files":
+            specs[e] = [("stream",)]
+            continue
+        specs[e] = plan_files(src, e, params_key(label, "path"), task_bytes)
+        for spec in specs[e]:
+            if spec[0] == "range":
+                counting += line_tasks(spec[1], task_bytes, work, len(counting))
+    counts = run_tasks(executor, "download: line starts", count_lines, counting, digest=False,
+                       unit="range") if counting else []
+    by_file: dict[Path, list[dict]] = {}
+    for task, count in zip(counting, counts):
+        by_file.setdefault(task.path, []).append(count)
+    tasks: dict[int, list[ReadTask]] = {}
+    index = 0
+    for e, (src, label) in enumerate(entries(cfg)):
+        tasks[e] = []
+        for spec in specs[e]:
+            if spec[0] == "stream":
+                made = [ReadTask(index, e, work, cwd, stream=True, stop=_needed(cfg, e))]
+            elif spec[0] == "files":
+                made = [ReadTask(index, e, work, cwd, paths=spec[1])]
+            else:
+                ranges = ranges_of(by_file[Path(os.path.abspath(spec[1]))])
+                made = [ReadTask(index + i, e, work, cwd, paths=(spec[1],), start=start, end=end,
+                                 first_line=line) for i, (start, end, line) in enumerate(ranges)]
+            tasks[e] += made
+            index += len(made)
+    return tasks
+
+
+def _needed(cfg: DownloadConfig, entry: int) -> int | None:
+    """Documents of source ``entry`` read at most: its skip, then the least of its limit and
+    its share (max_documents, or its mix count); None: all."""
+    src, _ = entries(cfg)[entry]
+    share = (mix_counts([s.weight for s in cfg.sources], cfg.max_documents)[entry]
+             if cfg.source == "mix" else cfg.max_documents)
+    caps = [c for c in (src.limit, share) if c is not None]
+    return src.skip + min(caps) if caps else None
+
+
+def read_in_waves(cfg: DownloadConfig, executor: ExecutorConfig, context: Context,
+                  tasks: dict[int, list[ReadTask]]) -> dict[int, list[dict]]:
+    """Run the read tasks; a capped source's in waves (``WAVE``) until it has the documents it
+    needs or none are left. Returns the results of each source's tasks that ran, in order."""
+    run = functools.partial(read_task, cfg, context)
+    results: dict[int, list[dict]] = {e: [] for e in tasks}
+    size = WAVE
+    while True:
+        wave = []
+        for e, made in tasks.items():
+            needed, got = _needed(cfg, e), sum(_documents(r) for r in results[e])
+            done = len(results[e])
+            if done < len(made) and (needed is None or got < needed):
+                wave += made[done:] if needed is None else made[done:done + size]
+        if not wave:
+            return results
+        for task, result in zip(wave, run_tasks(executor, "download", run, wave, digest=False,
+                                                unit="task", name_item=False)):
+            results[task.entry].append(result)
+        size *= 2
+
+
+def _documents(result: dict) -> int:
+    return sum(shard["documents"] for shard in result["shards"])
+
+
+def _assemble(cfg: DownloadConfig, tasks: dict[int, list[ReadTask]], results: dict[int, list[dict]],
+              out_dir: Path) -> dict[str, Any]:
+    """The last pass (pretrain.sources.assemble) and the report."""
+    skipped = Skipped.merged([r["skipped"] for e in sorted(results) for r in results[e]])
+    windows: dict[int, tuple[EntryDocs, int, int, dict[int, str]]] = {}
+    for e, (src, label) in enumerate(entries(cfg)):
+        docs = EntryDocs(tasks[e][:len(results[e])], results[e])
+        start, stop = window(docs.total, src.skip, src.limit, _share(cfg, e))
+        count_skipped(docs, start, skipped)
+        if cfg.source == "mix" and stop - start < _share(cfg, e):
+            raise DataError(short_of_share(cfg, e, stop - start, skipped))
+        new_ids = made_unique(docs.digests(start, stop), lambda i, d=docs, s=start: d.field(s + i, "id"),
+                              lambda i, d=docs, s=start: d.field(s + i, "provenance"))
+        if new_ids:
+            skipped.ids["duplicate_made_unique"] += len(new_ids)
+        windows[e] = (docs, start, stop, new_ids)
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
-        with ShardedDocumentWriter(tmp, round(cfg.shard_mb * 1e6)) as writer:
-            for doc in tqdm(iter_documents(cfg, skipped, url_cache, locked, checks),
-                            desc="download", unit="doc"):
-                writer.write(doc)
-                by_source[doc["source"]] += 1
-                by_kind[doc["kind"]] += 1
-                chars += len(doc["text"])
-        if writer.count == 0:
+        if cfg.source == "mix":
+            totals = new_totals()
+            with ShardedDocumentWriter(tmp, round(cfg.shard_mb * 1e6)) as writer:
+                for doc in counted(_interleaved(cfg, windows), totals):
+                    writer.write(doc)
+            shards = writer.shards
+        else:
+            shards, totals = write_single(*windows[0], tmp)
+        if totals["documents"] == 0:
             raise DataError(nothing_yielded(cfg, skipped))
-    report = {"documents": writer.count, "chars": chars, "shards": writer.shards,
-              "by_source": dict(sorted(by_source.items())),
-              "by_kind": dict(sorted(by_kind.items())), **skipped.report(),
+    ran = [r for e in sorted(results) for r in results[e]]
+    manifest = {name: m for r in ran for name, m in r.get("manifest", {}).items()}
+    report = {"documents": totals["documents"], "chars": totals["chars"], "shards": shards,
+              "by_source": dict(sorted(totals["by_source"].items())),
+              "by_kind": dict(sorted(totals["by_kind"].items())),
+              "inputs": {"files": sum(r["input_files"] for r in ran),
+                         "bytes": sum(r["input_bytes"] for r in ran),
+                         "tasks": len(ran)},
+              **skipped.report(),
               "fetched": dict(sorted(skipped.fetched.items())),
               "ids": dict(sorted(skipped.ids.items())),
               **({"kind_field_missing": skipped.kind_field_missing}
                  if skipped.kind_field_missing else {})}
-    return {**report, **_manifest_report(checks), **_mix_report(cfg, by_source)}
+    return {**report, **_manifest_report(manifest), **_mix_report(cfg, totals["by_source"])}
+
+
+def _share(cfg: DownloadConfig, entry: int) -> int | None:
+    if cfg.source == "mix":
+        return mix_counts([s.weight for s in cfg.sources], cfg.max_documents)[entry]
+    return cfg.max_documents
+
+
+def _interleaved(cfg: DownloadConfig, windows: dict) -> Iterator[Document]:
+    """The mix's documents: each source's window in the order shuffled with ``cfg.seed``."""
+    streams = [window_documents(*windows[e], prefix=f"{s.name}/") for e, s in enumerate(cfg.sources)]
+    order = [e for e, (_, start, stop, _) in sorted(windows.items()) for _ in range(stop - start)]
+    random.Random(cfg.seed).shuffle(order)
+    for e in order:
+        yield next(streams[e])
 
 
 FIELD_HINTS = {
@@ -286,12 +266,13 @@ def nothing_yielded(cfg: DownloadConfig, skipped: Skipped) -> str:
     return line
 
 
-def _manifest_report(checks: dict[str, ManifestCheck]) -> dict[str, Any]:
-    """The report's ``builtin_manifest`` (per built-in source) and ``warnings``, if any."""
+def _manifest_report(checks: dict[str, dict]) -> dict[str, Any]:
+    """The report's ``builtin_manifest`` (per built-in source) and ``warnings``, if any, from
+    the read tasks' manifest checks (label -> report and warning)."""
     if not checks:
         return {}
-    warnings = [w for _, check in sorted(checks.items()) if (w := check.warning())]
-    return {"builtin_manifest": {label: check.report() for label, check in sorted(checks.items())},
+    warnings = [c["warning"] for _, c in sorted(checks.items()) if c["warning"]]
+    return {"builtin_manifest": {label: c["report"] for label, c in sorted(checks.items())},
             **({"warnings": warnings} if warnings else {})}
 
 

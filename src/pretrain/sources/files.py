@@ -28,11 +28,10 @@ from __future__ import annotations
 import csv
 import glob
 import io
-import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Callable, Iterator, Mapping
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -43,6 +42,7 @@ from pretrain.errors import DataError
 from pretrain.sources.bodies import bytes_document, count_encoding
 from pretrain.sources.compression import CompressedFileError, codec_of, inner_path, open_binary, read_all
 from pretrain.sources.encoding import Decoded, Repaired, decode, decode_mixed
+from pretrain.sources.jsonl import read_jsonl
 from pretrain.sources.kinds import KindRule, extension_kind
 from pretrain.sources.office import read_docx
 from pretrain.sources.pdf import read_pdf
@@ -69,32 +69,47 @@ PROGRESS_BYTES = 64 << 20  # a file this large takes seconds to read: it gets it
 def read_files(cfg: SourceConfig, skipped: Skipped, label: str, key: str = "download.path",
                readers: Mapping[str, Reader] | None = None) -> Iterator[Document]:
     """The documents of every file that ``cfg.path`` (the params ``key``) names, file by file
-    in sorted order, each read by the reader ``reader_for`` finds in ``readers`` (default
-    ``READERS``), a source file of one of ``cfg.code_extensions`` that no reader is registered
-    for (``.c``, ``.js``, ...) by the text reader, as code; a file of any other type is counted
-    as ``unsupported_file_type``, a compressed one that ends early or is damaged by its reason
-    (see the module docstring). A file of ``PROGRESS_BYTES`` or more gets a progress bar of its
-    own (documents, on stderr)."""
-    readers = READERS if readers is None else readers
-    code = {suffix.lower() for suffix in cfg.code_extensions}
+    in sorted order (``read_file``)."""
     for path in resolve_files(cfg.path or "", key):
-        reader = reader_for(path, readers)
-        if reader is None and inner_path(path).suffix.lower() in code:
-            reader = _text
-        try:
-            if reader is None:
-                reason = ("compressed_parquet" if codec_of(path) and
-                          inner_path(path).suffix.lower() == ".parquet" else "unsupported_file_type")
-                skipped.add_file(reason, display_name(path), path.stat().st_size)
-            else:
-                docs = reader(path, cfg, skipped, label)
-                if path.stat().st_size >= PROGRESS_BYTES:
-                    docs = tqdm(docs, desc=display_name(path), unit="doc", leave=False)
-                yield from docs
-        except CompressedFileError as exc:  # the records before the damage are kept
-            skipped.add_file(exc.reason, f"{display_name(path)} ({exc.detail})", path.stat().st_size)
-        except OSError as exc:  # permission denied, a device error: the file cannot be read at all
-            raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        yield from read_file(path, cfg, skipped, label, readers)
+
+
+def read_file(path: Path, cfg: SourceConfig, skipped: Skipped, label: str,
+              readers: Mapping[str, Reader] | None = None) -> Iterator[Document]:
+    """The documents of one file, read by the reader ``reader_for`` finds in ``readers``
+    (default ``READERS``), a source file of one of ``cfg.code_extensions`` that no reader is
+    registered for (``.c``, ``.js``, ...) by the text reader, as code; a file of any other type
+    is counted as ``unsupported_file_type``, a compressed one that ends early or is damaged by
+    its reason (see the module docstring). A file of ``PROGRESS_BYTES`` or more gets a progress
+    bar of its own (documents, on stderr). Raises DataError naming the file when it cannot be
+    read at all."""
+    readers = READERS if readers is None else readers
+    reader = reader_for(path, readers)
+    if reader is None and inner_path(path).suffix.lower() in {s.lower() for s in cfg.code_extensions}:
+        reader = _text
+    try:
+        if reader is None:
+            reason = ("compressed_parquet" if codec_of(path) and
+                      inner_path(path).suffix.lower() == ".parquet" else "unsupported_file_type")
+            skipped.add_file(reason, display_name(path), path.stat().st_size)
+        else:
+            docs = reader(path, cfg, skipped, label)
+            if path.stat().st_size >= PROGRESS_BYTES:
+                docs = tqdm(docs, desc=display_name(path), unit="doc", leave=False)
+            yield from docs
+    except CompressedFileError as exc:  # the records before the damage are kept
+        skipped.add_file(exc.reason, f"{display_name(path)} ({exc.detail})", path.stat().st_size)
+    except OSError as exc:  # permission denied, a device error: the file cannot be read at all
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def is_json_lines(path: Path, readers: Mapping[str, Reader] | None = None) -> bool:
+    """Whether ``path`` is an uncompressed file the JSON lines reader reads as lines (not a JSON
+    array): one that can be read in byte ranges cut at line ends (``read_jsonl_range``)."""
+    if reader_for(path, READERS if readers is None else readers) is not read_jsonl or codec_of(path):
+        return False
+    with open(path, "rb") as handle:
+        return not handle.read(64).lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"[")
 
 
 def reader_for(path: Path, readers: Mapping[str, Reader]) -> Reader | None:
@@ -183,59 +198,6 @@ def files_under(folder: Path) -> list[Path]:
         found += [Path(parent, n) for n in names
                   if os.path.isfile(os.path.join(parent, n)) or os.path.islink(os.path.join(parent, n))]
     return found
-
-
-# --- JSON lines and JSON arrays: UTF-8 by definition (RFC 8259, section 8.1) -------------------
-
-
-def _jsonl(path: Path, cfg: SourceConfig, skipped: Skipped, label: str) -> Iterator[Document]:
-    name, records, kinds = display_name(path), 0, KindRule.of(cfg)
-    for lineno, record, reason in _json_records(path):
-        records += 1
-        where = f"{name}:{lineno}"
-        if reason:
-            skipped.add(reason, where)
-        elif not isinstance(record, dict):
-            skipped.add("json_record_not_an_object", where)
-        else:
-            yield from record_document(record, cfg.text_field, cfg.id_field,
-                                       cfg.metadata_fields, where, where, skipped, label, kinds)
-    if not records:
-        skipped.add_file("empty_file", name, path.stat().st_size)
-
-
-def _json_records(path: Path) -> Iterator[tuple[int, Any, str | None]]:
-    """``(line, record, None)`` per non-blank JSON line, ``(line, None, reason)`` for one that
-    cannot be used; a JSON array file gives its elements, numbered from 1. Streamed, compressed
-    or not (pretrain.sources.compression); a JSON array is parsed whole."""
-    with open_binary(path) as handle:
-        # peek rather than read and seek back: a decompressing stream cannot seek cheaply
-        head = handle.peek(64)[:64].lstrip(b"\xef\xbb\xbf \t\r\n")
-        if head.startswith(b"["):  # a JSON array of records rather than JSON lines
-            yield from ((n, record, None) for n, record in enumerate(_json_array(path, handle), 1))
-            return
-        for lineno, raw in enumerate(handle, 1):
-            try:
-                line = raw.decode("utf-8-sig")  # utf-8-sig: drops a byte-order mark
-            except UnicodeDecodeError:  # one bad line costs that line, not the file
-                yield lineno, None, "not_utf8"
-                continue
-            if line.strip():
-                yield (lineno, *_parse_json(line))
-
-
-def _parse_json(line: str) -> tuple[Any, str | None]:
-    try:
-        return json.loads(line), None  # CRLF line endings: the \r is whitespace to JSON
-    except json.JSONDecodeError:
-        return None, "malformed_json_line"
-
-
-def _json_array(path: Path, handle) -> list:
-    try:
-        return json.loads(handle.read().decode("utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path}: not valid JSON ({exc})") from None
 
 
 # --- Parquet -------------------------------------------------------------------------------------
@@ -388,11 +350,11 @@ def _lines_of(decoded: Decoded | Repaired, name: str, cfg: SourceConfig,
 
 Reader = Callable[[Path, SourceConfig, Skipped, str], Iterator[Document]]
 READERS: dict[str, Reader] = {
-    ".jsonl": _jsonl, ".json": _jsonl, ".parquet": _parquet, ".csv": _csv, ".tsv": _csv,
+    ".jsonl": read_jsonl, ".json": read_jsonl, ".parquet": _parquet, ".csv": _csv, ".tsv": _csv,
     **{suffix: _text for suffix in TEXT_SUFFIXES | HTML_SUFFIXES},
     **{suffix: read_warc for suffix in WARC_SUFFIXES},
     ".pdf": read_pdf, ".docx": read_docx,
 }
 """File suffix (lower case, with its dot; compound ones such as ``.warc.gz`` too) -> reader."""
-STREAMED: set[Reader] = {_jsonl, _csv, _text}
+STREAMED: set[Reader] = {read_jsonl, _csv, _text}
 """The readers that also read their files compressed (``data.jsonl.gz``): all but Parquet's."""

@@ -101,6 +101,29 @@ class Skipped(Counter):
         if len(found) < self.EXAMPLES:
             found.append(where)
 
+    COUNTERS = ("files", "file_bytes", "urls", "decoded", "fetched", "ids", "lines")
+
+    def state(self) -> dict[str, Any]:
+        """Every count and example as JSON values: what a read task returns (``merged``)."""
+        return {"records": dict(self), **{name: dict(getattr(self, name)) for name in self.COUNTERS},
+                "examples": self.examples, "kind_field_missing": self.kind_field_missing}
+
+    @classmethod
+    def merged(cls, states: list[dict[str, Any]]) -> "Skipped":
+        """The tally of several ``state``s, added in the order given: the first ``EXAMPLES``
+        examples of each reason are those of the earliest states, as one reader reading the
+        tasks' inputs in that order would have kept."""
+        total = cls()
+        for state in states:
+            total.update(state["records"])
+            for name in cls.COUNTERS:
+                getattr(total, name).update(state[name])
+            for reason, found in state["examples"].items():
+                kept = total.examples.setdefault(reason, [])
+                kept += found[:cls.EXAMPLES - len(kept)]
+            total.kind_field_missing += state["kind_field_missing"]
+        return total
+
     def report(self) -> dict[str, dict]:
         """The counts as a stage report writes them, each in its unit: ``skipped`` (records,
         reason -> count), ``skipped_files`` (reason -> {"files": count, "bytes": size}),

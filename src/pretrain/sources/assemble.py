@@ -1,0 +1,215 @@
+"""The download stage's last pass: from the read tasks' shards to data/raw.
+
+The tasks (pretrain.sources.tasks) wrote every document they read, in input order. This pass,
+in the stage's process, takes each source's window (its first ``skip`` documents counted as
+``skipped_by_config``, then at most ``limit``, and at most its share: ``max_documents``, or its
+mix count), makes its ids unique, and writes the output:
+
+- one source: each task shard inside the window is put in place as it is (a hard link, no
+  copy); only a shard cut by the window's ends, or holding an id made unique, is rewritten;
+- a mix: the windows of the sources are interleaved in the seeded order of
+  pretrain.sources.download.mix_counts, with each id prefixed by its source's name: a copy of
+  the documents, one at a time (a second pass, serial, because the interleave's order runs across
+  every source; reading stays parallel).
+
+Ids are made unique as one reader reading the window in order would (pretrain.sources.download:
+``unique_ids``): a document whose id an earlier one ends up with gets ``{provenance}/{id}``
+(then ``{provenance}#2/{id}``, ...). From the tasks' 64-bit id digests (8 bytes a document, not
+the 83 of a set of ids), sorted once: only documents whose digest an earlier one has are looked
+at, by their ids' text, so a collision of digests changes nothing.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from pretrain.io import DocumentWriter, iter_batches, place, shard_name
+from pretrain.sources.records import Skipped
+from pretrain.sources.tasks import ReadTask, id_digest, task_shard
+
+
+class EntryDocs:
+    """The documents the read tasks of one source wrote, in input order: a list of shards,
+    each with its counts, and a document's place in the source (from 0)."""
+
+    def __init__(self, tasks: list[ReadTask], results: list[dict]):
+        self.tasks = tasks
+        self.shards = [(task_shard(task, n), shard) for task, result in zip(tasks, results)
+                       for n, shard in enumerate(result["shards"])]
+        self.starts = [0]
+        for _, shard in self.shards:
+            self.starts.append(self.starts[-1] + shard["documents"])
+        self.total = self.starts[-1]
+        self._columns: tuple[Path, dict] | None = None
+
+    def pieces(self, start: int, stop: int) -> Iterator[tuple[Path, int, int, int, dict]]:
+        """``(shard, first, last, place of first, counts)`` of each shard that holds documents
+        of ``[start, stop)``: rows ``[first, last)`` of the shard."""
+        for (path, shard), begin in zip(self.shards, self.starts):
+            first, last = max(start - begin, 0), min(stop - begin, shard["documents"])
+            if first < last:
+                yield path, first, last, begin + first, shard
+
+    def digests(self, start: int, stop: int) -> np.ndarray:
+        """The id digests of ``[start, stop)`` (uint64, one per document)."""
+        parts, begin = [], 0
+        for task in self.tasks:
+            ids = np.load(task.output(".ids.npy"), mmap_mode="r")
+            first, last = max(start - begin, 0), min(stop - begin, len(ids))
+            if first < last:
+                parts.append(np.asarray(ids[first:last]))
+            begin += len(ids)
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
+
+    def field(self, position: int, name: str) -> str:
+        """Field ``name`` (id or provenance) of the document at ``position``; the columns of
+        the last shard asked are kept."""
+        n = bisect.bisect_right(self.starts, position) - 1
+        path = self.shards[n][0]
+        if self._columns is None or self._columns[0] != path:
+            table = pq.read_table(path, columns=["id", "provenance"])
+            self._columns = (path, {c: table.column(c).to_pylist() for c in ("id", "provenance")})
+        return self._columns[1][name][position - self.starts[n]]
+
+    def documents(self, start: int, stop: int) -> Iterator[dict]:
+        """The documents of ``[start, stop)`` in order, read in batches."""
+        for path, first, last, _, _ in self.pieces(start, stop):
+            row = 0
+            for batch in iter_batches(path):
+                for doc in batch.to_pylist():
+                    if first <= row < last:
+                        yield doc
+                    row += 1
+                if row >= last:
+                    break
+
+
+def window(total: int, skip: int, limit: int | None, share: int | None) -> tuple[int, int]:
+    """The documents ``[start, stop)`` of a source used: after ``skip``, at most ``limit``,
+    at most ``share``."""
+    start = min(skip, total)
+    stop = total
+    for cap in (limit, share):
+        if cap is not None:
+            stop = min(stop, start + cap)
+    return start, stop
+
+
+def count_skipped(docs: EntryDocs, start: int, skipped: Skipped) -> None:
+    """Count the first ``start`` documents as ``skipped_by_config`` (the first few by name)."""
+    for position in range(start):
+        if len(skipped.examples.get("skipped_by_config", [])) < Skipped.EXAMPLES:
+            skipped.add("skipped_by_config", docs.field(position, "provenance"))
+        else:
+            skipped["skipped_by_config"] += start - position
+            return
+
+
+def made_unique(digests: np.ndarray, original: Callable[[int], str],
+                provenance: Callable[[int], str]) -> dict[int, str]:
+    """The new ids of the documents (by place in ``digests``) whose id an earlier document ends
+    up with (module docstring); ``original(i)``, ``provenance(i)``: document i's id and
+    provenance, asked only of documents whose digest is not the first of its kind."""
+    order = np.argsort(digests, kind="stable")
+    ranked = digests[order]
+    later = order[1:][ranked[1:] == ranked[:-1]]  # a digest an earlier document has
+    heap = [int(p) for p in np.sort(later)]
+    heapq.heapify(heap)
+    final: dict[int, str] = {}
+    made: dict[str, int] = {}  # made-up id -> the document given it
+
+    def taken(doc_id: str, before: int, digest: np.uint64 | None = None) -> bool:
+        """Whether a document before ``before`` ends up with ``doc_id`` (of ``digest``)."""
+        if doc_id in made:
+            return True
+        d = np.uint64(id_digest(doc_id)) if digest is None else digest
+        left, right = np.searchsorted(ranked, d, "left"), np.searchsorted(ranked, d, "right")
+        return any(q < before and q not in final and original(q) == doc_id
+                   for q in map(int, order[left:right]))
+
+    done: set[int] = set()
+    while heap:
+        position = heapq.heappop(heap)
+        if position in done:
+            continue
+        done.add(position)
+        doc_id = original(position)
+        if not taken(doc_id, position, digests[position]):
+            continue
+        n, new = 2, f"{provenance(position)}/{doc_id}"
+        while taken(new, position):  # a made-up id could, just, be a real one
+            n += 1
+            new = f"{provenance(position)}#{n - 1}/{doc_id}"
+        final[position], made[new] = new, position
+        d = np.uint64(id_digest(new))
+        left, right = np.searchsorted(ranked, d, "left"), np.searchsorted(ranked, d, "right")
+        for q in map(int, order[left:right]):  # a later document with that id must give way
+            if q > position:
+                heapq.heappush(heap, q)
+    return final
+
+
+def write_single(docs: EntryDocs, start: int, stop: int, new_ids: dict[int, str],
+                 out: Path) -> tuple[int, dict]:
+    """Put the window's shards into ``out`` as ``part-00000.parquet``, ...; return the shard
+    count and the window's counts (documents, chars, by_source, by_kind)."""
+    totals = {"documents": 0, "chars": 0, "by_source": Counter(), "by_kind": Counter()}
+    shards = 0
+    for path, first, last, begin, counts in docs.pieces(start, stop):
+        target = out / shard_name(shards)
+        changed = any(begin - start + row - first in new_ids for row in range(first, last))
+        if first == 0 and last == counts["documents"] and not changed:
+            place(path, target)
+            _add(totals, counts)
+        else:
+            with DocumentWriter(target) as writer:
+                for i, doc in enumerate(docs.documents(begin, begin + last - first)):
+                    doc = _renamed(doc, new_ids.get(begin - start + i))
+                    writer.write(doc)
+                    _count(totals, doc)
+        shards += 1
+    return shards, totals
+
+
+def window_documents(docs: EntryDocs, start: int, stop: int, new_ids: dict[int, str],
+                     prefix: str = "") -> Iterator[dict]:
+    """The documents of a window with their unique ids, after ``prefix``."""
+    for i, doc in enumerate(docs.documents(start, stop)):
+        doc_id = new_ids.get(i, doc["id"])
+        yield {**doc, "id": prefix + doc_id}
+
+
+def _renamed(doc: dict, new: str | None) -> dict:
+    return doc if new is None else {**doc, "id": new}
+
+
+def _add(totals: dict, counts: dict) -> None:
+    totals["documents"] += counts["documents"]
+    totals["chars"] += counts["chars"]
+    totals["by_source"].update(counts["by_source"])
+    totals["by_kind"].update(counts["by_kind"])
+
+
+def _count(totals: dict, doc: dict) -> None:
+    totals["documents"] += 1
+    totals["chars"] += len(doc["text"])
+    totals["by_source"][doc["source"]] += 1
+    totals["by_kind"][doc["kind"]] += 1
+
+
+def counted(docs: Iterator[dict], totals: dict[str, Any]) -> Iterator[dict]:
+    """``docs``, each counted into ``totals`` as it passes."""
+    for doc in docs:
+        _count(totals, doc)
+        yield doc
+
+
+def new_totals() -> dict[str, Any]:
+    return {"documents": 0, "chars": 0, "by_source": Counter(), "by_kind": Counter()}
