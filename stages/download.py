@@ -12,7 +12,10 @@ def main(args, params):
     write_json(args.metrics, report)
     lost = describe_skipped(report)
     repaired = report.get("lines_repaired", 0)
-    print(f"download: {report['documents']} documents, {report['chars']:,} characters"
+    inputs = report["inputs"]
+    read = (f" from {inputs['files']:,} file{'' if inputs['files'] == 1 else 's'} in "
+            f"{inputs['tasks']:,} task{'' if inputs['tasks'] == 1 else 's'}") if inputs["files"] else ""
+    print(f"download: {report['documents']} documents, {report['chars']:,} characters{read}"
           + (f"; repaired: {repaired:,} line{'' if repaired == 1 else 's'}, lines_repaired" if repaired else "")
           + (f"; skipped: {lost}" if lost else ""))
     for warning in report.get("warnings", []):

@@ -273,7 +273,7 @@ def test_download_stage_end_to_end(tmp_path):
                                  "missing_text_field": 1, "not_utf8": 1, "text_not_a_string": 1}
     assert report["skipped_files"] == {"empty_file": {"files": 1, "bytes": 0}}
     assert result.stdout.strip() == (
-        "download: 2 documents, 2,000,003 characters; skipped: 1 record, contains_nul; 1 record, "
+        "download: 2 documents, 2,000,003 characters from 3 files in 1 task; skipped: 1 record, contains_nul; 1 record, "
         "malformed_json_line; 1 record, missing_text_field; 1 record, not_utf8; 1 record, "
         "text_not_a_string; 1 file, 0 B, empty_file")
     assert report["skipped_examples"]["not_utf8"] == ["data/sources/a.jsonl:2"]
@@ -299,7 +299,7 @@ def test_files_no_reader_reads_are_counted_and_named_with_their_unit(tmp_path):
     report = json.loads((tmp_path / "download.json").read_text())
     assert report["skipped_files"] == {"unsupported_file_type": {"files": 4, "bytes": 2_100_000}}
     assert report["skipped"] == {"text_not_a_string": 1}
-    assert result.stdout.strip() == ("download: 1 documents, 4 characters; skipped: 1 record, "
+    assert result.stdout.strip() == ("download: 1 documents, 4 characters from 5 files in 1 task; skipped: 1 record, "
                                      "text_not_a_string; 4 files, 2.1 MB, unsupported_file_type")
     (src / "a.jsonl").unlink()
     result = run("download.py", tmp_path, params, "--out", "data/raw2", "--metrics", "d2.json")
@@ -316,7 +316,7 @@ def test_the_stage_line_says_how_many_lines_were_repaired(tmp_path):
     params = "download:\n  source: files\n  path: data/sources\n"
     result = run("download.py", tmp_path, params, "--out", "data/raw", "--metrics", "download.json")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "download: 1 documents, 151 characters; repaired: 1 line, lines_repaired"
+    assert result.stdout.strip() == "download: 1 documents, 151 characters from 1 file in 1 task; repaired: 1 line, lines_repaired"
 
 
 def test_records_without_the_text_field_name_the_key_to_set(tmp_path):

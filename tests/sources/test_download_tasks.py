@@ -137,6 +137,19 @@ def test_ids_are_made_unique_as_one_reader_makes_them():
         assert [new.get(i, d["id"]) for i, d in enumerate(docs)] == serial, (trial, [d["id"] for d in docs])
 
 
+def test_files_that_each_number_their_records_from_0_get_the_ids_of_one_reader(tmp_path):
+    folder = tmp_path / "numbered"
+    folder.mkdir()
+    for f in range(12):
+        (folder / f"{f:02d}.jsonl").write_text(
+            "".join(json.dumps({"id": i, "text": f"file {f} record {i}"}) + "\n" for i in range(40)))
+    cfg = DownloadConfig(source="files", path=str(folder), task_mb=1e-4, shard_mb=0.001)
+    serial = [d["id"] for d in iter_documents(cfg, Skipped())]
+    report, docs = run(cfg, tmp_path / "out", workers=2)
+    assert [d["id"] for d in docs] == serial and len(set(serial)) == 480
+    assert report["ids"]["duplicate_made_unique"] == 440 and report["shards"] > 12
+
+
 def test_ids_whose_digests_collide_are_left_alone():
     docs = ["first", "second", "first"]
     digests = np.array([7, 7, 7], dtype=np.uint64)  # as if the three digests were one
@@ -219,3 +232,20 @@ def test_a_killed_download_resumes_without_reading_its_finished_inputs_again(tmp
     assert stage(whole, {}) == 0
     assert files_of(whole / "raw") == files_of(folder / "raw")
     assert (whole / "download.json").read_bytes() == (folder / "download.json").read_bytes()
+
+
+def test_a_dataset_and_a_mix_with_it_are_read_by_tasks_as_by_one_reader(inputs, tmp_path):
+    import datasets
+
+    saved = tmp_path / "saved"
+    datasets.Dataset.from_dict({"text": [f"row {i}" if i % 7 else "" for i in range(50)]}).save_to_disk(str(saved))
+    for cfg in (DownloadConfig(source="hf", path=str(saved), max_documents=30, skip=2),
+                DownloadConfig(source="mix", max_documents=60, seed=1, sources=[
+                    MixSourceConfig(name="hf", source="hf", path=str(saved)),
+                    MixSourceConfig(name="files", source="files", path=str(inputs / "a-big.jsonl"))],
+                    task_mb=0.01)):
+        skipped = Skipped()
+        serial = list(iter_documents(cfg, skipped))
+        report, docs = run(cfg, tmp_path / cfg.source, workers=2)
+        assert [(d["id"], d["text"], d["source"]) for d in docs] == [(d["id"], d["text"], d["source"]) for d in serial]
+        assert report["documents"] == len(serial) > 0

@@ -48,6 +48,7 @@ class EntryDocs:
             self.starts.append(self.starts[-1] + shard["documents"])
         self.total = self.starts[-1]
         self._columns: tuple[Path, dict] | None = None
+        self._ids: dict[int, str] = {}
 
     def pieces(self, start: int, stop: int) -> Iterator[tuple[Path, int, int, int, dict]]:
         """``(shard, first, last, place of first, counts)`` of each shard that holds documents
@@ -68,9 +69,22 @@ class EntryDocs:
             begin += len(ids)
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
 
+    def prefetch_ids(self, positions: np.ndarray) -> None:
+        """Read the ids at ``positions`` (sorted), one shard after another, for ``field`` to
+        answer without going back to a shard: the documents whose digest another one has, when
+        ids repeat across many files (each numbering its records from 0), would otherwise take
+        turns reading the shards of the first and the later ones."""
+        for (path, _), begin, end in zip(self.shards, self.starts, self.starts[1:]):
+            rows = positions[(positions >= begin) & (positions < end)] - begin
+            if len(rows):
+                ids = pq.read_table(path, columns=["id"]).column("id").to_pylist()
+                self._ids.update((begin + int(r), ids[r]) for r in rows)
+
     def field(self, position: int, name: str) -> str:
         """Field ``name`` (id or provenance) of the document at ``position``; the columns of
         the last shard asked are kept."""
+        if name == "id" and position in self._ids:
+            return self._ids[position]
         n = bisect.bisect_right(self.starts, position) - 1
         path = self.shards[n][0]
         if self._columns is None or self._columns[0] != path:
@@ -112,28 +126,56 @@ def count_skipped(docs: EntryDocs, start: int, skipped: Skipped) -> None:
             return
 
 
+def shared_digests(digests: np.ndarray) -> np.ndarray:
+    """The places (sorted) of the documents whose digest another document has."""
+    order = np.argsort(digests, kind="stable")
+    ranked = digests[order]
+    same = ranked[1:] == ranked[:-1]
+    shared = np.zeros(len(digests), dtype=bool)
+    shared[order[1:][same]] = shared[order[:-1][same]] = True
+    return np.flatnonzero(shared)
+
+
+class _Ids:
+    """The ids of a window as its documents end up with them, asked in place order (see
+    ``made_unique``): the digests sorted once, the ids made up so far."""
+
+    def __init__(self, digests: np.ndarray, original: Callable[[int], str]):
+        self.order = np.argsort(digests, kind="stable")
+        self.ranked = digests[self.order]
+        self.original = original
+        self.final: dict[int, str] = {}  # document -> its made-up id
+        self.made: set[str] = set()
+
+    def holders(self, digest: np.uint64) -> Iterator[int]:
+        """The documents whose original id has ``digest``, in place order (a stable sort)."""
+        left = np.searchsorted(self.ranked, digest, "left")
+        right = np.searchsorted(self.ranked, digest, "right")
+        return map(int, self.order[left:right])
+
+    def taken(self, doc_id: str, before: int, digest: np.uint64 | None = None) -> bool:
+        """Whether a document before ``before`` ends up with ``doc_id`` (whose digest is
+        ``digest``, computed when None)."""
+        if doc_id in self.made:
+            return True
+        for q in self.holders(np.uint64(id_digest(doc_id)) if digest is None else digest):
+            if q >= before:
+                return False
+            if q not in self.final and self.original(q) == doc_id:
+                return True
+        return False
+
+
 def made_unique(digests: np.ndarray, original: Callable[[int], str],
                 provenance: Callable[[int], str]) -> dict[int, str]:
     """The new ids of the documents (by place in ``digests``) whose id an earlier document ends
     up with (module docstring); ``original(i)``, ``provenance(i)``: document i's id and
-    provenance, asked only of documents whose digest is not the first of its kind."""
-    order = np.argsort(digests, kind="stable")
-    ranked = digests[order]
-    later = order[1:][ranked[1:] == ranked[:-1]]  # a digest an earlier document has
+    provenance, asked only of documents whose digest another one has (``shared_digests``) or
+    of an id made up here. A document's run of equal digests is in place order (a stable sort),
+    so the first earlier holder of an id is found at the run's start, not by looking at all."""
+    ids = _Ids(digests, original)
+    later = ids.order[1:][ids.ranked[1:] == ids.ranked[:-1]]  # a digest an earlier document has
     heap = [int(p) for p in np.sort(later)]
-    heapq.heapify(heap)
-    final: dict[int, str] = {}
-    made: dict[str, int] = {}  # made-up id -> the document given it
-
-    def taken(doc_id: str, before: int, digest: np.uint64 | None = None) -> bool:
-        """Whether a document before ``before`` ends up with ``doc_id`` (of ``digest``)."""
-        if doc_id in made:
-            return True
-        d = np.uint64(id_digest(doc_id)) if digest is None else digest
-        left, right = np.searchsorted(ranked, d, "left"), np.searchsorted(ranked, d, "right")
-        return any(q < before and q not in final and original(q) == doc_id
-                   for q in map(int, order[left:right]))
-
     done: set[int] = set()
     while heap:
         position = heapq.heappop(heap)
@@ -141,19 +183,18 @@ def made_unique(digests: np.ndarray, original: Callable[[int], str],
             continue
         done.add(position)
         doc_id = original(position)
-        if not taken(doc_id, position, digests[position]):
+        if not ids.taken(doc_id, position, digests[position]):
             continue
         n, new = 2, f"{provenance(position)}/{doc_id}"
-        while taken(new, position):  # a made-up id could, just, be a real one
+        while ids.taken(new, position):  # a made-up id could, just, be a real one
             n += 1
             new = f"{provenance(position)}#{n - 1}/{doc_id}"
-        final[position], made[new] = new, position
-        d = np.uint64(id_digest(new))
-        left, right = np.searchsorted(ranked, d, "left"), np.searchsorted(ranked, d, "right")
-        for q in map(int, order[left:right]):  # a later document with that id must give way
+        ids.final[position] = new
+        ids.made.add(new)
+        for q in ids.holders(np.uint64(id_digest(new))):  # a later document with it gives way
             if q > position:
                 heapq.heappush(heap, q)
-    return final
+    return ids.final
 
 
 def write_single(docs: EntryDocs, start: int, stop: int, new_ids: dict[int, str],

@@ -38,6 +38,7 @@ from pretrain.sources.assemble import (
     counted,
     made_unique,
     new_totals,
+    shared_digests,
     window,
     window_documents,
     write_single,
@@ -118,7 +119,7 @@ def plan(cfg: DownloadConfig, executor: ExecutorConfig, work: Path) -> dict[int,
         if src.source != "files":
             specs[e] = [("stream",)]
             continue
-        specs[e] = plan_files(src, e, params_key(label, "path"), task_bytes)
+        specs[e] = plan_files(src, params_key(label, "path"), task_bytes, cfg.task_files)
         for spec in specs[e]:
             if spec[0] == "range":
                 counting += line_tasks(spec[1], task_bytes, work, len(counting))
@@ -149,9 +150,7 @@ def _needed(cfg: DownloadConfig, entry: int) -> int | None:
     """Documents of source ``entry`` read at most: its skip, then the least of its limit and
     its share (max_documents, or its mix count); None: all."""
     src, _ = entries(cfg)[entry]
-    share = (mix_counts([s.weight for s in cfg.sources], cfg.max_documents)[entry]
-             if cfg.source == "mix" else cfg.max_documents)
-    caps = [c for c in (src.limit, share) if c is not None]
+    caps = [c for c in (src.limit, _share(cfg, entry)) if c is not None]
     return src.skip + min(caps) if caps else None
 
 
@@ -192,7 +191,9 @@ def _assemble(cfg: DownloadConfig, tasks: dict[int, list[ReadTask]], results: di
         count_skipped(docs, start, skipped)
         if cfg.source == "mix" and stop - start < _share(cfg, e):
             raise DataError(short_of_share(cfg, e, stop - start, skipped))
-        new_ids = made_unique(docs.digests(start, stop), lambda i, d=docs, s=start: d.field(s + i, "id"),
+        digests = docs.digests(start, stop)
+        docs.prefetch_ids(shared_digests(digests) + start)
+        new_ids = made_unique(digests, lambda i, d=docs, s=start: d.field(s + i, "id"),
                               lambda i, d=docs, s=start: d.field(s + i, "provenance"))
         if new_ids:
             skipped.ids["duplicate_made_unique"] += len(new_ids)
@@ -226,6 +227,7 @@ def _assemble(cfg: DownloadConfig, tasks: dict[int, list[ReadTask]], results: di
 
 
 def _share(cfg: DownloadConfig, entry: int) -> int | None:
+    """The documents source ``entry`` gives at most: its mix count, or max_documents."""
     if cfg.source == "mix":
         return mix_counts([s.weight for s in cfg.sources], cfg.max_documents)[entry]
     return cfg.max_documents

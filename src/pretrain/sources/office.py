@@ -17,10 +17,6 @@ import zipfile
 from pathlib import Path
 from typing import Iterator
 
-import docx
-from docx.opc.exceptions import OpcError
-from docx.table import Table
-
 from pretrain.config.sources import SourceConfig
 from pretrain.sources.records import (
     Document,
@@ -35,6 +31,12 @@ from pretrain.sources.records import (
 def read_docx(path: Path, cfg: SourceConfig, skipped: Skipped, label: str) -> Iterator[Document]:
     """One document of the file's body text; id and provenance the file's name; metadata its
     title (the document's core property, when set)."""
+    # Imported here: python-docx takes ~86 ms to import (benchmarks/read_speed.py's profile), paid
+    # by every download and evaluate run otherwise, with or without a .docx input.
+    import docx
+    from docx.opc.exceptions import OpcError
+    from docx.table import Table
+
     name, size = display_name(path), path.stat().st_size
     try:
         document = docx.Document(str(path))
@@ -53,7 +55,7 @@ def read_docx(path: Path, cfg: SourceConfig, skipped: Skipped, label: str) -> It
     yield from make_document(text, name, name, skipped, label, metadata_json(fields))
 
 
-def _table_lines(table: Table) -> list[str]:
+def _table_lines(table) -> list[str]:
     """One line per row, cells joined by a tab; a merged cell (python-docx repeats it in every
     grid column it spans) once."""
     lines = []

@@ -1,9 +1,10 @@
 """The download stage's read tasks: which inputs each reads, and the task that reads them.
 
 A source of local files becomes one task per input file (datatrove's readers: a task per file),
-with files smaller than ``download.task_mb`` grouped, in order, up to that size, and an
+with files smaller than ``download.task_mb`` grouped, in order, up to that size (and at most
+``download.task_files`` of them), and an
 uncompressed JSON lines file larger than it cut into byte ranges of about that size, each
-starting at a line start (``plan_ranges``: a first, cheap pass of tasks finds the line starts and
+starting at a line start (``line_tasks``: a first, cheap pass of tasks finds the line starts and
 counts the lines of each range, so that a record's provenance ``file:line`` is the same as a
 read of the whole file gives). A compressed file, a WARC, a PDF or a Parquet file is one task:
 a compressed stream can only be read from its start. Any other source (the built-in corpus,
@@ -94,7 +95,7 @@ class ReadTask:
 @dataclasses.dataclass(frozen=True)
 class LineTask:
     """The line count of part ``[start, end)`` (nominal offsets, moved to line starts) of a
-    large JSON lines file: the first pass of ``plan_ranges``."""
+    large JSON lines file: the first pass of ``line_tasks``."""
 
     index: int
     path: Path
@@ -118,10 +119,10 @@ def entries(cfg: DownloadConfig) -> list[tuple[SourceConfig, str | None]]:
     return [(src, src.name) for src in cfg.sources] if cfg.source == "mix" else [(cfg, None)]
 
 
-def plan_files(src: SourceConfig, entry: int, key: str, task_bytes: int) -> list[tuple]:
+def plan_files(src: SourceConfig, key: str, task_bytes: int, task_files: int) -> list[tuple]:
     """The inputs of a files source as task specs, in order: ``("files", paths)`` for a group of
-    whole files, ``("range", path)`` for a JSON lines file of more than ``task_bytes``, to be
-    cut by ``plan_ranges``."""
+    whole files (up to ``task_bytes``, at most ``task_files`` files), ``("range", path)`` for a
+    JSON lines file of more than ``task_bytes``, to be cut into ranges (``line_tasks``)."""
     specs: list[tuple] = []
     group: list[Path] = []
     size = 0
@@ -135,7 +136,7 @@ def plan_files(src: SourceConfig, entry: int, key: str, task_bytes: int) -> list
             continue
         group.append(path)
         size += length
-        if size >= task_bytes:
+        if size >= task_bytes or len(group) >= task_files:
             specs.append(("files", tuple(group)))
             group, size = [], 0
     if group:
