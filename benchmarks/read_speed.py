@@ -70,7 +70,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -81,7 +80,7 @@ import pyarrow.parquet as pq
 import yaml
 import zstandard
 
-from machine import machine  # benchmarks/machine.py: run as python benchmarks/<name>.py
+from machine import machine, watch  # benchmarks/machine.py: run as python benchmarks/<name>.py
 
 ROOT = Path(__file__).resolve().parents[1]
 FORMATS = ("jsonl", "jsonl.gz", "jsonl.zst", "parquet", "warc.gz", "pdf")
@@ -258,38 +257,6 @@ def make_inputs(base: Path, formats: list[str], mb: float, files: int, seed: int
 
 
 # --- running and measuring -------------------------------------------------------------------------
-
-
-def watch(process: subprocess.Popen) -> tuple[dict, threading.Thread]:
-    """Sample the process tree every 50 ms until it exits: peak summed RSS (``rss``) and the
-    last CPU seconds seen per process (``cpu``: pid -> user + system)."""
-    box: dict = {"rss": 0, "cpu": {}}
-
-    def sample() -> None:
-        try:
-            root = psutil.Process(process.pid)
-        except psutil.NoSuchProcess:
-            return
-        while process.poll() is None:
-            total = 0
-            try:
-                tree = [root, *root.children(recursive=True)]
-            except psutil.NoSuchProcess:
-                break
-            for proc in tree:
-                try:
-                    with proc.oneshot():
-                        total += proc.memory_info().rss
-                        times = proc.cpu_times()
-                    box["cpu"][proc.pid] = times.user + times.system
-                except (psutil.NoSuchProcess, psutil.AccessDenied):
-                    pass
-            box["rss"] = max(box["rss"], total)
-            time.sleep(0.05)
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    return box, thread
 
 
 def busy() -> float:

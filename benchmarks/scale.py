@@ -36,46 +36,17 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-import psutil
 import yaml
 
-from machine import machine  # benchmarks/machine.py: run as python benchmarks/<name>.py
+from machine import machine, watch  # benchmarks/machine.py: run as python benchmarks/<name>.py
 
 ROOT = Path(__file__).resolve().parents[1]
 EXECUTORS = {"local-1": {"name": "local", "workers": 1}, "local-2": {"name": "local", "workers": 2},
              "ray-2": {"name": "ray", "workers": 2}}
 STAGES = ("clean", "dedup", "tokenizer", "pack")
-
-
-def peak_rss(process: subprocess.Popen) -> tuple[int, threading.Thread]:
-    """Sample the process tree's summed RSS until it exits; returns a box and the sampler."""
-    box = [0]
-
-    def sample() -> None:
-        try:
-            root = psutil.Process(process.pid)
-        except psutil.NoSuchProcess:
-            return
-        while process.poll() is None:
-            total = 0
-            try:
-                for p in [root, *root.children(recursive=True)]:
-                    try:
-                        total += p.memory_info().rss
-                    except (psutil.NoSuchProcess, psutil.AccessDenied):
-                        pass
-            except psutil.NoSuchProcess:
-                break
-            box[0] = max(box[0], total)
-            time.sleep(0.05)
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    return box, thread
 
 
 def run_stage(project: Path, stage: str, args: list[str]) -> tuple[float, int]:
@@ -84,13 +55,13 @@ def run_stage(project: Path, stage: str, args: list[str]) -> tuple[float, int]:
     start = time.perf_counter()
     process = subprocess.Popen([sys.executable, str(ROOT / "stages" / f"{stage}.py"), *args],
                                cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    box, thread = peak_rss(process)
+    box, thread = watch(process)
     output, _ = process.communicate()
     wall = time.perf_counter() - start
     thread.join()
     if process.returncode:
         raise SystemExit(f"{stage} failed in {project}:\n{output[-3000:]}")
-    return wall, box[0]
+    return wall, box["rss"]
 
 
 def python_files(limit_bytes: int, dest: Path) -> int:
