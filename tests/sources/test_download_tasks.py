@@ -249,3 +249,98 @@ def test_a_dataset_and_a_mix_with_it_are_read_by_tasks_as_by_one_reader(inputs, 
         report, docs = run(cfg, tmp_path / cfg.source, workers=2)
         assert [(d["id"], d["text"], d["source"]) for d in docs] == [(d["id"], d["text"], d["source"]) for d in serial]
         assert report["documents"] == len(serial) > 0
+
+
+# --- found in review: one file in two entries, weights, stale streams, empty ranged files ---------
+
+
+def test_one_large_file_in_two_mix_entries_is_cut_once_for_each(inputs, tmp_path):
+    big = str(inputs / "a-big.jsonl")
+    sources = [MixSourceConfig(name="a", source="files", path=big),
+               MixSourceConfig(name="b", source="files", path=big, skip=100)]
+    cfg = DownloadConfig(source="mix", sources=sources, max_documents=300, task_mb=0.004)
+    serial = list(iter_documents(cfg, Skipped()))
+    report, docs = run(cfg, tmp_path / "one", workers=2)
+    assert [(d["id"], d["text"]) for d in docs] == [(d["id"], d["text"]) for d in serial]
+    assert report["inputs"]["bytes"] <= 2 * (inputs / "a-big.jsonl").stat().st_size
+    with pytest.raises(DataError, match=r"\('b'\): has \d+ usable documents, but its weight asks for 500"):
+        run(DownloadConfig(source="mix", sources=sources, max_documents=1000, task_mb=0.004), tmp_path / "two")
+
+
+def test_a_mix_weight_too_small_for_one_document_stops_the_stage(inputs, tmp_path):
+    from pretrain.errors import ConfigError
+
+    sources = [MixSourceConfig(name="a", source="files", path=str(inputs / "c.parquet"), weight=100),
+               MixSourceConfig(name="b", source="files", path=str(inputs / "b.jsonl.gz"), weight=1)]
+    with pytest.raises(ConfigError, match=r"download.sources\[1\].weight: 1 gives 'b' no document of max_documents 5"):
+        run(DownloadConfig(source="mix", sources=sources, max_documents=5), tmp_path / "out")
+
+
+def test_a_resumed_stream_source_reads_its_changed_local_dataset_again(tmp_path, monkeypatch):
+    import datasets
+
+    from pretrain.sources import download as stage
+
+    saved = tmp_path / "saved"
+    datasets.Dataset.from_dict({"text": ["old 0", "old 1"]}).save_to_disk(str(saved))
+    cfg = DownloadConfig(source="hf", path=str(saved))
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # after the read tasks, before data/raw: as a kill leaves it
+    monkeypatch.setattr(stage, "_assemble", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, tmp_path / "raw", work=tmp_path / "work")
+    assert list((tmp_path / "work").rglob("part-00000.done.json"))
+    monkeypatch.undo()
+    shutil.rmtree(saved)
+    datasets.Dataset.from_dict({"text": ["new 0", "new 1", "new 2"]}).save_to_disk(str(saved))
+    _, docs = run(cfg, tmp_path / "raw", work=tmp_path / "work")
+    assert [d["text"] for d in docs] == ["new 0", "new 1", "new 2"]
+
+
+def test_a_blank_file_read_in_ranges_is_counted_empty_as_a_whole_one(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "blank.jsonl").write_text("\n" * 3000)
+    (folder / "ok.jsonl").write_text('{"text": "kept"}\n')
+    whole, _ = run(DownloadConfig(source="files", path=str(folder)), tmp_path / "whole")
+    cut, _ = run(DownloadConfig(source="files", path=str(folder), task_mb=0.001), tmp_path / "cut")
+    assert cut["inputs"]["tasks"] >= 3
+    assert cut["skipped_files"] == whole["skipped_files"] == {"empty_file": {"files": 1, "bytes": 3000}}
+
+
+def test_an_unexpected_reader_error_in_a_group_names_the_file(tmp_path, monkeypatch):
+    from pretrain.sources import files as files_module
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a.jsonl", "b.jsonl", "c.jsonl"):
+        (folder / name).write_text('{"text": "fine"}\n')
+    original = files_module.READERS[".jsonl"]
+
+    def fragile(path, cfg, skipped, label):
+        if path.name == "b.jsonl":
+            raise ZeroDivisionError("division by zero")
+        yield from original(path, cfg, skipped, label)
+    monkeypatch.setitem(files_module.READERS, ".jsonl", fragile)
+    with pytest.raises(DataError) as err:
+        run(DownloadConfig(source="files", path=str(folder)), tmp_path / "out")
+    assert str(err.value) == f"{folder / 'b.jsonl'}: cannot read (ZeroDivisionError: division by zero)"
+
+
+def test_costly_files_are_grouped_by_their_work(tmp_path):
+    from pretrain.sources.tasks import plan_files
+
+    from tests.sources.test_pdf import write_pdf
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(8):
+        write_pdf(folder / f"{i}.pdf", [[f"page of file {i}"]])
+        (folder / f"{i}.jsonl").write_text('{"text": "x"}\n')
+    pdf_size = (folder / "0.pdf").stat().st_size
+    budget = 4 * pdf_size * 50  # four PDFs' work, 200 PDF sizes of JSON lines
+    src = DownloadConfig(source="files", path=str(folder / "*.pdf"))
+    assert [len(spec[1]) for spec in plan_files(src, "download.path", budget)] == [4, 4]
+    src = DownloadConfig(source="files", path=str(folder / "*.jsonl"))
+    assert [len(spec[1]) for spec in plan_files(src, "download.path", budget)] == [8]

@@ -205,11 +205,8 @@ class DownloadConfig(SourceConfig):
     task_mb: float = 16.0
     """Megabytes (10^6 bytes) of input files per read task of the download stage: files smaller
     than this are grouped, in order, up to it; an uncompressed JSON lines file larger than this
-    is read in byte ranges of it, cut at line ends (docs/scale.md)."""
-    task_files: int = 64
-    """Most files grouped into one read task: a small file may be costly to read (a PDF's text
-    takes ~1 s per MB, a JSON lines file's ~0.03 s), so bytes alone would put a folder of PDFs
-    into one task."""
+    is read in byte ranges of it, cut at line ends (docs/scale.md). A shard of data/raw holds one
+    task's documents at most: for shards of ``shard_mb``, task_mb at least as large."""
 
     _may_mix = True
 
@@ -218,7 +215,6 @@ class DownloadConfig(SourceConfig):
         positive("max_documents", self.max_documents, allow_none=True)
         positive("shard_mb", self.shard_mb)
         positive("task_mb", self.task_mb)
-        positive("task_files", self.task_files)
         if self.source != "mix":
             if self.sources:
                 raise ValueError(f"sources: used only when source is 'mix' (source is {self.source!r})")

@@ -12,11 +12,11 @@ mix count), makes its ids unique, and writes the output:
   the documents, one at a time (a second pass, serial, because the interleave's order runs across
   every source; reading stays parallel).
 
-Ids are made unique as one reader reading the window in order would (pretrain.sources.download:
+Ids are made unique as one reader reading the window in order would (pretrain.sources.streams:
 ``unique_ids``): a document whose id an earlier one ends up with gets ``{provenance}/{id}``
-(then ``{provenance}#2/{id}``, ...). From the tasks' 64-bit id digests (8 bytes a document, not
-the 83 of a set of ids), sorted once: only documents whose digest an earlier one has are looked
-at, by their ids' text, so a collision of digests changes nothing.
+(then ``{provenance}#2/{id}``, ...). From the tasks' 64-bit id digests, sorted once (32 bytes a
+document in all, not the 83 of a set of ids): only documents whose digest another one has are
+looked at, by their ids' text, so a collision of digests changes nothing.
 """
 
 from __future__ import annotations
@@ -138,32 +138,45 @@ def shared_digests(digests: np.ndarray) -> np.ndarray:
 
 class _Ids:
     """The ids of a window as its documents end up with them, asked in place order (see
-    ``made_unique``): the digests sorted once, the ids made up so far."""
+    ``made_unique``): the digests sorted once (a stable sort: each run of equal digests in place
+    order), each document's first holder of its digest, the ids made up so far."""
 
     def __init__(self, digests: np.ndarray, original: Callable[[int], str]):
         self.order = np.argsort(digests, kind="stable")
         self.ranked = digests[self.order]
+        starts = np.flatnonzero(np.r_[True, self.ranked[1:] != self.ranked[:-1]])
+        runs = np.cumsum(np.r_[True, self.ranked[1:] != self.ranked[:-1]]) - 1
+        self.first = np.empty(len(digests), dtype=np.int64)
+        self.first[self.order] = self.order[starts[runs]]
         self.original = original
         self.final: dict[int, str] = {}  # document -> its made-up id
         self.made: set[str] = set()
 
-    def holders(self, digest: np.uint64) -> Iterator[int]:
-        """The documents whose original id has ``digest``, in place order (a stable sort)."""
-        left = np.searchsorted(self.ranked, digest, "left")
-        right = np.searchsorted(self.ranked, digest, "right")
-        return map(int, self.order[left:right])
+    def holders(self, digest: int) -> list[int]:
+        """The documents whose original id has ``digest``, in place order."""
+        d = np.uint64(digest)
+        left = int(np.searchsorted(self.ranked, d, "left"))
+        if left == len(self.ranked) or self.ranked[left] != d:
+            return []  # most made-up ids: one search, not two
+        return self.order[left:int(np.searchsorted(self.ranked, d, "right"))].tolist()
 
-    def taken(self, doc_id: str, before: int, digest: np.uint64 | None = None) -> bool:
-        """Whether a document before ``before`` ends up with ``doc_id`` (whose digest is
-        ``digest``, computed when None)."""
+    def taken(self, doc_id: str, before: int, holders: list[int]) -> bool:
+        """Whether a document before ``before`` ends up with ``doc_id``, whose digest's
+        ``holders`` are given."""
         if doc_id in self.made:
             return True
-        for q in self.holders(np.uint64(id_digest(doc_id)) if digest is None else digest):
+        for q in holders:
             if q >= before:
                 return False
             if q not in self.final and self.original(q) == doc_id:
                 return True
         return False
+
+    def kept_by_first(self, position: int) -> bool:
+        """Whether the first holder of document ``position``'s digest, before it, kept that
+        very id: the answer for nearly every repeated id, without a search."""
+        q = int(self.first[position])
+        return q < position and q not in self.final and self.original(q) == self.original(position)
 
 
 def made_unique(digests: np.ndarray, original: Callable[[int], str],
@@ -171,11 +184,13 @@ def made_unique(digests: np.ndarray, original: Callable[[int], str],
     """The new ids of the documents (by place in ``digests``) whose id an earlier document ends
     up with (module docstring); ``original(i)``, ``provenance(i)``: document i's id and
     provenance, asked only of documents whose digest another one has (``shared_digests``) or
-    of an id made up here. A document's run of equal digests is in place order (a stable sort),
-    so the first earlier holder of an id is found at the run's start, not by looking at all."""
+    of an id made up here. Memory: 32 bytes a document (the digests, their sorted copy and order,
+    each one's first holder; a set of the ids took 83). Time: 11 us a repeated id against 4.5
+    for one reader's set (40,000 ids each repeated 40 times, one core of a 2-core Xeon with
+    AVX-512 BF16, 2026-12-07); run once per source's window, in the stage's process."""
     ids = _Ids(digests, original)
     later = ids.order[1:][ids.ranked[1:] == ids.ranked[:-1]]  # a digest an earlier document has
-    heap = [int(p) for p in np.sort(later)]
+    heap = np.sort(later).tolist()
     done: set[int] = set()
     while heap:
         position = heapq.heappop(heap)
@@ -183,15 +198,16 @@ def made_unique(digests: np.ndarray, original: Callable[[int], str],
             continue
         done.add(position)
         doc_id = original(position)
-        if not ids.taken(doc_id, position, digests[position]):
+        if not (ids.kept_by_first(position) or
+                ids.taken(doc_id, position, ids.holders(int(digests[position])))):
             continue
         n, new = 2, f"{provenance(position)}/{doc_id}"
-        while ids.taken(new, position):  # a made-up id could, just, be a real one
+        while ids.taken(new, position, holders := ids.holders(id_digest(new))):  # could, just, be real
             n += 1
             new = f"{provenance(position)}#{n - 1}/{doc_id}"
         ids.final[position] = new
         ids.made.add(new)
-        for q in ids.holders(np.uint64(id_digest(new))):  # a later document with it gives way
+        for q in holders:  # a later document with the made-up id gives way
             if q > position:
                 heapq.heappush(heap, q)
     return ids.final

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.metadata
+import itertools
 import os
 import random
 import shutil
@@ -28,9 +29,15 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from pretrain.config.executor import ExecutorConfig
-from pretrain.config.sources import DownloadConfig
+from pretrain.config.sources import DownloadConfig, SourceConfig
 from pretrain.errors import ConfigError, DataError
-from pretrain.executor.shards import run_tasks, session, stage_key, work_folder
+from pretrain.executor.shards import (
+    file_digest,
+    run_tasks,
+    session,
+    stage_key,
+    work_folder,
+)
 from pretrain.io import ShardedDocumentWriter, atomic_path
 from pretrain.sources.assemble import (
     EntryDocs,
@@ -44,9 +51,23 @@ from pretrain.sources.assemble import (
     write_single,
 )
 from pretrain.sources.builtin import normalize_name, read_locked
+from pretrain.sources.files import files_under
 from pretrain.sources.manifest import manifest_path, text_digest, write_manifest
-from pretrain.sources.records import Document, Skipped, describe_skipped, params_key
-from pretrain.sources.streams import Context, iter_documents, mix_counts, short_of_share, unique_ids
+from pretrain.sources.records import (
+    Document,
+    Skipped,
+    describe_skipped,
+    display_name,
+    params_key,
+)
+from pretrain.sources.streams import (
+    Context,
+    check_mix_shares,
+    iter_documents,
+    mix_counts,
+    short_of_share,
+    unique_ids,
+)
 from pretrain.sources.tasks import (
     LineTask,
     ReadTask,
@@ -90,14 +111,16 @@ def download(cfg: DownloadConfig, out_dir: Path, url_cache: Path | None = None,
     """
     if url_cache is not None:
         mark_cache_dir(url_cache)
+    check_mix_shares(cfg)
     executor = executor or ExecutorConfig(workers=1)
     context = Context(cfg.fetch, url_cache, read_locked(lock) if lock is not None else None)
     with contextlib.ExitStack() as stack:
         if work_root is None:
             work_root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="download-")))
-        work = work_folder(work_root, stage_key("download", cfg, str(lock), str(url_cache)))
+        lock_digest = file_digest(lock) if lock is not None else None
+        work = work_folder(work_root, stage_key("download", cfg, lock_digest, str(url_cache)))
         with session(executor):
-            tasks = plan(cfg, executor, work)
+            tasks = plan(cfg, executor, work, lock)
             results = read_in_waves(cfg, executor, context, tasks)
         report = _assemble(cfg, tasks, results, out_dir)
         shutil.rmtree(work)
@@ -108,7 +131,8 @@ WAVE = 4
 """Tasks per source in the first wave of a capped source; each later wave doubles."""
 
 
-def plan(cfg: DownloadConfig, executor: ExecutorConfig, work: Path) -> dict[int, list[ReadTask]]:
+def plan(cfg: DownloadConfig, executor: ExecutorConfig, work: Path,
+         lock: Path | None = None) -> dict[int, list[ReadTask]]:
     """The read tasks of each source (by its place in ``entries``), numbered in input order
     across sources; large JSON lines files are cut into ranges by a first pass of line-count
     tasks (pretrain.sources.tasks)."""
@@ -117,12 +141,13 @@ def plan(cfg: DownloadConfig, executor: ExecutorConfig, work: Path) -> dict[int,
     counting: list[LineTask] = []
     for e, (src, label) in enumerate(entries(cfg)):
         if src.source != "files":
-            specs[e] = [("stream",)]
+            specs[e] = [("stream", watched_inputs(src, lock))]
             continue
-        specs[e] = plan_files(src, params_key(label, "path"), task_bytes, cfg.task_files)
+        specs[e] = plan_files(src, params_key(label, "path"), task_bytes)
         for spec in specs[e]:
-            if spec[0] == "range":
-                counting += line_tasks(spec[1], task_bytes, work, len(counting))
+            path = Path(os.path.abspath(spec[1])) if spec[0] == "range" else None
+            if path is not None and all(c.path != path for c in counting):  # once per file
+                counting += line_tasks(path, task_bytes, work, len(counting))
     counts = run_tasks(executor, "download: line starts", count_lines, counting, digest=False,
                        unit="range") if counting else []
     by_file: dict[Path, list[dict]] = {}
@@ -130,11 +155,11 @@ def plan(cfg: DownloadConfig, executor: ExecutorConfig, work: Path) -> dict[int,
         by_file.setdefault(task.path, []).append(count)
     tasks: dict[int, list[ReadTask]] = {}
     index = 0
-    for e, (src, label) in enumerate(entries(cfg)):
+    for e in range(len(specs)):
         tasks[e] = []
         for spec in specs[e]:
             if spec[0] == "stream":
-                made = [ReadTask(index, e, work, cwd, stream=True, stop=_needed(cfg, e))]
+                made = [ReadTask(index, e, work, cwd, stream=True, stop=_needed(cfg, e), watched=spec[1])]
             elif spec[0] == "files":
                 made = [ReadTask(index, e, work, cwd, paths=spec[1])]
             else:
@@ -144,6 +169,17 @@ def plan(cfg: DownloadConfig, executor: ExecutorConfig, work: Path) -> dict[int,
             tasks[e] += made
             index += len(made)
     return tasks
+
+
+def watched_inputs(src: SourceConfig, lock: Path | None) -> tuple[Path, ...]:
+    """The local files a stream source's task reads, stamped in its marker so that a changed one
+    is read again after a kill: a local Hugging Face folder's files, the lock whose
+    distributions give the built-in corpus its package descriptions."""
+    if src.source == "hf" and src.path and Path(src.path).is_dir():
+        return tuple(sorted(Path(os.path.abspath(p)) for p in files_under(Path(src.path))))
+    if src.source == "builtin" and lock is not None:
+        return (Path(os.path.abspath(lock)),)
+    return ()
 
 
 def _needed(cfg: DownloadConfig, entry: int) -> int | None:
@@ -184,6 +220,7 @@ def _assemble(cfg: DownloadConfig, tasks: dict[int, list[ReadTask]], results: di
               out_dir: Path) -> dict[str, Any]:
     """The last pass (pretrain.sources.assemble) and the report."""
     skipped = Skipped.merged([r["skipped"] for e in sorted(results) for r in results[e]])
+    count_empty_ranged(tasks, results, skipped)
     windows: dict[int, tuple[EntryDocs, int, int, dict[int, str]]] = {}
     for e, (src, label) in enumerate(entries(cfg)):
         docs = EntryDocs(tasks[e][:len(results[e])], results[e])
@@ -224,6 +261,20 @@ def _assemble(cfg: DownloadConfig, tasks: dict[int, list[ReadTask]], results: di
               **({"kind_field_missing": skipped.kind_field_missing}
                  if skipped.kind_field_missing else {})}
     return {**report, **_manifest_report(manifest), **_mix_report(cfg, totals["by_source"])}
+
+
+def count_empty_ranged(tasks: dict[int, list[ReadTask]], results: dict[int, list[dict]],
+                       skipped: Skipped) -> None:
+    """Count as ``empty_file`` each file read in ranges none of which found a non-blank line
+    (a range alone cannot tell: the file's other ranges may have some), once all ran."""
+    ranges: dict[Path, list] = {}
+    for e, made in tasks.items():
+        for task, result in itertools.zip_longest(made, results[e]):
+            if task.end is not None:
+                ranges.setdefault(task.paths[0], []).append(result)
+    for path, found in ranges.items():
+        if None not in found and not any(r["records"] for r in found):
+            skipped.add_file("empty_file", display_name(path), path.stat().st_size)
 
 
 def _share(cfg: DownloadConfig, entry: int) -> int | None:

@@ -8,6 +8,7 @@ by definition (RFC 8259, section 8.1): a line that is not costs that line, count
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -29,20 +30,25 @@ def read_jsonl(path: Path, cfg: SourceConfig, skipped: Skipped, label: str) -> I
 
 
 def read_jsonl_range(path: Path, start: int, end: int, first_line: int, cfg: SourceConfig,
-                     skipped: Skipped, label: str) -> Iterator[Document]:
+                     skipped: Skipped, label: str, seen: Counter | None = None) -> Iterator[Document]:
     """The documents of the JSON lines of an uncompressed file (``is_json_lines``) that start in
     bytes ``[start, end)``, where ``start`` is the start of line ``first_line`` (from 1) and
     ``end`` the start of a line or the file's size: one read task's part of a large file, with
-    the same ids, provenance and counts as a read of the whole file gives those lines."""
+    the same ids, provenance and counts as a read of the whole file gives those lines. The
+    non-blank lines found are added to ``seen["records"]``: a file none of whose ranges has one
+    is counted ``empty_file`` by the stage, which alone sees every range."""
     yield from _jsonl_documents(path, _line_range(path, start, end, first_line), cfg, skipped,
-                                label, whole=start == 0 and end >= path.stat().st_size)
+                                label, whole=start == 0 and end >= path.stat().st_size, seen=seen)
 
 
 def _jsonl_documents(path: Path, found: Iterator[tuple[int, Any, str | None]], cfg: SourceConfig,
-                     skipped: Skipped, label: str, whole: bool = True) -> Iterator[Document]:
+                     skipped: Skipped, label: str, whole: bool = True,
+                     seen: Counter | None = None) -> Iterator[Document]:
     name, records, kinds = display_name(path), 0, KindRule.of(cfg)
     for lineno, record, reason in found:
         records += 1
+        if seen is not None:
+            seen["records"] += 1
         where = f"{name}:{lineno}"
         if reason:
             skipped.add(reason, where)

@@ -50,8 +50,14 @@ from pretrain.sources.builtin import (
 )
 from pretrain.sources.files import read_files
 from pretrain.sources.hf import read_hf
-from pretrain.sources.records import EMPTY_METADATA, Document, Skipped, describe_skipped, params_key
 from pretrain.sources.manifest import ManifestCheck
+from pretrain.sources.records import (
+    EMPTY_METADATA,
+    Document,
+    Skipped,
+    describe_skipped,
+    params_key,
+)
 from pretrain.sources.urls import read_urls
 
 __all__ = ["SOURCES", "Context", "iter_documents", "mix_counts", "unique_ids"]
@@ -135,11 +141,8 @@ def mix_counts(weights: list[float], total: int) -> list[int]:
 
 
 def _mix(cfg: DownloadConfig, ctx: Context, skipped: Skipped) -> Iterator[Document]:
+    check_mix_shares(cfg)
     counts = mix_counts([s.weight for s in cfg.sources], cfg.max_documents)
-    for i, (src, count) in enumerate(zip(cfg.sources, counts)):
-        if count == 0:
-            raise ConfigError(f"download.sources[{i}].weight: {src.weight} gives {src.name!r} no "
-                              f"document of max_documents {cfg.max_documents}")
     streams = [unique_ids(read_source(s, ctx, skipped, s.name), skipped, f"{s.name}/")
                for s in cfg.sources]
     order = [i for i, count in enumerate(counts) for _ in range(count)]
@@ -151,6 +154,17 @@ def _mix(cfg: DownloadConfig, ctx: Context, skipped: Skipped) -> Iterator[Docume
             raise DataError(short_of_share(cfg, i, taken[i], skipped))
         taken[i] += 1
         yield doc
+
+
+def check_mix_shares(cfg: DownloadConfig) -> None:
+    """Raise ConfigError for a mix entry whose weight gives it no document of max_documents."""
+    if cfg.source != "mix":
+        return
+    counts = mix_counts([s.weight for s in cfg.sources], cfg.max_documents)
+    for i, (src, count) in enumerate(zip(cfg.sources, counts)):
+        if count == 0:
+            raise ConfigError(f"download.sources[{i}].weight: {src.weight} gives {src.name!r} no "
+                              f"document of max_documents {cfg.max_documents}")
 
 
 def short_of_share(cfg: DownloadConfig, i: int, has: int, skipped: Skipped) -> str:

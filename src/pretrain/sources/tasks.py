@@ -1,8 +1,8 @@
 """The download stage's read tasks: which inputs each reads, and the task that reads them.
 
 A source of local files becomes one task per input file (datatrove's readers: a task per file),
-with files smaller than ``download.task_mb`` grouped, in order, up to that size (and at most
-``download.task_files`` of them), and an
+with files smaller than ``download.task_mb`` grouped, in order, up to that much work (a file's
+size times its reader's cost per byte, ``READ_COST``: a PDF's is ~50 times a JSON line's), and an
 uncompressed JSON lines file larger than it cut into byte ranges of about that size, each
 starting at a line start (``line_tasks``: a first, cheap pass of tasks finds the line starts and
 counts the lines of each range, so that a record's provenance ``file:line`` is the same as a
@@ -29,6 +29,7 @@ import hashlib
 import itertools
 import os
 import shutil
+from array import array
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator
@@ -36,8 +37,10 @@ from typing import Any, Iterator
 import numpy as np
 
 from pretrain.config.sources import DownloadConfig, SourceConfig
+from pretrain.errors import DataError
+from pretrain.executor.shards import one_line
 from pretrain.io import ShardedDocumentWriter, shard_name
-from pretrain.sources.files import is_json_lines, read_file, resolve_files
+from pretrain.sources.files import is_json_lines, read_cost, read_file, resolve_files
 from pretrain.sources.jsonl import read_jsonl_range
 from pretrain.sources.records import Document, Skipped, display_name
 from pretrain.sources.streams import SOURCES
@@ -63,6 +66,7 @@ class ReadTask:
     first_line: int = 1
     stream: bool = False
     stop: int | None = None
+    watched: tuple[Path, ...] = ()
 
     @property
     def name(self) -> str:
@@ -78,8 +82,8 @@ class ReadTask:
 
     @property
     def inputs(self) -> tuple[Path, ...]:
-        """The files read, absolute (stamped wherever the task runs)."""
-        return tuple(Path(self.cwd) / path for path in self.paths)
+        """The files read, absolute (stamped wherever the task runs); a stream's local files."""
+        return tuple(Path(self.cwd) / path for path in self.paths) + self.watched
 
     def describe(self) -> str:
         """What an error names: the file (and range), the files, or the source."""
@@ -119,10 +123,11 @@ def entries(cfg: DownloadConfig) -> list[tuple[SourceConfig, str | None]]:
     return [(src, src.name) for src in cfg.sources] if cfg.source == "mix" else [(cfg, None)]
 
 
-def plan_files(src: SourceConfig, key: str, task_bytes: int, task_files: int) -> list[tuple]:
+def plan_files(src: SourceConfig, key: str, task_bytes: int) -> list[tuple]:
     """The inputs of a files source as task specs, in order: ``("files", paths)`` for a group of
-    whole files (up to ``task_bytes``, at most ``task_files`` files), ``("range", path)`` for a
-    JSON lines file of more than ``task_bytes``, to be cut into ranges (``line_tasks``)."""
+    whole files up to ``task_bytes`` of work (their sizes times their reader's ``READ_COST``),
+    ``("range", path)`` for a JSON lines file of more than ``task_bytes``, to be cut into ranges
+    (``line_tasks``)."""
     specs: list[tuple] = []
     group: list[Path] = []
     size = 0
@@ -135,8 +140,8 @@ def plan_files(src: SourceConfig, key: str, task_bytes: int, task_files: int) ->
             specs.append(("range", path))
             continue
         group.append(path)
-        size += length
-        if size >= task_bytes or len(group) >= task_files:
+        size += length * read_cost(path)
+        if size >= task_bytes:
             specs.append(("files", tuple(group)))
             group, size = [], 0
     if group:
@@ -218,7 +223,7 @@ def read_task(cfg: DownloadConfig, context: Any, task: ReadTask) -> dict[str, An
     a built-in source, its manifest check (``manifest``: report and warning).
     ``context``: pretrain.sources.download.Context."""
     src, label = entries(cfg)[task.entry]
-    skipped = Skipped()
+    skipped, seen = Skipped(), Counter()
     checks: dict = {}
     shutil.rmtree(task.folder, ignore_errors=True)  # a killed run's part
     with working_directory(task.cwd):
@@ -226,13 +231,14 @@ def read_task(cfg: DownloadConfig, context: Any, task: ReadTask) -> dict[str, An
             ctx = context._replace(checks=checks)
             docs = itertools.islice(SOURCES[src.source](src, ctx, skipped, label), task.stop)
         elif task.end is not None:
-            docs = read_jsonl_range(task.paths[0], task.start, task.end, task.first_line, src,
-                                    skipped, label or "files")
+            docs = _named(task.paths[0], read_jsonl_range(
+                task.paths[0], task.start, task.end, task.first_line, src, skipped, label or "files", seen))
         else:
-            docs = (doc for path in task.paths for doc in read_file(path, src, skipped, label or "files"))
+            docs = (doc for path in task.paths
+                    for doc in _named(path, read_file(path, src, skipped, label or "files")))
         shards, digests = _write(docs, task.folder, round(cfg.shard_mb * 1e6))
     with open(task.output(".ids.npy.tmp"), "wb") as handle:
-        np.save(handle, np.asarray(digests, dtype=np.uint64))
+        np.save(handle, np.frombuffer(digests, dtype=np.uint64))
     os.replace(task.output(".ids.npy.tmp"), task.output(".ids.npy"))
     manifest = {name: {"report": check.report(), "warning": check.warning()}
                 for name, check in sorted(checks.items())}
@@ -240,13 +246,27 @@ def read_task(cfg: DownloadConfig, context: Any, task: ReadTask) -> dict[str, An
     return {"shards": shards, "input_files": len(task.paths) if task.end is None else int(task.start == 0),
             "input_bytes": sum(p.stat().st_size for p in task.paths) if task.end is None
             else task.end - task.start,
-            "skipped": skipped.state(), **({"manifest": manifest} if manifest else {})}
+            "skipped": skipped.state(), **({"manifest": manifest} if manifest else {}),
+            **({"records": seen["records"]} if task.end is not None else {})}
 
 
-def _write(docs: Iterator[Document], folder: Path, shard_bytes: int) -> tuple[list[dict], list[int]]:
-    """Write ``docs`` as shards into ``folder``; per shard its counts, and each id's digest."""
+def _named(path: Path, docs: Iterator[Document]) -> Iterator[Document]:
+    """``docs`` of the file ``path``; an error a reader did not expect (its own DataErrors name
+    the file already) is raised as a DataError naming the file, so that a group's task names
+    which of its files failed."""
+    try:
+        yield from docs
+    except DataError:
+        raise
+    except Exception as exc:  # noqa: BLE001 (any library's error, for one line naming the file)
+        raise DataError(f"{path}: cannot read ({type(exc).__name__}: {one_line(exc)})") from exc
+
+
+def _write(docs: Iterator[Document], folder: Path, shard_bytes: int) -> tuple[list[dict], array]:
+    """Write ``docs`` as shards into ``folder``; per shard its counts, and each id's digest
+    (8 bytes a document)."""
     shards: list[dict] = []
-    digests: list[int] = []
+    digests = array("Q")
     with ShardedDocumentWriter(folder, shard_bytes) as writer:
         for doc in docs:
             writer.write(doc)
