@@ -194,14 +194,16 @@ def test_a_worker_that_always_dies_fails_the_run_naming_its_shard_not_its_neighb
     """Shard 0 runs beside shard 1 when shard 1's worker dies, and the pool breaks under both:
     shard 1 is the one named, after 1 + retries deaths, or one more where a death beside the
     running shard 0 (charged to both) came after its retries were spent, as the scheduling of
-    the two workers decides (pretrain.executor.local); the message counts its runs."""
+    the two workers decides (pretrain.executor.local); the message counts its runs. Whether
+    shard 0 finished first is up to the scheduling too (on a loaded machine shard 1's worker can
+    die, every time, before shard 0's has started it: the stage then fails fast, and the rerun
+    runs shard 0), so its marker is not asked for here."""
     with pytest.raises(DataError) as err:
         run(setup, always_dies_on_1, workers=2, retries=2)
     runs = len(list((setup / "runs").glob("attempt.*")))
     assert runs in (3, 4)
     assert str(err.value) == (f"test: shard part-00001.txt: its worker process died {runs} times "
                               "(killed, or out of memory)")
-    assert (setup / "work" / "k" / "part-00000.done.json").exists()
 
 
 def test_ctrl_c_in_a_task_stops_the_other_workers_and_is_raised_as_is(setup):

@@ -150,6 +150,11 @@ def test_files_that_each_number_their_records_from_0_get_the_ids_of_one_reader(t
     assert report["ids"]["duplicate_made_unique"] == 440 and report["shards"] > 12
 
 
+def test_no_ids_and_one_id_need_nothing_made_up():
+    assert made_unique(np.zeros(0, dtype=np.uint64), [].__getitem__, [].__getitem__) == {}
+    assert made_unique(np.array([id_digest("a")], dtype=np.uint64), ["a"].__getitem__, ["p"].__getitem__) == {}
+
+
 def test_ids_whose_digests_collide_are_left_alone():
     docs = ["first", "second", "first"]
     digests = np.array([7, 7, 7], dtype=np.uint64)  # as if the three digests were one

@@ -144,8 +144,8 @@ class _Ids:
     def __init__(self, digests: np.ndarray, original: Callable[[int], str]):
         self.order = np.argsort(digests, kind="stable")
         self.ranked = digests[self.order]
-        starts = np.flatnonzero(np.r_[True, self.ranked[1:] != self.ranked[:-1]])
-        runs = np.cumsum(np.r_[True, self.ranked[1:] != self.ranked[:-1]]) - 1
+        new_run = np.r_[True, self.ranked[1:] != self.ranked[:-1]][:len(digests)]  # none: none
+        starts, runs = np.flatnonzero(new_run), np.cumsum(new_run) - 1
         self.first = np.empty(len(digests), dtype=np.int64)
         self.first[self.order] = self.order[starts[runs]]
         self.original = original
