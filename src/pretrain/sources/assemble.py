@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import bisect
 import heapq
-from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -32,7 +31,7 @@ import pyarrow.parquet as pq
 
 from pretrain.io import DocumentWriter, iter_batches, place, shard_name
 from pretrain.sources.records import Skipped
-from pretrain.sources.tasks import ReadTask, id_digest, task_shard
+from pretrain.sources.tasks import ReadTask, count_document, id_digest, new_totals, task_shard
 
 
 class EntryDocs:
@@ -217,7 +216,7 @@ def write_single(docs: EntryDocs, start: int, stop: int, new_ids: dict[int, str]
                  out: Path) -> tuple[int, dict]:
     """Put the window's shards into ``out`` as ``part-00000.parquet``, ...; return the shard
     count and the window's counts (documents, chars, by_source, by_kind)."""
-    totals = {"documents": 0, "chars": 0, "by_source": Counter(), "by_kind": Counter()}
+    totals = new_totals()
     shards = 0
     for path, first, last, begin, counts in docs.pieces(start, stop):
         target = out / shard_name(shards)
@@ -230,7 +229,7 @@ def write_single(docs: EntryDocs, start: int, stop: int, new_ids: dict[int, str]
                 for i, doc in enumerate(docs.documents(begin, begin + last - first)):
                     doc = _renamed(doc, new_ids.get(begin - start + i))
                     writer.write(doc)
-                    _count(totals, doc)
+                    count_document(totals, doc)
         shards += 1
     return shards, totals
 
@@ -254,19 +253,8 @@ def _add(totals: dict, counts: dict) -> None:
     totals["by_kind"].update(counts["by_kind"])
 
 
-def _count(totals: dict, doc: dict) -> None:
-    totals["documents"] += 1
-    totals["chars"] += len(doc["text"])
-    totals["by_source"][doc["source"]] += 1
-    totals["by_kind"][doc["kind"]] += 1
-
-
 def counted(docs: Iterator[dict], totals: dict[str, Any]) -> Iterator[dict]:
     """``docs``, each counted into ``totals`` as it passes."""
     for doc in docs:
-        _count(totals, doc)
+        count_document(totals, doc)
         yield doc
-
-
-def new_totals() -> dict[str, Any]:
-    return {"documents": 0, "chars": 0, "by_source": Counter(), "by_kind": Counter()}

@@ -39,7 +39,7 @@ import numpy as np
 from pretrain.config.sources import DownloadConfig, SourceConfig
 from pretrain.errors import DataError
 from pretrain.executor.shards import one_line
-from pretrain.io import ShardedDocumentWriter, shard_name
+from pretrain.io import ShardedDocumentWriter, atomic_path, shard_name
 from pretrain.sources.files import is_json_lines, read_cost, read_file, resolve_files
 from pretrain.sources.jsonl import read_jsonl_range
 from pretrain.sources.records import Document, Skipped, display_name
@@ -237,9 +237,8 @@ def read_task(cfg: DownloadConfig, context: Any, task: ReadTask) -> dict[str, An
             docs = (doc for path in task.paths
                     for doc in _named(path, read_file(path, src, skipped, label or "files")))
         shards, digests = _write(docs, task.folder, round(cfg.shard_mb * 1e6))
-    with open(task.output(".ids.npy.tmp"), "wb") as handle:
+    with atomic_path(task.output(".ids.npy")) as tmp, open(tmp, "wb") as handle:
         np.save(handle, np.frombuffer(digests, dtype=np.uint64))
-    os.replace(task.output(".ids.npy.tmp"), task.output(".ids.npy"))
     manifest = {name: {"report": check.report(), "warning": check.warning()}
                 for name, check in sorted(checks.items())}
     # A file read in ranges counts once, with its first range; its bytes add up over them.
@@ -271,16 +270,26 @@ def _write(docs: Iterator[Document], folder: Path, shard_bytes: int) -> tuple[li
         for doc in docs:
             writer.write(doc)
             if len(shards) < writer.shards:
-                shards.append({"documents": 0, "chars": 0, "by_source": Counter(), "by_kind": Counter()})
-            shard = shards[-1]
-            shard["documents"] += 1
-            shard["chars"] += len(doc["text"])
-            shard["by_source"][doc["source"]] += 1
-            shard["by_kind"][doc["kind"]] += 1
+                shards.append(new_totals())
+            count_document(shards[-1], doc)
             digests.append(id_digest(doc["id"]))
     for shard in shards:
         shard["by_source"], shard["by_kind"] = dict(shard["by_source"]), dict(shard["by_kind"])
     return shards, digests
+
+
+def new_totals() -> dict[str, Any]:
+    """Counts of a set of documents (a shard, a window): documents, characters, by source and
+    by kind."""
+    return {"documents": 0, "chars": 0, "by_source": Counter(), "by_kind": Counter()}
+
+
+def count_document(totals: dict[str, Any], doc: Document) -> None:
+    """Add one document to ``totals`` (``new_totals``)."""
+    totals["documents"] += 1
+    totals["chars"] += len(doc["text"])
+    totals["by_source"][doc["source"]] += 1
+    totals["by_kind"][doc["kind"]] += 1
 
 
 def id_digest(doc_id: str) -> int:
