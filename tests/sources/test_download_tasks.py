@@ -349,3 +349,20 @@ def test_costly_files_are_grouped_by_their_work(tmp_path):
     assert [len(spec[1]) for spec in plan_files(src, "download.path", budget)] == [4, 4]
     src = DownloadConfig(source="files", path=str(folder / "*.jsonl"))
     assert [len(spec[1]) for spec in plan_files(src, "download.path", budget)] == [8]
+
+
+def test_what_a_capped_source_read_or_left_past_its_cap_is_counted(tmp_path):
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(10):
+        (folder / f"{i:02d}.jsonl").write_text("".join(json.dumps({"text": f"doc {i}.{j}"}) + "\n" for j in range(3)))
+    size = (folder / "00.jsonl").stat().st_size
+    cfg = DownloadConfig(source="files", path=str(folder), task_mb=size / 1e6, max_documents=5)
+    report, docs = run(cfg, tmp_path / "out", workers=2)
+    assert len(docs) == 5 and report["inputs"]["files"] == 4  # one wave of 4 files, 12 documents
+    assert report["skipped"] == {"over_max_documents": 7}
+    assert report["skipped_examples"]["over_max_documents"][0] == f"{folder / '01.jsonl'}:3"
+    assert report["skipped_files"] == {"not_read_over_cap": {"files": 6, "bytes": 6 * size}}
+    report, _ = run(DownloadConfig(source="files", path=str(folder), task_mb=size / 1e6, limit=4),
+                    tmp_path / "limit")
+    assert report["skipped"] == {"over_limit": 8}

@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from pretrain.io import DocumentWriter, iter_batches, place, shard_name
-from pretrain.sources.records import Skipped
+from pretrain.sources.records import Skipped, display_name
 from pretrain.sources.tasks import ReadTask, count_document, id_digest, new_totals, task_shard
 
 
@@ -123,6 +123,31 @@ def count_skipped(docs: EntryDocs, start: int, skipped: Skipped) -> None:
         else:
             skipped["skipped_by_config"] += start - position
             return
+
+
+def count_over_cap(docs: EntryDocs, stop: int, unread: list[ReadTask], skipped: Skipped,
+                   reason: str) -> None:
+    """Count what a capped source's waves read past its window, ``reason`` in records (the first
+    few by place), and the inputs of its tasks that never ran in files and bytes as
+    ``not_read_over_cap`` (a file counts there when none of its bytes were read; the unread
+    ranges of a file read in part count in bytes)."""
+    for position in range(stop, docs.total):
+        if len(skipped.examples.get(reason, [])) < Skipped.EXAMPLES:
+            skipped.add(reason, docs.field(position, "provenance"))
+        else:
+            skipped[reason] += docs.total - position
+            break
+    whole_files: set[Path] = set()
+    for task in unread:
+        if task.end is None:
+            for path, absolute in zip(task.paths, task.inputs):
+                skipped.add_file("not_read_over_cap", display_name(path), absolute.stat().st_size)
+        elif task.start == 0:  # none of the file read: its later ranges are unread too
+            whole_files.add(task.paths[0])
+            skipped.add_file("not_read_over_cap", display_name(task.paths[0]), task.inputs[0].stat().st_size)
+        elif task.paths[0] not in whole_files:  # read in part: the rest in bytes
+            skipped.files["not_read_over_cap"] += 0
+            skipped.file_bytes["not_read_over_cap"] += task.end - task.start
 
 
 def shared_digests(digests: np.ndarray) -> np.ndarray:

@@ -41,6 +41,7 @@ from pretrain.executor.shards import (
 from pretrain.io import ShardedDocumentWriter, atomic_path
 from pretrain.sources.assemble import (
     EntryDocs,
+    count_over_cap,
     count_skipped,
     counted,
     made_unique,
@@ -221,20 +222,7 @@ def _assemble(cfg: DownloadConfig, tasks: dict[int, list[ReadTask]], results: di
     """The last pass (pretrain.sources.assemble) and the report."""
     skipped = Skipped.merged([r["skipped"] for e in sorted(results) for r in results[e]])
     count_empty_ranged(tasks, results, skipped)
-    windows: dict[int, tuple[EntryDocs, int, int, dict[int, str]]] = {}
-    for e, (src, label) in enumerate(entries(cfg)):
-        docs = EntryDocs(tasks[e][:len(results[e])], results[e])
-        start, stop = window(docs.total, src.skip, src.limit, _share(cfg, e))
-        count_skipped(docs, start, skipped)
-        if cfg.source == "mix" and stop - start < _share(cfg, e):
-            raise DataError(short_of_share(cfg, e, stop - start, skipped))
-        digests = docs.digests(start, stop)
-        docs.prefetch_ids(shared_digests(digests) + start)
-        new_ids = made_unique(digests, lambda i, d=docs, s=start: d.field(s + i, "id"),
-                              lambda i, d=docs, s=start: d.field(s + i, "provenance"))
-        if new_ids:
-            skipped.ids["duplicate_made_unique"] += len(new_ids)
-        windows[e] = (docs, start, stop, new_ids)
+    windows = _windows(cfg, tasks, results, skipped)
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
         if cfg.source == "mix":
@@ -261,6 +249,29 @@ def _assemble(cfg: DownloadConfig, tasks: dict[int, list[ReadTask]], results: di
               **({"kind_field_missing": skipped.kind_field_missing}
                  if skipped.kind_field_missing else {})}
     return {**report, **_manifest_report(manifest), **_mix_report(cfg, totals["by_source"])}
+
+
+def _windows(cfg: DownloadConfig, tasks: dict[int, list[ReadTask]], results: dict[int, list[dict]],
+             skipped: Skipped) -> dict[int, tuple[EntryDocs, int, int, dict[int, str]]]:
+    """Each source's documents, window and new ids; what falls outside a window counted."""
+    windows: dict[int, tuple[EntryDocs, int, int, dict[int, str]]] = {}
+    for e, (src, label) in enumerate(entries(cfg)):
+        docs = EntryDocs(tasks[e][:len(results[e])], results[e])
+        start, stop = window(docs.total, src.skip, src.limit, _share(cfg, e))
+        count_skipped(docs, start, skipped)
+        count_over_cap(docs, stop, tasks[e][len(results[e]):], skipped,
+                       "over_limit" if src.limit is not None and stop - start == src.limit
+                       else "over_max_documents")
+        if cfg.source == "mix" and stop - start < _share(cfg, e):
+            raise DataError(short_of_share(cfg, e, stop - start, skipped))
+        digests = docs.digests(start, stop)
+        docs.prefetch_ids(shared_digests(digests) + start)
+        new_ids = made_unique(digests, lambda i, d=docs, s=start: d.field(s + i, "id"),
+                              lambda i, d=docs, s=start: d.field(s + i, "provenance"))
+        if new_ids:
+            skipped.ids["duplicate_made_unique"] += len(new_ids)
+        windows[e] = (docs, start, stop, new_ids)
+    return windows
 
 
 def count_empty_ranged(tasks: dict[int, list[ReadTask]], results: dict[int, list[dict]],
