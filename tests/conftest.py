@@ -176,7 +176,8 @@ def inputs(run_dir: Path) -> dict[str, Path]:
     """The report's inputs (pretrain.report.figures.INPUTS) in ``run_dir``."""
     metrics = run_dir / "metrics"
     return {"clean": metrics / "clean.json", "scores": metrics / "clean_scores.json",
-            "dedup": metrics / "dedup.json", "train": metrics / "train.json", "eval": metrics / "eval.json"}
+            "dedup": metrics / "dedup.json", "train": metrics / "train.json", "eval": metrics / "eval.json",
+            "finetune": metrics / "finetune.json"}
 
 
 @pytest.fixture
@@ -219,6 +220,9 @@ def run_dir(tmp_path) -> Path:
                            "general_bits_per_byte": 1.31},
                           {"weight": 1.0, "model": "trained", "val_bits_per_byte": 1.79,
                            "general_bits_per_byte": 1.6}]}},
+        "finetune.json": {"task": "classify", "labels": ["neg", "pos"], "backbones": {
+            name: {"steps": 20, "test": {"accuracy": acc, "f1_macro": acc, "confusion_matrix": matrix}}
+            for name, acc, matrix in (("final", 0.9, [[9, 1], [1, 9]]), ("init", 0.6, [[6, 4], [4, 6]]))}},
     }
     for name, value in files.items():
         (metrics / name).write_text(json.dumps(value))

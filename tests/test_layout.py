@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "pretrain"
 # Shared layers first, then the stages' packages in the order data flows through them, then the
 # glue that runs them. A module may import from its own package and from packages before it.
 ORDER = ["errors", "io", "token_store", "config", "executor", "runtime", "bases", "sources", "clean", "dedup", "tokens",
-         "model", "train", "merge", "evaluate", "export", "cost", "report", "stage",
+         "model", "train", "merge", "finetune", "evaluate", "export", "cost", "report", "stage",
          "cli"]
 
 

@@ -13,7 +13,7 @@ from pretrain.report.figures import bits_per_byte_figure, draw_all, forgetting_f
 from pretrain.report.page import write_plots_template, write_report
 
 ALL = {"loss", "learning_rate", "grad_norm", "tokens_per_second", "mfu", "memory", "language_score",
-       "dropped", "length", "clusters", "s_curve", "bits_per_byte", "forgetting"}
+       "dropped", "length", "clusters", "s_curve", "bits_per_byte", "forgetting", "confusion"}
 
 
 def coloured_pixels(path) -> int:
@@ -97,3 +97,19 @@ def test_report_tables_the_merge_sweep(run_dir, inputs):
     md = (metrics / "report.md").read_text()
     assert "| 0.5 | merged_50 (final) | 1.9500 | 1.3100 |" in md
     assert "<td>merged_50 (final)</td>" in (metrics / "report.html").read_text()
+
+
+def test_the_confusion_matrix_is_skipped_with_its_reason_when_nothing_was_classified(run_dir, inputs):
+    (run_dir / "metrics" / "finetune.json").write_text(json.dumps({"task": "none"}))
+    drawn, skipped = draw_all(inputs, run_dir / "dvclive" / "train", run_dir / "fig")
+    assert "confusion" not in drawn
+    assert skipped["Fine-tuned classifier: confusion matrix on the test split"] == \
+        "finetune.task is none, not classify"
+
+
+def test_the_summary_names_each_fine_tuned_backbone(inputs):
+    from pretrain.report.page import summary_rows
+
+    rows = dict(summary_rows(inputs))
+    assert rows["fine-tuned from final (classify)"] == "test accuracy 0.900, macro F1 0.900"
+    assert rows["fine-tuned from init (classify)"] == "test accuracy 0.600, macro F1 0.600"

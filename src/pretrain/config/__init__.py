@@ -44,6 +44,7 @@ SECTIONS: dict[str, str] = {
     "train": "pretrain.config.train:TrainConfig",
     "evaluate": "pretrain.config.evaluate:EvaluateConfig",
     "merge": "pretrain.config.merge:MergeConfig",
+    "finetune": "pretrain.config.finetune:FinetuneConfig",
     "export": "pretrain.config.merge:ExportConfig",
 }
 """Each params.yaml section and the dataclass that holds it, as ``module:class``."""
@@ -133,6 +134,17 @@ def check_paths(configs: dict[str, Any], where: str) -> None:
     if merge.method != "none" and merge.other != "init" and not os.path.isdir(merge.other):
         raise ConfigError(f"{where}: merge.other: {merge.other!r} is not a folder (expected 'init' or "
                           "a local Hugging Face model folder in models/bases)")
+    tune = configs["finetune"]
+    if tune.task != "none":
+        if tune.source == "files" and not (os.path.exists(tune.path) or glob.glob(tune.path, recursive=True)):
+            raise ConfigError(f"{where}: finetune.path: nothing matches {tune.path!r} "
+                              "(expected an existing file, folder or glob)")
+        if tune.source == "hf":
+            named.append(("finetune.path", tune.path, "a local dataset folder"))
+        named += [(f"finetune.compare[{i}]", entry, "'init' or a local model folder")
+                  for i, entry in enumerate(tune.compare) if entry != "init"]
+        if tune.model != "final":
+            named.append(("finetune.model", tune.model, "'final' or a local model folder"))
     for key, value, expected in named:
         if value and is_local_path(value) and not os.path.exists(value):
             raise ConfigError(f"{where}: {key}: {value!r} does not exist "

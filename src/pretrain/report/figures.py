@@ -199,9 +199,34 @@ def forgetting_figure(evaluation: dict[str, Any]) -> Figure:
     return fig
 
 
-INPUTS = ("clean", "scores", "dedup", "train", "eval")
+def confusion_figure(finetune: dict[str, Any]) -> Figure:
+    """The fine-tuned classifier's confusion matrix on the test split (rows: true class,
+    columns: predicted), each compared backbone's beside it."""
+    if finetune.get("task") != "classify":
+        raise Missing(f"finetune.task is {finetune.get('task', 'none')}, not classify")
+    scored = {name: entry["test"] for name, entry in finetune["backbones"].items() if entry.get("test")}
+    if not scored:
+        raise Missing("no test split (finetune.test_fraction: 0)")
+    names = finetune["labels"]
+    fig, axes = plt.subplots(1, len(scored), figsize=(3.4 * len(scored) + 0.6, 3.6), dpi=DPI, squeeze=False)
+    for ax, (backbone, scores) in zip(axes[0], scored.items()):
+        matrix = np.asarray(scores["confusion_matrix"])
+        ax.imshow(matrix, cmap="Blues")
+        for (i, j), count in np.ndenumerate(matrix):
+            ax.text(j, i, str(count), ha="center", va="center",
+                    color="white" if count > matrix.max() / 2 else "black")
+        ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+        ax.set_yticks(range(len(names)), names)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(f"from {backbone}: accuracy {scores['accuracy']:.3f}", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+INPUTS = ("clean", "scores", "dedup", "train", "eval", "finetune")
 """The metrics files the report reads: clean.json, clean_scores.json, dedup.json, train.json,
-eval.json, by these names."""
+eval.json, finetune.json, by these names."""
 
 
 def figures(metrics: dict[str, Path], live: Path) -> dict[str, tuple[str, Callable[[], Figure]]]:
@@ -233,6 +258,8 @@ def figures(metrics: dict[str, Path], live: Path) -> dict[str, tuple[str, Callab
                           lambda: bits_per_byte_figure(read_json(metrics["eval"]))),
         "forgetting": ("Merge sweep: domain gain against forgetting",
                        lambda: forgetting_figure(read_json(metrics["eval"]))),
+        "confusion": ("Fine-tuned classifier: confusion matrix on the test split",
+                      lambda: confusion_figure(read_json(metrics["finetune"]))),
     }
 
 

@@ -49,6 +49,21 @@ def summary_rows(metrics: dict[str, Path]) -> list[tuple[str, str]]:
         if isinstance(scores, dict) and "bits_per_byte" in scores:
             rows.append((f"held-out {model}", f"{scores['bits_per_byte']:.3f} bits/byte, "
                                               f"perplexity {scores['perplexity']:,.1f}"))
+    return rows + finetune_rows(_read(metrics["finetune"]) if "finetune" in metrics else {})
+
+
+def finetune_rows(finetune: dict[str, Any]) -> list[tuple[str, str]]:
+    """(what, value) rows of the fine-tune: each backbone's test accuracy and macro F1
+    (classify) or validation loss (sft)."""
+    rows = []
+    for name, entry in (finetune.get("backbones") or {}).items():
+        test = entry.get("test")
+        if test:
+            rows.append((f"fine-tuned from {name} ({finetune['task']})",
+                         f"test accuracy {test['accuracy']:.3f}, macro F1 {test['f1_macro']:.3f}"))
+        elif entry.get("val_loss") is not None:
+            rows.append((f"fine-tuned from {name} ({finetune['task']})",
+                         f"validation loss {entry['val_loss']:.3f}"))
     return rows
 
 

@@ -3,7 +3,7 @@
 DVC reruns a stage when one of its ``deps`` in dvc.yaml changes, and only then. A file that a
 stage reads because params.yaml names it (``download.path``, a mix entry's ``path``, a local
 Hugging Face dataset folder, ``evaluate.general_text``, ``model.base``, ``tokenizer.path``,
-``merge.other``) is not one of them: DVC tracks the params value, not the file, so after an
+``merge.other``, ``finetune.path``, ``finetune.model``) is not one of them: DVC tracks the params value, not the file, so after an
 edit of the file ``dvc repro`` says "up to date" and the pipeline keeps the old result.
 
 Templating the params value into ``deps`` (``- ${download.path}``) does not work in DVC 3.67:
@@ -65,6 +65,9 @@ def watched_inputs(configs: dict[str, Any], folder: str) -> Iterator[tuple[str, 
                 yield key, src.path, True
         if configs["evaluate"].general_text:
             yield "evaluate.general_text", configs["evaluate"].general_text, False
+        tune = configs["finetune"]
+        if tune.task != "none" and (tune.source == "files" or is_local_path(tune.path)):
+            yield "finetune.path", tune.path, tune.source == "hf"
     elif folder == "bases":
         model, tokenizer = configs["model"], configs["tokenizer"]
         if model.init != "random" and model.base and is_local_path(model.base):
@@ -74,6 +77,13 @@ def watched_inputs(configs: dict[str, Any], folder: str) -> Iterator[tuple[str, 
         merge = configs["merge"]
         if merge.method != "none" and merge.other != "init":
             yield "merge.other", merge.other, True
+        tune = configs["finetune"]
+        if tune.task != "none":
+            if tune.model != "final":
+                yield "finetune.model", tune.model, True
+            for i, entry in enumerate(tune.compare):
+                if entry != "init":
+                    yield f"finetune.compare[{i}]", entry, True
     else:  # pragma: no cover - a stage script naming an unknown folder is a programming error
         raise ValueError(f"unknown watched folder {folder!r} (expected one of {sorted(FOLDERS)})")
 

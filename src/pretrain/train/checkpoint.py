@@ -114,21 +114,25 @@ def gather(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[di
 def save(folder: Path, key: str, step: int, weights: dict[str, torch.Tensor], optim: dict[str, Any],
          scaler: Optional[torch.amp.GradScaler], extra: Optional[dict[str, Any]] = None,
          keep: int = 1, log_dir: Optional[Path] = None,
-         rng: Optional[dict[str, torch.Tensor]] = None) -> Path:
+         rng: Optional[dict[str, torch.Tensor]] = None,
+         tensors: Optional[dict[str, dict[str, torch.Tensor]]] = None) -> Path:
     """Write the checkpoint of optimizer step ``step`` from the whole ``weights`` and optimizer
     state ``optim`` (as ``gather`` gives them) and every process's RNG states ``rng`` (as
     ``gather_rng`` gives them; None: this process's alone, as rank 0), with the JSON-able
     ``extra`` in its state and a copy of the curves logged so far (``log_dir``, see
-    ``restore_logs``), and keep only the newest ``keep``. The first process calls it, after
-    every process gathered."""
+    ``restore_logs``) and ``tensors`` (``{file stem: tensors}``, an objective's own, as
+    ``<stem>.safetensors``), and keep only the newest ``keep``. The first process calls it,
+    after every process gathered."""
     path = Path(folder) / f"{PREFIX}{step:08d}"
-    tensors, groups = _optimizer_tensors(optim)
+    optim_tensors, groups = _optimizer_tensors(optim)
     with atomic_path(path) as tmp:
         tmp.mkdir()
         if log_dir is not None and Path(log_dir).is_dir():
             shutil.copytree(log_dir, tmp / LOGS, ignore=shutil.ignore_patterns(*UNCOPIED_LOGS))
         save_file(_unshared(weights), str(tmp / "model.safetensors"))
-        save_file(tensors, str(tmp / "optimizer.safetensors"))
+        save_file(optim_tensors, str(tmp / "optimizer.safetensors"))
+        for stem, own in (tensors or {}).items():
+            save_file(_unshared(own), str(tmp / f"{stem}.safetensors"))
         save_file(rng if rng is not None else _ranked([_rng_tensors()]), str(tmp / "rng.safetensors"))
         state = {"key": key, "step": step, "format": FORMAT, "param_groups": groups,
                  "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,

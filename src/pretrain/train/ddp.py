@@ -25,6 +25,7 @@ class Replicated:
     name = "none"  # the train report's "sharding": nothing is split
     every_process_validates = False  # the first process holds the whole model
     loss_scaling = True
+    groups: Optional[list[dict]] = None  # an objective's parameter groups (None: the default)
 
     def __init__(self, cfg: TrainConfig, accelerator: Any, dtype: Optional[torch.dtype]):
         self.cfg, self.acc = cfg, accelerator
@@ -37,7 +38,7 @@ class Replicated:
         calls it; the first reads the files), then wrap the model."""
         self.place(model)
         self.model = model
-        self.optimizer = build_optimizer(model, self.cfg, fused_optimizer(self.acc.device))
+        self.optimizer = build_optimizer(model, self.cfg, fused_optimizer(self.acc.device), self.groups)
         if resume:
             checkpoint.restore(resume, model, self.optimizer, self.scaler,
                                read=self.acc.is_main_process, broadcast=self.world > 1)

@@ -30,32 +30,26 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from tqdm import tqdm
-from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from pretrain.config.train import TrainConfig, total_steps, warmup_problem
 from pretrain.errors import ConfigError, DataError, warn
-from pretrain.io import atomic_path
 from pretrain.runtime import (
     allow_tf32,
     autocast,
     autocast_dtype,
     batch_order,
-    check_batch,
-    check_context,
     check_split,
     deterministic_algorithms,
-    enable_activation_checkpointing,
     epochs_warning,
-    load_rows,
     memory_bytes,
     precision_name,
     reuse_freed_memory,
-    validation_loss,
 )
-from pretrain.token_store import PackedRows, has_split, read_manifest
+from pretrain.token_store import PackedRows
 from pretrain.train import checkpoint
 from pretrain.train.backends import make_backend
 from pretrain.train.flops import flops_per_token, measured_peak_flops
+from pretrain.train.objective import LanguageModeling, Objective, load_data, load_model, save_trained  # noqa: F401
 from pretrain.train.optim import lr_at
 from pretrain.train.peaks import describe, mfu_metrics, nominal_peak
 from pretrain.train.reporters import Reporters
@@ -91,28 +85,6 @@ def shard_batches(rows: PackedRows | np.ndarray, cfg: TrainConfig, start: int, r
                                             num_workers=cfg.num_workers, pin_memory=pin))
 
 
-def load_data(cfg: TrainConfig, data_dir: Path) -> tuple[PackedRows, Optional[np.ndarray]]:
-    """The packed training rows, read lazily from the token store (pretrain.token_store), and
-    the first ``eval_batches`` micro-batches of validation rows in memory as a (rows, seq_len)
-    int64 array (None when the store has no validation rows)."""
-    rows = PackedRows(data_dir, "train")
-    check_batch(len(rows), cfg.micro_batch_size)
-    return rows, (load_rows(data_dir, "val", limit=cfg.eval_batches * cfg.micro_batch_size)
-                  if has_split(data_dir, "val") else None)
-
-
-def load_model(cfg: TrainConfig, model_dir: Path) -> torch.nn.Module:
-    """The initial model in fp32 (autocast supplies bf16 / fp16), in training mode, on the CPU:
-    single-device code that the backend places, shards or wraps."""
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32,
-                                                 use_safetensors=True)  # never a pickle
-    model.config.use_cache = False
-    if cfg.gradient_checkpointing:
-        enable_activation_checkpointing(model)
-    model.train()
-    return model
-
-
 class StopRequest:
     """Turn Ctrl-C / SIGTERM into a request honoured at the next step boundary, so the
     checkpoint written on the way out is a consistent one."""
@@ -137,10 +109,12 @@ class StopRequest:
             signal.signal(sig, handler)
 
 
-def train(cfg: TrainConfig, model_dir: Path, data_dir: Path, out_dir: Path, log_dir: Path,
-          checkpoint_dir: Optional[Path] = None) -> Optional[dict[str, Any]]:
-    """Train the model in ``model_dir`` on the training rows of the pack output ``data_dir``
-    (``train-00000.parquet``, ...); save it to ``out_dir``.
+def train(cfg: TrainConfig, model_dir: Path, data_dir: Optional[Path], out_dir: Path, log_dir: Path,
+          checkpoint_dir: Optional[Path] = None, objective: Optional[Objective] = None
+          ) -> Optional[dict[str, Any]]:
+    """Train the model in ``model_dir`` on the training rows of the token store ``data_dir``
+    (pretrain.token_store) as a causal LM, or on ``objective``'s data with its loss
+    (pretrain.train.objective: a fine-tune; ``data_dir`` unused); save it to ``out_dir``.
 
     Curves go to ``log_dir`` (DVCLive); with ``checkpoint_dir``, checkpoints every
     ``cfg.checkpoint_every`` steps and resumes from the newest one this same run wrote. On the
@@ -157,7 +131,8 @@ def train(cfg: TrainConfig, model_dir: Path, data_dir: Path, out_dir: Path, log_
         print(warning)
     on_cpu = accelerator.device.type == "cpu"
     with deterministic_algorithms(on_cpu), reuse_freed_memory(on_cpu):
-        return Run(cfg, accelerator, Path(model_dir), Path(data_dir), checkpoint_dir).fit(
+        objective = objective or LanguageModeling(Path(data_dir))
+        return Run(cfg, accelerator, Path(model_dir), objective, checkpoint_dir).fit(
             Path(out_dir), Path(log_dir))
 
 
@@ -186,17 +161,17 @@ class Run:
     Single-device code: the backend (pretrain.train.backends) places, shards or wraps the model and
     performs the backward pass and optimizer step."""
 
-    def __init__(self, cfg: TrainConfig, accelerator: Accelerator, model_dir: Path, data_dir: Path,
+    def __init__(self, cfg: TrainConfig, accelerator: Accelerator, model_dir: Path, objective: Objective,
                  checkpoint_dir: Optional[Path]):
-        self.cfg, self.acc, self.model_dir = cfg, accelerator, model_dir
+        self.cfg, self.acc, self.model_dir, self.objective = cfg, accelerator, model_dir, objective
         self.device = accelerator.device
         self.main = accelerator.is_main_process
         self.world = accelerator.num_processes
         self.dtype = autocast_dtype(cfg.precision, self.device)
         allow_tf32(self.device)  # before the measured peak: fp32 matmuls in TF32 on CUDA
         self.backend = make_backend(cfg, accelerator, self.dtype)  # fails before the model loads
-        self.rows, self.val_rows = load_data(cfg, data_dir)  # likewise
-        self.seq_len = self.rows.shape[1]
+        self.rows = objective.load_data(cfg)  # likewise
+        self.seq_len = objective.seq_len
         self.steps = total_steps(cfg, self.seq_len)
         problem = warmup_problem(cfg, self.seq_len)  # the params check refuses it before any stage
         if problem:
@@ -207,19 +182,22 @@ class Run:
             warn(warning)
         self.tokens_per_step = cfg.micro_batch_size * cfg.grad_accum_steps * self.seq_len
         self.checkpoint_dir = checkpoint_dir
-        self.key = checkpoint.run_key(cfg, model_dir, read_manifest(data_dir)["splits"]["train"]["shards"])
+        self.key = checkpoint.run_key(cfg, model_dir, objective.data_key())
         self.resume = checkpoint.find_for_all(checkpoint_dir, self.key, self.main, self.world)
+        if self.resume:
+            objective.load_state(self.resume.state.get("objective", {}), self.resume.path)
         # MFU against the nominal peak (comparable with published figures) and against a matmul
         # measured now, before seeding (the timing matmuls draw random numbers).
         self.peak = nominal_peak(self.device, self.dtype or torch.float32, cfg.peak_tflops)
         self.measured_peak = measured_peak_flops(self.dtype or torch.float32, self.device)
         torch.manual_seed(cfg.seed)
-        self.model = load_model(cfg, model_dir)
-        check_context(self.model.config, self.seq_len, str(model_dir))
+        self.model = objective.load_model(cfg, model_dir)
         self.flops_per_step = flops_per_token(self.model.config, self.seq_len) * self.tokens_per_step
+        self.backend.groups = objective.param_groups(self.model, cfg.weight_decay)
         self.wrapped, self.optimizer = self.backend.prepare(self.model, self.resume)
         self.history: list[float] = list(self.resume.state["history"]) if self.resume else []
         self.step_fn = torch.compile(self.wrapped) if cfg.compile else self.wrapped
+        self.stopped_at: Optional[int] = None  # the step an early stop ended the run at
 
     def fit(self, out_dir: Path, log_dir: Path) -> Optional[dict[str, Any]]:
         """Train to the last step, logging, validating and checkpointing on the way; save the
@@ -247,14 +225,16 @@ class Run:
                 if not (logging or validating or saving or stopping):
                     continue  # no host sync: the next steps queue behind this one
                 metrics = self._settle(window, mfus)
-                if validating:
-                    metrics.update(self._validate())
-                self._log(done, metrics, logging or "val/loss" in metrics, reporters, bar)
-                if saving:
+                early = validating and self._validate(done, metrics)
+                self._log(done, metrics, logging or any(k.startswith("val/") for k in metrics), reporters, bar)
+                if saving and not early:
                     self._save_checkpoint(done, log_dir, reporters)
-                if stopping:
+                if stopping and not early:
                     raise KeyboardInterrupt(f"stopped after step {done}; dvc repro resumes from it")
                 window = Window(time.perf_counter())
+                if early:
+                    self.stopped_at = done
+                    break
         bar.close()
         elapsed = time.perf_counter() - began
         self._save(out_dir)
@@ -289,7 +269,8 @@ class Run:
         lr = lr_at(step, cfg.learning_rate, cfg.warmup_steps, self.steps, cfg.schedule,
                    cfg.min_lr_ratio)
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)  # an objective's per-group rates
+        self.objective.before_step(step, self.model)
         loss_sum = torch.zeros((), device=self.device)
         for micro in range(cfg.grad_accum_steps):
             ids = next(batches).to(self.device, non_blocking=True)  # pinned: an async copy
@@ -320,24 +301,28 @@ class Run:
     def _forward(self, ids: torch.Tensor, step: int) -> torch.Tensor:
         with autocast(self.device, self.dtype):
             try:
-                return self.step_fn(input_ids=ids, labels=ids).loss
+                return self.objective.loss(self.step_fn, ids)
             except Exception as exc:  # torch.compile fails on first use without a C++ compiler
                 if self.step_fn is self.wrapped or step > (self.resume.step if self.resume else 0):
                     raise
                 print(f"warning: torch.compile failed ({type(exc).__name__}); training eagerly")
                 self.step_fn = self.wrapped
-                return self.step_fn(input_ids=ids, labels=ids).loss
+                return self.objective.loss(self.step_fn, ids)
 
-    def _validate(self) -> dict[str, float]:
-        if self.val_rows is None or not len(self.val_rows):
-            return {}
-        if not self.main and not self.backend.every_process_validates:
-            return {"val/loss": 0.0}
-        self.model.eval()
-        loss = validation_loss(self.model, self.val_rows, self.cfg.micro_batch_size, None,
-                               self.device, self.dtype)["loss"]
-        self.model.train()
-        return {"val/loss": loss}
+    def _validate(self, done: int, metrics: dict[str, float]) -> bool:
+        """Add the objective's validation metrics to ``metrics``; whether it stops the run
+        early here (the first process decides, every process learns it)."""
+        if self.main or self.backend.every_process_validates:
+            self.model.eval()
+            found = self.objective.validate(self.model, self.cfg, self.device, self.dtype)
+            self.model.train()
+        else:
+            found = {}  # the first process validates and logs
+        metrics.update(found)
+        box = [bool(self.main and found and self.objective.after_validation(done, found, self.model))]
+        if self.world > 1:
+            torch.distributed.broadcast_object_list(box, src=0)
+        return box[0]
 
     def _save_checkpoint(self, step: int, log_dir: Path, reporters: Optional[Reporters]) -> None:
         if reporters:
@@ -346,7 +331,8 @@ class Run:
         rng = checkpoint.gather_rng(self.world)  # every process's own RNG states
         if self.main:
             path = checkpoint.save(self.checkpoint_dir, self.key, step, weights, optim, scaler,
-                                   extra={"history": self.history}, log_dir=log_dir, rng=rng)
+                                   extra={"history": self.history, "objective": self.objective.state()},
+                                   log_dir=log_dir, rng=rng, tensors=self.objective.state_tensors())
             tqdm.write(f"train: checkpoint {path}")
         self.acc.wait_for_everyone()
 
@@ -355,7 +341,7 @@ class Run:
         weights = self.backend.full_weights()
         if not self.main:
             return
-        save_trained(self.model, self.model_dir, out_dir, weights)
+        self.objective.save(self.model, self.model_dir, out_dir, weights)
         if self.checkpoint_dir:
             checkpoint.clear(self.checkpoint_dir)  # the trained model is the artifact now
 
@@ -370,11 +356,11 @@ class Run:
 
     def _report(self, elapsed: float, start: int, val_loss: Optional[float],
                 mfus: list[tuple[Optional[float], float]]) -> dict[str, Any]:
-        tail = self.history[-10:]
-        report = {"steps": self.steps, "tokens": self.steps * self.tokens_per_step,
+        tail, steps = self.history[-10:], self.stopped_at or self.steps
+        report = {"steps": steps, "tokens": steps * self.tokens_per_step,
                   "first_loss": self.history[0], "final_loss": sum(tail) / len(tail),
                   "train_runtime_s": round(elapsed, 2),
-                  "tokens_per_second": round((self.steps - start) * self.tokens_per_step / elapsed, 1),
+                  "tokens_per_second": round((steps - start) * self.tokens_per_step / elapsed, 1),
                   **self._mfu_report(mfus),
                   "precision": precision_name(self.dtype), "device": self.device.type,
                   "processes": self.world, "sharding": self.backend.name,
@@ -382,9 +368,11 @@ class Run:
                   "attention": getattr(self.model.config, "_attn_implementation", None) or "eager"}
         if val_loss is not None:
             report["val_loss"] = val_loss
+        if self.stopped_at is not None:
+            report["stopped_early_at"] = self.stopped_at
         if self.warnings:
             report["warnings"] = self.warnings
-        return report
+        return {**report, **self.objective.report()}
 
 
 def leave() -> None:
@@ -397,13 +385,3 @@ def leave() -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
-
-
-def save_trained(model: torch.nn.Module, model_dir: Path, out_dir: Path,
-                 weights: Optional[dict[str, torch.Tensor]] = None) -> None:
-    """Save weights (safetensors; ``weights`` if given, as gathered from a sharded model) and
-    the tokenizer that came with the initial model."""
-    model.config.use_cache = True
-    with atomic_path(out_dir) as tmp:
-        model.save_pretrained(str(tmp), state_dict=weights, safe_serialization=True)
-        AutoTokenizer.from_pretrained(str(model_dir)).save_pretrained(str(tmp))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import torch
 
@@ -83,14 +83,16 @@ OPTIMIZERS: dict[str, Callable[[list[dict], TrainConfig, bool], torch.optim.Opti
 }
 
 
-def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, fused: bool = False) -> torch.optim.Optimizer:
-    """The optimizer named by ``cfg.optimizer`` over ``model``'s trainable parameters.
+def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, fused: bool = False,
+                    groups: Optional[list[dict[str, Any]]] = None) -> torch.optim.Optimizer:
+    """The optimizer named by ``cfg.optimizer`` over ``model``'s trainable parameters, in
+    ``groups`` when given (an objective's: pretrain.train.objective), else ``param_groups``.
 
     ``fused``: AdamW as one fused kernel (``torch.optim.AdamW(fused=True)``); the caller asks for
     it where torch has one for the parameters' device (``fused_optimizer``). Lion has no fused
     form.
     """
-    return OPTIMIZERS[cfg.optimizer](param_groups(model, cfg.weight_decay), cfg, fused)
+    return OPTIMIZERS[cfg.optimizer](groups or param_groups(model, cfg.weight_decay), cfg, fused)
 
 
 def fused_optimizer(device: torch.device) -> bool:

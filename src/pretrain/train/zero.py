@@ -33,6 +33,7 @@ class DeepSpeedZero:
     the model loads)."""
 
     loss_scaling = False  # the weights stay fp32 under autocast; fp16 is refused, bf16 needs none
+    groups: Optional[list[dict]] = None  # an objective's parameter groups (None: the default)
 
     def __init__(self, cfg: TrainConfig, accelerator: Any, dtype: Optional[torch.dtype]):
         self.cfg, self.acc = cfg, accelerator
@@ -48,7 +49,7 @@ class DeepSpeedZero:
         model.to(self.acc.device)
         # Not fused: DeepSpeed swaps the parameter groups for flat partitions (on the CPU when
         # offloaded), which the fused kernel has not been run on here (no GPU run yet).
-        self.model, optimizer = model, build_optimizer(model, self.cfg)
+        self.model, optimizer = model, build_optimizer(model, self.cfg, groups=self.groups)
         names = {id(p): name for name, p in model.named_parameters()}
         self.group_names = [[names[id(p)] for p in group["params"]]
                             for group in optimizer.param_groups]
