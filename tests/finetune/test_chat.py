@@ -218,7 +218,11 @@ def test_the_generation_prompt_opens_an_assistant_turn():
 
 def test_a_template_that_writes_bos_gets_it_once():
     tok = tokenizer()
-    tok.chat_template = "{{ bos_token }}" + CHATML
+    assert CHATML.startswith("{% if bos_token %}{{ bos_token }}")
+    tok.chat_template = CHATML.replace("{% if bos_token %}{{ bos_token }}{% endif %}", "")
+    ids, mask = full_render(tok, CONVERSATION)
+    assert ids.count(tok.bos_token_id) == 1 and ids[0] == tok.bos_token_id  # prepended
+    tok.chat_template = CHATML
     ids, mask = full_render(tok, CONVERSATION)
     assert ids.count(tok.bos_token_id) == 1 and ids[0] == tok.bos_token_id
     assert runs(tok, ids, mask) == ["fine thanks<|im_end|>", "42<|im_end|>"]
@@ -308,7 +312,7 @@ def test_chatml_tokens_are_added_once_and_unknown_templates_refused():
     assert len(tok) == size + 2 and tok.chat_template == CHATML
     with pytest.raises(ConfigError) as caught:
         prepare_tokenizer(tok, "llama9")
-    assert str(caught.value) == ("params.yaml: finetune.chat_template: unknown chat template "
+    assert str(caught.value) == ("params.yaml: finetune.template: unknown chat template "
                                  "'llama9'; one of chatml, or null for the tokenizer's own")
 
 

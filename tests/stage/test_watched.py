@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from pretrain.config.evaluate import EvaluateConfig
+from pretrain.config.finetune import FinetuneConfig
 from pretrain.config.merge import MergeConfig
 from pretrain.config.model import ModelConfig
 from pretrain.config.sources import DownloadConfig, MixSourceConfig
@@ -40,10 +41,10 @@ def repo(tmp_path, monkeypatch) -> Path:
     return work
 
 
-def configs(download=None, model=None, tokenizer=None, evaluate=None, merge=None) -> dict:
+def configs(download=None, model=None, tokenizer=None, evaluate=None, merge=None, finetune=None) -> dict:
     return {"download": download or DownloadConfig(), "model": model or ModelConfig(),
             "tokenizer": tokenizer or TokenizerConfig(), "evaluate": evaluate or EvaluateConfig(),
-            "merge": merge or MergeConfig()}
+            "merge": merge or MergeConfig(), "finetune": finetune or FinetuneConfig()}
 
 
 def files(path: str) -> dict:
@@ -128,6 +129,13 @@ def test_every_input_key_is_checked(repo):
     assert "merge.other: " in refused(configs(merge=MergeConfig(method="linear", other=outside)))
     check_watched(configs(merge=MergeConfig(method="none", other=outside)), FOLDERS, where="p")  # not read
     check_watched(configs(merge=MergeConfig(method="ties", other="models/bases/tiny")), FOLDERS, where="p")
+    tune = FinetuneConfig(task="classify", path=f"{outside}/b.jsonl")
+    assert "finetune.path: " in refused(configs(finetune=tune))
+    tune = FinetuneConfig(task="sft", path="data/sources/corpus", model=outside)
+    assert "finetune.model: " in refused(configs(finetune=tune))
+    tune = FinetuneConfig(task="sft", path="data/sources/corpus", compare=["init", outside])
+    assert "finetune.compare[1]: " in refused(configs(finetune=tune))
+    check_watched(configs(finetune=FinetuneConfig(path=outside, model=outside)), FOLDERS, where="p")  # task none
 
 
 def test_hub_ids_and_inputs_not_read_are_not_checked(repo):

@@ -33,6 +33,7 @@ from pretrain.finetune.chat_data import BadRecord, Conversation, Message
 from pretrain.sources.records import Skipped, describe_skipped
 
 CHATML = (
+    "{% if bos_token %}{{ bos_token }}{% endif %}"
     "{% for message in messages %}"
     "{{ '<|im_start|>' + message['role'] + '\\n' }}"
     "{% if message['role'] == 'assistant' %}"
@@ -42,7 +43,9 @@ CHATML = (
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
-"""ChatML (OpenAI; Qwen's and TRL's ``clone_chat_template`` default): each message as
+"""ChatML (OpenAI; Qwen's and TRL's ``clone_chat_template`` default) after the tokenizer's BOS
+(which every pretraining document starts with; a template that writes it is what
+``pipeline("text-generation")`` renders with, as it adds no special tokens): each message as
 ``<|im_start|>{role}\\n{content}<|im_end|>\\n``; the assistant's content and its ``<|im_end|>``
 inside ``{% generation %}`` tags (the newline after is the template's, not the model's)."""
 CHATML_TOKENS = ("<|im_start|>", "<|im_end|>")
@@ -60,7 +63,7 @@ GENERATION_TAG = re.compile(r"\{%-?\s*generation\s*-?%\}")
 
 
 def prepare_tokenizer(tokenizer: PreTrainedTokenizerBase, template: str | None,
-                      key: str = "finetune.chat_template") -> list[str]:
+                      key: str = "finetune.template") -> list[str]:
     """Give ``tokenizer`` its chat template: with None its own, or ChatML when it has none; a
     name from ``TEMPLATES`` sets that one. Adds the template's special tokens that the
     vocabulary lacks (``TEMPLATE_TOKENS``) and returns them (grow the model with

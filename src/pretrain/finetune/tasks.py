@@ -17,18 +17,13 @@ from pretrain.config.finetune import FinetuneConfig
 from pretrain.config.train import TrainConfig
 from pretrain.finetune.classify import Classification, LabelledData, test_scores
 from pretrain.finetune.labels import SPLITS, label_names, read_labelled, stratified_split
+from pretrain.finetune.sft import SftTask
+from pretrain.finetune.tuning import run_summary
 from pretrain.runtime import autocast_dtype, pick_device
 from pretrain.sources.records import Skipped
 from pretrain.train.loop import train
 
 KEY = "finetune.path"
-
-
-def run_summary(report: dict[str, Any]) -> dict[str, Any]:
-    """The parts of the loop's report a backbone's entry keeps."""
-    keep = ("steps", "first_loss", "final_loss", "val_loss", "train_runtime_s", "precision",
-            "stopped_early_at", "early_stopping", "truncated_examples")
-    return {key: report[key] for key in keep if key in report}
 
 
 class ClassifyTask:
@@ -73,5 +68,6 @@ class ClassifyTask:
 
 TASKS: dict[str, Callable[[FinetuneConfig], Any]] = {
     "classify": ClassifyTask,
+    "sft": SftTask,
 }
 """The tasks by ``finetune.task`` name (``none`` is the runner's pass-through)."""

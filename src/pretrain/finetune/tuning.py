@@ -182,3 +182,10 @@ class Tuning(Objective):
             return {}
         return {"early_stopping": {"metric": f"val/{self.cfg.early_stopping_metric}",
                                    "best_step": self.best_step, "best_value": self.best_value}}
+
+
+def run_summary(report: dict[str, Any]) -> dict[str, Any]:
+    """The parts of the loop's report a backbone's entry keeps."""
+    keep = ("steps", "first_loss", "final_loss", "val_loss", "train_runtime_s", "precision",
+            "stopped_early_at", "early_stopping", "truncated_examples")
+    return {key: report[key] for key in keep if key in report}

@@ -1,0 +1,115 @@
+"""finetune task sft end to end: a made chat task the model learns, ChatML added to a tokenizer
+without a template, the assistant-only loss, and a model that chats in transformers' pipeline."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from pretrain.config.finetune import FinetuneConfig
+from pretrain.config.model import ModelConfig
+from pretrain.config.tokens import TokenizerConfig
+from pretrain.config.train import TrainConfig
+from pretrain.errors import DataError
+from pretrain.finetune.runner import finetune
+
+ANIMALS = {"cat": "meow", "dog": "woof", "cow": "moo", "duck": "quack"}
+
+
+def write_chats(path: Path, n: int = 200, seed: int = 0) -> Path:
+    """Alpaca, ShareGPT and messages records mixed (format auto): "what does the <animal> say"
+    answered with its sound."""
+    rng, lines = random.Random(seed), []
+    for i in range(n):
+        animal = rng.choice(sorted(ANIMALS))
+        question, answer = f"what does the {animal} say", ANIMALS[animal]
+        record = [{"instruction": question, "output": answer},
+                  {"conversations": [{"from": "human", "value": question}, {"from": "gpt", "value": answer}]},
+                  {"messages": [{"role": "user", "content": question},
+                                {"role": "assistant", "content": answer}]}][i % 3]
+        lines.append(json.dumps({"id": f"c{i}", **record}) + "\n")
+    path.write_text("".join(lines), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def chat_root(tmp_path_factory) -> Path:
+    from pretrain.model.build import init_model
+    from pretrain.tokens.tokenizer import train_bpe
+
+    root = tmp_path_factory.mktemp("sft")
+    write_chats(root / "chats.jsonl")
+    texts = [f"what does the {a} say {s}" for a, s in ANIMALS.items()] * 20
+    init_model(ModelConfig(preset="debug"), train_bpe(TokenizerConfig(vocab_size=300), iter(texts)),
+               root / "init")
+    return root
+
+
+def config(root: Path, **overrides) -> FinetuneConfig:
+    settings = dict(task="sft", path=str(root / "chats.jsonl"), compare=[], max_steps=80, warmup_steps=5,
+                    learning_rate=3e-3, micro_batch_size=16, max_length=32, eval_every=40,
+                    checkpoint_every=0, prompts=["what does the cow say"], max_new_tokens=4)
+    return FinetuneConfig(**{**settings, **overrides})
+
+
+def run(root: Path, out: Path, cfg: FinetuneConfig) -> dict:
+    return finetune(cfg, TrainConfig(precision="fp32"), root / "init", root / "init", out / "model",
+                    out / "live", None)
+
+
+def test_learns_the_answers_and_chats_in_a_transformers_pipeline(chat_root, tmp_path):
+    from transformers import pipeline
+
+    report = run(chat_root, tmp_path, config(chat_root, compare=["init"]))
+    final = report["backbones"]["final"]
+    assert final["added_tokens"] == ["<|im_start|>", "<|im_end|>"]
+    assert report["examples"] == {"train": 180, "validation": 20}
+    assert final["val_loss"] < 0.1
+    assert final["answers"] == [{"prompt": "what does the cow say", "answer": "moo"}]
+    chat = pipeline("text-generation", model=str(tmp_path / "model"), device="cpu")
+    reply = chat([{"role": "user", "content": "what does the duck say"}], max_new_tokens=4, do_sample=False)
+    assert reply[0]["generated_text"][-1] == {"role": "assistant", "content": "quack"}
+    assert report["transfer_gain"]["init"] == {"val_loss": 0.0}  # the final model is the init here
+
+
+def test_the_loss_counts_only_the_assistant_tokens(chat_root, tmp_path):
+    """A model whose weights never change (learning rate ~0) scores its validation loss on the
+    assistant tokens alone: equal to a hand-computed loss over them."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from pretrain.finetune.chat import IGNORE_INDEX, prepare_tokenizer, resize_for_template, sft_rows
+    from pretrain.sources.records import Skipped
+
+    tok = AutoTokenizer.from_pretrained(str(chat_root / "init"))
+    prepare_tokenizer(tok, None)
+    model = AutoModelForCausalLM.from_pretrained(str(chat_root / "init"))
+    resize_for_template(model, tok, "<|im_end|>")
+    conv = [("a", [{"role": "user", "content": "what does the cat say"},
+                   {"role": "assistant", "content": "meow"}])]
+    row = torch.from_numpy(sft_rows(tok, conv, 32, Skipped()))[0]
+    kept = row[1] != IGNORE_INDEX
+    assert tok.decode(row[1][kept]) == "meow<|im_end|>"
+    loss = model(input_ids=row[0][None], labels=row[1][None]).loss
+    logits = model(input_ids=row[0][None]).logits[0, :-1]
+    by_hand = torch.nn.functional.cross_entropy(logits[kept[1:]], row[0][1:][kept[1:]])
+    assert torch.allclose(loss, by_hand)
+
+
+def test_conversations_that_cannot_be_used_are_counted_or_stop_in_one_line(chat_root, tmp_path):
+    path = tmp_path / "mixed.jsonl"
+    good = json.loads((chat_root / "chats.jsonl").read_text().splitlines()[2])
+    bad = [{"messages": [{"role": "user", "content": "hi"}]},  # no assistant turn
+           {"messages": [{"role": "robot", "content": "hi"}, {"role": "assistant", "content": "x"}]}]
+    path.write_text("".join(json.dumps({**good, "id": f"g{i}"}) + "\n" for i in range(40))
+                    + "".join(json.dumps(b) + "\n" for b in bad))
+    report = run(chat_root, tmp_path / "a", config(chat_root, path=str(path), max_steps=12, prompts=[]))
+    assert report["skipped"]["skipped"] == {"no_assistant_turn": 1, "unknown_role": 1}  # records
+    assert report["examples"]["train"] + report["examples"]["validation"] == 40
+    path.write_text(json.dumps({"text": "no chat here"}) + "\n")
+    with pytest.raises(DataError) as info:
+        run(chat_root, tmp_path / "b", config(chat_root, path=str(path)))
+    assert "\n" not in str(info.value) and "unknown_format" in str(info.value)
