@@ -1,4 +1,5 @@
-"""export: the final model (trained, or merged when merge.method is set) as GGUF files for
+"""export: the final model (trained, or merged when merge.method is set; or the sft model of
+finetune when export.model is finetuned) as GGUF files for
 llama.cpp and Ollama (export.types), each read back by transformers and, when installed,
 llama.cpp; no files when export.types is empty."""
 
@@ -9,7 +10,7 @@ from pretrain.stage import run_stage
 
 def main(args, params):
     report = export(params["export"], params["evaluate"].prompts, args.trained, args.merged,
-                    args.tokens, args.out)
+                    args.tokens, args.out, args.finetuned)
     write_json(args.metrics, report)
     if not report["types"]:
         print("export: nothing to export (export.types: [])")
@@ -18,4 +19,4 @@ def main(args, params):
 
 
 if __name__ == "__main__":
-    run_stage(__doc__, ["trained", "merged", "tokens", "out", "metrics"], main)
+    run_stage(__doc__, ["trained", "merged", "finetuned", "tokens", "out", "metrics"], main)

@@ -110,6 +110,8 @@ CASES = {
     "fp16-sharded": ("fp16 sharded", "train:\n  precision: fp16\n  sharding: full_shard\n"
                      "  launcher: torchrun --nproc-per-node 2\n",
                      "train.precision fp16 with train.sharding full_shard: fp16 loss scaling is not supported"),
+    "export-classifier": ("exported model", "export:\n  model: finetuned\n",
+                          "export.model: finetuned exports the sft model, but finetune.task is none"),
 }
 
 

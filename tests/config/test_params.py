@@ -11,7 +11,8 @@ from pretrain.config import SECTIONS, load_all, load_section, section_class
 from pretrain.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
-PROFILES = [ROOT / "params.yaml", ROOT / "profiles" / "debug.yaml", ROOT / "profiles" / "continued.yaml"]
+PROFILES = [ROOT / "params.yaml", ROOT / "profiles" / "debug.yaml", ROOT / "profiles" / "continued.yaml",
+            ROOT / "profiles" / "finetune.yaml"]
 
 
 @pytest.mark.parametrize("path", PROFILES, ids=lambda p: p.name)
@@ -22,6 +23,11 @@ def test_every_section_loads(path, tmp_path, monkeypatch):
         with pytest.raises(ConfigError, match=f"model.base: '{base}' does not exist"):
             load_all(path)
         (tmp_path / base).mkdir(parents=True)
+    data = yaml.safe_load(path.read_text())["finetune"]["path"]
+    if data:  # the finetune profile's data: copied there by the user (docs/finetune.md)
+        with pytest.raises(ConfigError, match=f"finetune.path: nothing matches '{data}'"):
+            load_all(path)
+        (tmp_path / data).mkdir(parents=True)
     configs = load_all(path)
     assert set(configs) == set(SECTIONS)
     for name, cfg in configs.items():
@@ -47,6 +53,15 @@ def test_continued_profile_is_the_default_with_a_continued_pretraining_schedule(
                        ("train", "warmup_steps")}
     assert continued["model"]["init"] == "pretrained"
     assert continued["train"]["learning_rate"] <= 3e-4 < default["train"]["learning_rate"]
+
+
+def test_finetune_profile_is_the_default_with_a_classifier_fine_tune():
+    default = yaml.safe_load(PROFILES[0].read_text())
+    tuned = yaml.safe_load(PROFILES[3].read_text())
+    changed = {section for section in default for key in default[section]
+               if default[section][key] != tuned[section][key]}
+    assert changed == {"finetune"}
+    assert tuned["finetune"]["task"] == "classify" and tuned["finetune"]["compare"] == ["init"]
 
 
 def test_debug_profile_differs_only_in_values():

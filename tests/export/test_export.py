@@ -143,8 +143,8 @@ def test_the_stage_exits_with_the_one_line(trained, tokens_dir, tmp_path):
                f"sys.argv = [{str(ROOT / 'stages/export.py')!r}] + sys.argv[1:]\n"
                "runpy.run_path(sys.argv[0], run_name='__main__')\n")
     result = subprocess.run([sys.executable, "-c", damaged, "--params", "params.yaml", "--trained", str(trained),
-                             "--merged", str(merged), "--tokens", str(tokens_dir), "--out", "gguf",
-                             "--metrics", "export.json"], capture_output=True, text=True, cwd=tmp_path)
+                             "--merged", str(merged), "--finetuned", str(tmp_path / "finetuned"),
+                             "--tokens", str(tokens_dir), "--out", "gguf", "--metrics", "export.json"], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and errors[0].startswith("error: export: gguf/model-Q4_0.gguf: top-1 agreement 0."), \
@@ -308,3 +308,20 @@ def test_llama_cpp_reads_the_f16_file_as_transformers_does(reference, tmp_path):
     result = llama_cpp_check(tmp_path / "m.gguf", tokenizer, PROMPTS, tokens, 16)
     assert result["tokenization_identical"] == result["prompts"] == 3
     assert result["greedy"]["tokens_agreeing"] == result["greedy"]["tokens"] == 48
+
+
+def test_export_model_finetuned_needs_the_sft_model(tmp_path):
+    import json
+
+    from pretrain.config.merge import ExportConfig
+    from pretrain.errors import ConfigError
+    from pretrain.export.runner import exported
+
+    folder = tmp_path / "finetuned"
+    folder.mkdir()
+    (folder / "finetune.json").write_text(json.dumps({"task": "classify"}))
+    with pytest.raises(ConfigError, match="holds no sft model \\(task classify\\)"):
+        exported(ExportConfig(model="finetuned"), tmp_path / "t", tmp_path / "m", folder)
+    (folder / "finetune.json").write_text(json.dumps({"task": "sft"}))
+    assert exported(ExportConfig(model="finetuned"), tmp_path / "t", tmp_path / "m", folder) == \
+        (folder, "finetuned (sft)")

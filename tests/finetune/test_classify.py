@@ -153,6 +153,16 @@ def test_lora_trains_and_saves_a_plain_model(task_root, tmp_path):
     assert not any("lora" in k for k in weights)
 
 
+def test_the_data_s_own_splits_are_kept(task_root, tmp_path):
+    lines = [json.loads(line) for line in (task_root / "data.jsonl").read_text().splitlines()]
+    names = ["train"] * 300 + ["dev"] * 50 + ["TEST"] * 48 + ["holdout", None]
+    path = tmp_path / "split.jsonl"
+    path.write_text("".join(json.dumps({**line, "part": name}) + "\n" for line, name in zip(lines, names)))
+    report = run(task_root, tmp_path, config(task_root, path=str(path), split_field="part", max_steps=6))
+    assert report["examples"] == {"train": 300, "validation": 50, "test": 48}
+    assert report["skipped"]["skipped"] == {"missing_split_field": 1, "unknown_split": 1}  # records
+
+
 @pytest.mark.parametrize("lines, expected", [
     ([{"text": "a b c", "label": "x"}] * 20, "only one class"),
     ([{"body": "a b c", "label": "x"}] * 20, "missing_text_field"),

@@ -113,3 +113,23 @@ def test_conversations_that_cannot_be_used_are_counted_or_stop_in_one_line(chat_
     with pytest.raises(DataError) as info:
         run(chat_root, tmp_path / "b", config(chat_root, path=str(path)))
     assert "\n" not in str(info.value) and "unknown_format" in str(info.value)
+
+
+def test_the_sft_model_exports_as_gguf_with_its_chat_template(chat_root, tmp_path):
+    import gguf
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from pretrain.export.gguf import write_gguf
+
+    run(chat_root, tmp_path, config(chat_root, max_steps=6, prompts=[]))
+    model = AutoModelForCausalLM.from_pretrained(str(tmp_path / "model"))
+    tokenizer = AutoTokenizer.from_pretrained(str(tmp_path / "model"))
+    write_gguf(model, tokenizer, tmp_path / "model.gguf", "F32", name="sft")
+    reader = gguf.GGUFReader(str(tmp_path / "model.gguf"))
+    template = reader.fields["tokenizer.chat_template"]
+    assert bytes(template.parts[template.data[0]]).decode() == tokenizer.chat_template
+    end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    eot = reader.fields["tokenizer.ggml.eot_token_id"]
+    assert int(eot.parts[eot.data[0]][0]) == end
+    types = reader.fields["tokenizer.ggml.token_type"]
+    assert int(types.parts[types.data[end]][0]) == gguf.TokenType.CONTROL

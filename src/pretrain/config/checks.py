@@ -71,6 +71,15 @@ def packages(configs: dict[str, Any], shape: Optional[ModelShape]) -> Optional[s
     return None
 
 
+def exported_model(configs: dict[str, Any], shape: Optional[ModelShape]) -> Optional[str]:
+    """export.model: finetuned names the finetune stage's chat model (finetune.task: sft)."""
+    export, task = configs["export"], configs["finetune"].task
+    if export.model == "finetuned" and task != "sft":
+        return (f"export.model: finetuned exports the sft model, but finetune.task is {task} "
+                "(a classifier is not a language model llama.cpp runs); set export.model: final")
+    return None
+
+
 CHECKS: dict[str, Check] = {
     **SHAPE_CHECKS,
     "warm-up": warmup,
@@ -78,6 +87,7 @@ CHECKS: dict[str, Check] = {
     "deepspeed": deepspeed,
     "fp16 sharded": fp16_sharded,
     "packages": packages,
+    "exported model": exported_model,
 }
 """Every cross-key check by name, run in this order; the first problem stops."""
 

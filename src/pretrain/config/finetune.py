@@ -46,6 +46,9 @@ class FinetuneConfig:
     """classify: the field holding the text."""
     label_field: str = "label"
     """classify: the field holding the class."""
+    split_field: Optional[str] = None
+    """classify: the field holding each record's own split (train / validation / test; also
+    valid, val, dev) where the data has splits; null: split by class (val_fraction, test_fraction)."""
     labels: Optional[list[str]] = None
     """classify: the class names in order (null: the sorted distinct labels of the data)."""
     format: str = "auto"
@@ -149,7 +152,7 @@ class FinetuneConfig:
         """Keys that only one task reads, set for the other, are refused rather than ignored."""
         if self.task == "sft":
             for name, default in (("freeze", "none"), ("loss", "cross_entropy"),
-                                  ("head_learning_rate", None), ("labels", None)):
+                                  ("head_learning_rate", None), ("labels", None), ("split_field", None)):
                 if getattr(self, name) != default:
                     raise ValueError(f"{name}: classify only (task is sft); leave it at {default!r}")
         if self.task == "classify" and self.prompts:

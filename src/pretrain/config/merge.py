@@ -95,8 +95,12 @@ class ExportConfig:
     """Greedy tokens per prompt (evaluate.prompts) decoded from each file: reported, not required."""
     check_batches: int = 4
     """Validation batches (8 rows each) over which each file is compared with the model."""
+    model: str = "final"
+    """The model exported: final (trained, or the selected merged one) or finetuned (the sft
+    model of the finetune stage, with its chat template)."""
 
     def __post_init__(self) -> None:
+        one_of("model", self.model, ("final", "finetuned"))
         for i, kind in enumerate(self.types):
             one_of(f"types[{i}]", kind, GGUF_TYPES)
         if len(set(self.types)) < len(self.types):

@@ -9,7 +9,8 @@ and key rows permuted into llama.cpp's rotary layout (``LlamaModel.permute``), n
 F32, and a 2-D weight whose rows do not split into 32-value blocks kept in F16, as the
 converter does on a QuantError. The tokenizer is stored as ``gpt2`` (byte-level BPE) with the
 ``gpt-2`` pre-tokenizer, the vocabulary, merges, token types (CONTROL for special tokens) and
-the BOS/EOS/padding ids, and no chat template (a base model).
+the BOS/EOS/padding ids, and, for a fine-tuned chat model, its chat template and end-of-turn
+token (``tokenizer.chat_template``, ``tokenizer.ggml.eot_token_id``).
 
 Quantized types: Q8_0, Q5_0 and Q4_0 are quantized by gguf-py's numpy ports of ggml's reference
 quantizers (``gguf.quants.quantize``). In the 4- and 5-bit files the output layer is Q8_0
@@ -182,7 +183,9 @@ def write_vocabulary(writer, tokenizer, vocab_size: int) -> None:
 
     vocab = tokenizer.get_vocab()
     by_id = {i: token for token, i in vocab.items()}
-    special = set(tokenizer.all_special_ids)
+    # special: the named ones (BOS, EOS, pad) and added tokens marked special (a chat
+    # template's <|im_start|>), CONTROL in GGUF as the converter stores them
+    special = set(tokenizer.all_special_ids) | {i for i, t in tokenizer.added_tokens_decoder.items() if t.special}
     added = {i for i in tokenizer.added_tokens_decoder}
     tokens, types = [], []
     for i in range(vocab_size):
@@ -206,3 +209,8 @@ def write_vocabulary(writer, tokenizer, vocab_size: int) -> None:
     # The pipeline packs every document as BOS text EOS: llama.cpp adds the BOS when it tokenizes.
     writer.add_add_bos_token(tokenizer.bos_token_id is not None)
     writer.add_add_eos_token(False)
+    if tokenizer.chat_template:  # a fine-tuned chat model (finetune.task: sft): llama.cpp renders with it
+        writer.add_chat_template(tokenizer.chat_template)
+        end = tokenizer.convert_tokens_to_ids("<|im_end|>") if "<|im_end|>" in vocab else None
+        if end is not None:
+            writer.add_eot_token_id(end)  # where a turn ends: llama.cpp stops generating there

@@ -4,16 +4,34 @@ written as one GGUF file per ``export.types`` entry and checked by reading each 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from pretrain.config.merge import ExportConfig
-from pretrain.errors import DataError
+from pretrain.errors import ConfigError, DataError
 from pretrain.io import atomic_path
 
 
+def exported(cfg: ExportConfig, trained_dir: Path, merged_dir: Path,
+             finetuned_dir: Path | None) -> tuple[Path, str]:
+    """The folder of the model ``export.model`` names and its label: the final model
+    (pretrain.merge.manifest.final_model), or the finetune stage's sft model. ConfigError when
+    the finetune stage's output holds no sft model."""
+    from pretrain.merge.manifest import final_model
+
+    if cfg.model == "final":
+        return final_model(merged_dir, trained_dir)
+    manifest = Path(finetuned_dir or "models/finetuned") / "finetune.json"
+    task = json.loads(manifest.read_text(encoding="utf-8")).get("task") if manifest.is_file() else None
+    if task != "sft":
+        raise ConfigError(f"export.model: finetuned, but {manifest} holds no sft model (task {task}); "
+                          "run the finetune stage with finetune.task: sft")
+    return Path(finetuned_dir), "finetuned (sft)"
+
+
 def export(cfg: ExportConfig, prompts: list[str], trained_dir: Path, merged_dir: Path,
-           tokens_dir: Path, out: Path) -> dict[str, Any]:
+           tokens_dir: Path, out: Path, finetuned_dir: Path | None = None) -> dict[str, Any]:
     """Write ``out`` (a folder of ``model-<TYPE>.gguf`` files) atomically and return the export
     report: the model exported, the converter followed, and per file its size, bits per
     weight, tensor types, the transformers and llama.cpp checks and the thresholds it met.
@@ -30,10 +48,9 @@ def export(cfg: ExportConfig, prompts: list[str], trained_dir: Path, merged_dir:
 
     from pretrain.export.check import greedy, misses, prompt_ids
     from pretrain.export.gguf import CONVERTER, write_gguf
-    from pretrain.merge.manifest import final_model
     from pretrain.token_store import PackedRows
 
-    source, label = final_model(merged_dir, trained_dir)
+    source, label = exported(cfg, trained_dir, merged_dir, finetuned_dir)
     model = AutoModelForCausalLM.from_pretrained(str(source), dtype=torch.float32, use_safetensors=True).eval()
     tokenizer = AutoTokenizer.from_pretrained(str(source))
     rows = PackedRows(tokens_dir, "val")

@@ -49,11 +49,13 @@ SPLITS = ("train", "validation", "test")
 
 
 class Example(NamedTuple):
-    """One labelled text: its document id (unique among those read), its text, its class name."""
+    """One labelled text: its document id (unique among those read), its text, its class name
+    and the split the data itself puts it in ("" when it does not say)."""
 
     id: str
     text: str
     label: str
+    split: str = ""
 
 
 class Encoded(NamedTuple):
@@ -77,12 +79,13 @@ READERS: dict[str, Reader] = {"files": read_files, "hf": read_hf}
 
 def read_labelled(source: str, path: str, text_field: str, label_field: str, skipped: Skipped,
                   key: str, hf_split: str = "train", id_field: str | None = "id",
-                  hf_config: str | None = None) -> list[Example]:
+                  hf_config: str | None = None, split_field: str | None = None) -> list[Example]:
     """Every usable labelled record of ``path`` (the params ``key``, e.g. ``finetune.path``),
     in the reader's order, as Examples (see the module docstring for ids and label values).
 
     ``source``: ``files`` or ``hf`` (READERS). What cannot be used is counted in ``skipped`` by
-    reason (records, or whole files with their bytes). Raises ConfigError (one line) for an
+    reason (records, or whole files with their bytes). With ``split_field``, each example's
+    split is the data's own (``data_split``; a record without one is counted). Raises ConfigError (one line) for an
     unknown source or fields that clash (the label field is also the text or id field), and
     DataError (one line) when a file cannot be read or no example is left, saying what was
     skipped.
@@ -92,13 +95,15 @@ def read_labelled(source: str, path: str, text_field: str, label_field: str, ski
                           f"expected one of {sorted(READERS)}")
     try:
         cfg = SourceConfig(source=source, path=path, text_field=text_field, id_field=id_field,
-                           metadata_fields=[label_field], split_above_chars=None,
+                           metadata_fields=[label_field] + ([split_field] if split_field else []),
+                           split_above_chars=None,
                            hf_split=hf_split, hf_config=hf_config)
     except ValueError as exc:
         raise ConfigError(f"{key}: {exc}") from None
     docs = unique_ids(READERS[source](cfg, skipped, source, key), skipped)
-    examples = [Example(doc["id"], doc["text"], label)
-                for doc in docs if (label := _doc_label(doc, label_field, skipped)) is not None]
+    examples = [Example(doc["id"], doc["text"], label, split)
+                for doc in docs if (label := _doc_label(doc, label_field, skipped)) is not None
+                and (split := _doc_split(doc, split_field, skipped)) is not None]
     if not examples:
         lost = describe_skipped(skipped.report())
         raise DataError(f"{key}: no labelled example in {path!r} (text field {text_field!r}, "
@@ -114,6 +119,41 @@ def _doc_label(doc: Document, label_field: str, skipped: Skipped) -> str | None:
     except (LookupError, TypeError, ValueError) as exc:
         skipped.add(_REASONS[type(exc)], doc["provenance"])
         return None
+
+
+SPLIT_NAMES = {"train": "train", "validation": "validation", "valid": "validation", "val": "validation",
+               "dev": "validation", "test": "test"}
+"""The values of a ``split_field`` and the split each names (case-insensitive)."""
+
+
+def _doc_split(doc: Document, split_field: str | None, skipped: Skipped) -> str | None:
+    """The data's own split of one document ("" without ``split_field``), or None with the
+    reason counted (``missing_split_field``, ``unknown_split``: not one of SPLIT_NAMES)."""
+    if split_field is None:
+        return ""
+    value = json.loads(doc["metadata"]).get(split_field)
+    if value is None:
+        skipped.add("missing_split_field", doc["provenance"])
+        return None
+    split = SPLIT_NAMES.get(str(value).strip().lower())
+    if split is None:
+        skipped.add("unknown_split", doc["provenance"])
+    return split
+
+
+def data_split(examples: list[Example], val_fraction: float, salt: str) -> dict[str, list[Example]]:
+    """The splits the data itself names (``Example.split``), each in the salted-rank order
+    ``stratified_split`` uses; without validation examples, ``val_fraction`` of each class of
+    the training ones (stratified). Raises DataError when no example is for training."""
+    given = {name: sorted((ex for ex in examples if ex.split == name), key=lambda ex: _rank(ex, salt))
+             for name in SPLITS}
+    if not given["train"]:
+        raise DataError("finetune.split_field: no example of the train split (values: "
+                        f"{', '.join(sorted(SPLIT_NAMES))})")
+    if not given["validation"] and val_fraction:
+        carved = stratified_split(given["train"], val_fraction, 0.0, salt)
+        given["train"], given["validation"] = carved["train"], carved["validation"]
+    return given
 
 
 _REASONS = {LookupError: "missing_label_field", ValueError: "label_is_a_fraction",

@@ -16,7 +16,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from pretrain.config.finetune import FinetuneConfig
 from pretrain.config.train import TrainConfig
 from pretrain.finetune.classify import Classification, LabelledData, test_scores
-from pretrain.finetune.labels import SPLITS, label_names, read_labelled, stratified_split
+from pretrain.finetune.labels import SPLITS, data_split, label_names, read_labelled, stratified_split
 from pretrain.finetune.sft import SftTask
 from pretrain.finetune.tuning import run_summary
 from pretrain.runtime import autocast_dtype, pick_device
@@ -35,10 +35,11 @@ class ClassifyTask:
     def __init__(self, cfg: FinetuneConfig):
         self.cfg, self.skipped = cfg, Skipped()
         examples = read_labelled(cfg.source, cfg.path, cfg.text_field, cfg.label_field, self.skipped,
-                                 KEY, hf_split=cfg.hf_split)
+                                 KEY, hf_split=cfg.hf_split, split_field=cfg.split_field)
         names = label_names(examples, cfg.labels, "finetune", where=cfg.path)
-        self.data = LabelledData(stratified_split(examples, cfg.val_fraction, cfg.test_fraction,
-                                                  cfg.split_salt), names)
+        splits = (data_split(examples, cfg.val_fraction, cfg.split_salt) if cfg.split_field else
+                  stratified_split(examples, cfg.val_fraction, cfg.test_fraction, cfg.split_salt))
+        self.data = LabelledData(splits, names)
 
     def describe(self) -> dict[str, Any]:
         return {"labels": self.data.names,
