@@ -15,7 +15,7 @@ from pretrain.config.finetune import FinetuneConfig
 from pretrain.config.model import ModelConfig
 from pretrain.config.tokens import TokenizerConfig
 from pretrain.config.train import TrainConfig
-from pretrain.errors import DataError
+from pretrain.errors import ConfigError, DataError
 from pretrain.finetune.runner import MANIFEST, finetune
 
 WORDS = "the of and a to in is it that for on with as was by at be this from or an are".split()
@@ -113,20 +113,26 @@ class Interrupt(Exception):
     pass
 
 
-def test_resume_is_bit_exact_with_early_stopping_state(task_root, tmp_path, monkeypatch):
+@pytest.mark.parametrize("settings, stop", [
+    (dict(max_steps=40, eval_every=10, checkpoint_every=10, early_stopping_metric="loss",
+          early_stopping_patience=10), 25),
+    # resumed between two unfreezings: the depth of the resumed step, and the optimizer state
+    # of the blocks unfrozen before the checkpoint, restored
+    (dict(max_steps=16, freeze="last_k", gradual_unfreeze_every=3, checkpoint_every=4, eval_every=8), 6),
+], ids=["early_stopping", "gradual_unfreezing"])
+def test_resume_is_bit_exact(task_root, tmp_path, monkeypatch, settings, stop):
     from pretrain.finetune.classify import Classification
 
-    cfg = config(task_root, max_steps=40, eval_every=10, checkpoint_every=10,
-                 early_stopping_metric="loss", early_stopping_patience=10)
+    cfg = config(task_root, **settings)
     whole = run(task_root, tmp_path / "whole", cfg, tmp_path / "ckpt-whole")
     original = Classification.before_step
 
-    def stop_at_25(self, step, model):
-        if step == 25:
+    def stop_there(self, step, model):
+        if step == stop:
             raise Interrupt
         original(self, step, model)
 
-    monkeypatch.setattr(Classification, "before_step", stop_at_25)
+    monkeypatch.setattr(Classification, "before_step", stop_there)
     with pytest.raises(Interrupt):
         run(task_root, tmp_path / "cut", cfg, tmp_path / "ckpt")
     monkeypatch.setattr(Classification, "before_step", original)
@@ -134,7 +140,12 @@ def test_resume_is_bit_exact_with_early_stopping_state(task_root, tmp_path, monk
     a = load_file(str(tmp_path / "whole" / "model" / "model.safetensors"))
     b = load_file(str(tmp_path / "cut" / "model" / "model.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert resumed["backbones"]["final"]["early_stopping"] == whole["backbones"]["final"]["early_stopping"]
+    assert resumed["backbones"]["final"].get("early_stopping") == whole["backbones"]["final"].get("early_stopping")
+
+
+def test_early_stopping_without_validation_examples_is_refused(task_root, tmp_path):
+    with pytest.raises(ConfigError, match="finetune.early_stopping_metric: no validation example"):
+        run(task_root, tmp_path, config(task_root, val_fraction=0.0, early_stopping_metric="loss"))
 
 
 def test_compared_backbones_share_the_split_and_report_the_gain(task_root, tmp_path):
@@ -181,3 +192,20 @@ def test_task_none_is_a_pass_through(tmp_path):
     assert report == {"task": "none"}
     assert [p.name for p in (tmp_path / "out").iterdir()] == [MANIFEST]
     assert (tmp_path / "live").is_dir()
+
+
+def test_a_backbone_without_a_pad_token_gets_one(task_root, tmp_path):
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    folder = tmp_path / "nopad"
+    shutil.copytree(task_root / "init", folder)
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    tokenizer.pad_token = None
+    tokenizer.save_pretrained(str(folder))
+    assert AutoTokenizer.from_pretrained(str(folder)).pad_token is None
+    report = finetune(config(task_root, max_steps=30), TrainConfig(precision="fp32"), folder, folder,
+                      tmp_path / "model", tmp_path / "live", None)
+    assert report["backbones"]["final"]["added_tokens"] == ["<pad>"]
+    assert report["backbones"]["final"]["test"]["accuracy"] >= 0.9

@@ -25,7 +25,13 @@ def params_with(tmp_path: Path, finetune: dict, export: dict | None = None) -> P
 
 @pytest.mark.parametrize("finetune, export, message", [
     ({"task": "classify"}, None, "finetune.path: task classify needs its data"),
-    ({"task": "sft", "freeze": "all_but_head"}, None, "freeze: classify only (task is sft)"),
+    ({"task": "sft", "freeze": "all_but_head"}, None, "freeze: not read by task sft"),
+    ({"task": "sft", "text_field": "body"}, None, "text_field: not read by task sft"),
+    ({"task": "classify", "template": "chatml"}, None, "template: sft only (task is classify)"),
+    ({"task": "classify", "lora_r": 4, "freeze": "last_k"}, None, "freeze: last_k with lora_r 4"),
+    ({"task": "classify", "unfreeze_last_k": 2}, None, "unfreeze_last_k: read by freeze last_k only"),
+    ({"task": "classify", "split_field": "part", "test_fraction": 0.2}, None, "test_fraction: not read with split_field"),
+    ({"task": "classify", "compare": ["init", "init"]}, None, "compare: two backbones of one name (final, init, init)"),
     ({"task": "classify", "prompts": ["hi"]}, None, "prompts: sft only"),
     ({"task": "classify", "focal_gamma": 1.0}, None, "focal_gamma: read by loss focal only"),
     ({"task": "sft", "early_stopping_metric": "accuracy"}, None, "early_stopping_metric"),
@@ -33,7 +39,7 @@ def params_with(tmp_path: Path, finetune: dict, export: dict | None = None) -> P
     ({"task": "classify", "val_fraction": 0.5, "test_fraction": 0.5}, None, "must leave examples"),
     ({"task": "classify", "path": "nowhere/*.jsonl"}, None, "finetune.path: nothing matches"),
     ({"task": "classify"}, {"model": "finetuned"}, "export.model: finetuned exports the sft model"),
-    ({"task": "clasify"}, None, "task"),
+    ({"task": "clasify"}, None, "finetune.task: expected one of"),
 ])
 def test_bad_finetune_params_stop_in_one_line(tmp_path, finetune, export, message):
     if finetune.get("task") in ("classify", "sft") and "path" not in finetune and "needs its data" not in message:

@@ -109,6 +109,10 @@ def test_conversations_that_cannot_be_used_are_counted_or_stop_in_one_line(chat_
     report = run(chat_root, tmp_path / "a", config(chat_root, path=str(path), max_steps=12, prompts=[]))
     assert report["skipped"]["skipped"] == {"no_assistant_turn": 1, "unknown_role": 1}  # records
     assert report["examples"]["train"] + report["examples"]["validation"] == 40
+    path.write_text("".join(json.dumps({**good, "id": "same"}) + "\n" for i in range(40)))
+    report = run(chat_root, tmp_path / "c", config(chat_root, path=str(path), max_steps=12, prompts=[]))
+    assert report["examples"]["train"] + report["examples"]["validation"] == 40  # none lost to a shared id
+    assert report["ids_made_unique"] == 39
     path.write_text(json.dumps({"text": "no chat here"}) + "\n")
     with pytest.raises(DataError) as info:
         run(chat_root, tmp_path / "b", config(chat_root, path=str(path)))
@@ -127,9 +131,60 @@ def test_the_sft_model_exports_as_gguf_with_its_chat_template(chat_root, tmp_pat
     write_gguf(model, tokenizer, tmp_path / "model.gguf", "F32", name="sft")
     reader = gguf.GGUFReader(str(tmp_path / "model.gguf"))
     template = reader.fields["tokenizer.chat_template"]
-    assert bytes(template.parts[template.data[0]]).decode() == tokenizer.chat_template
+    written = bytes(template.parts[template.data[0]]).decode()
+    assert "{% generation %}" in tokenizer.chat_template and "{% generation %}" not in written
+    assert written == tokenizer.chat_template.replace("{% generation %}", "").replace("{% endgeneration %}", "")
     end = tokenizer.convert_tokens_to_ids("<|im_end|>")
     eot = reader.fields["tokenizer.ggml.eot_token_id"]
     assert int(eot.parts[eot.data[0]][0]) == end
     types = reader.fields["tokenizer.ggml.token_type"]
     assert int(types.parts[types.data[end]][0]) == gguf.TokenType.CONTROL
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resume_is_bit_exact(chat_root, tmp_path, monkeypatch):
+    from safetensors.torch import load_file
+
+    from pretrain.finetune.sft import InstructionTuning
+
+    cfg = config(chat_root, max_steps=20, eval_every=5, checkpoint_every=5, prompts=[],
+                 early_stopping_metric="loss", early_stopping_patience=10)
+    finetune(cfg, TrainConfig(precision="fp32"), chat_root / "init", chat_root / "init", tmp_path / "a" / "model",
+             tmp_path / "a" / "live", tmp_path / "ck-a")
+    original = InstructionTuning.before_step
+
+    def stop_at_12(self, step, model):
+        if step == 12:
+            raise Interrupt
+        original(self, step, model)
+
+    monkeypatch.setattr(InstructionTuning, "before_step", stop_at_12)
+    args = (cfg, TrainConfig(precision="fp32"), chat_root / "init", chat_root / "init", tmp_path / "b" / "model",
+            tmp_path / "b" / "live", tmp_path / "ck-b")
+    with pytest.raises(Interrupt):
+        finetune(*args)
+    monkeypatch.setattr(InstructionTuning, "before_step", original)
+    finetune(*args)
+    a = load_file(str(tmp_path / "a" / "model" / "model.safetensors"))
+    b = load_file(str(tmp_path / "b" / "model" / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_lora_learns_the_answers_and_trains_the_added_token_rows(chat_root, tmp_path):
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer
+
+    report = run(chat_root, tmp_path / "long", config(chat_root, lora_r=8, learning_rate=1e-2, max_steps=160))
+    assert report["backbones"]["final"]["answers"] == [{"prompt": "what does the cow say", "answer": "moo"}]
+    run(chat_root, tmp_path / "short", config(chat_root, lora_r=8, learning_rate=1e-2, max_steps=6, prompts=[]))
+    long, short = (load_file(str(tmp_path / name / "model" / "model.safetensors")) for name in ("long", "short"))
+    assert not any("lora" in k or "token_adapter" in k for k in long)  # adapters merged in
+    new = AutoTokenizer.from_pretrained(str(tmp_path / "long" / "model")).convert_tokens_to_ids(
+        ["<|im_start|>", "<|im_end|>"])
+    old = [i for i in range(long["model.embed_tokens.weight"].shape[0]) if i not in new]
+    # the pretrained rows stay frozen under LoRA; the added rows train (same start, other end)
+    assert torch.equal(long["model.embed_tokens.weight"][old], short["model.embed_tokens.weight"][old])
+    assert not torch.equal(long["model.embed_tokens.weight"][new], short["model.embed_tokens.weight"][new])

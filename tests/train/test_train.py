@@ -238,11 +238,12 @@ def test_uneven_split_is_caught_before_deepspeed_sees_the_batch_size(init_dir, t
     from accelerate.utils import DistributedType
 
     from pretrain.train.loop import Run
+    from pretrain.train.objective import LanguageModeling
     launched = SimpleNamespace(device=torch.device("cpu"), is_main_process=True, num_processes=2,
                                distributed_type=DistributedType.MULTI_CPU)
     cfg = TrainConfig(micro_batch_size=3, deepspeed={"zero_optimization": {"stage": 2}})
     with pytest.raises(ConfigError, match="train.micro_batch_size: 3 rows cannot be split evenly"):
-        Run(cfg, launched, init_dir, tokens_dir, None)
+        Run(cfg, launched, init_dir, LanguageModeling(tokens_dir), None)
 
 
 def test_accelerate_fsdp_or_deepspeed_plugin_is_a_clear_error(init_dir, tokens_dir):
@@ -251,11 +252,12 @@ def test_accelerate_fsdp_or_deepspeed_plugin_is_a_clear_error(init_dir, tokens_d
     from accelerate.utils import DistributedType
 
     from pretrain.train.loop import Run
+    from pretrain.train.objective import LanguageModeling
     for kind in (DistributedType.FSDP, DistributedType.DEEPSPEED):
         launched = SimpleNamespace(device=torch.device("cpu"), is_main_process=True,
                                    num_processes=2, distributed_type=kind)
         with pytest.raises(ConfigError, match="train.sharding: full_shard .* or train.deepspeed"):
-            Run(TrainConfig(), launched, init_dir, tokens_dir, None)
+            Run(TrainConfig(), launched, init_dir, LanguageModeling(tokens_dir), None)
 
 
 @pytest.mark.parametrize("layout", [{"sharding": "full_shard"},

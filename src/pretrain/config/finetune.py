@@ -149,14 +149,32 @@ class FinetuneConfig:
         self._check_task_keys()
 
     def _check_task_keys(self) -> None:
-        """Keys that only one task reads, set for the other, are refused rather than ignored."""
+        """Keys that only one task (or setting) reads, set where nothing reads them, are refused
+        rather than ignored; two backbones of one name are refused."""
         if self.task == "sft":
-            for name, default in (("freeze", "none"), ("loss", "cross_entropy"),
-                                  ("head_learning_rate", None), ("labels", None), ("split_field", None)):
+            for name, default in (("freeze", "none"), ("loss", "cross_entropy"), ("head_learning_rate", None),
+                                  ("labels", None), ("split_field", None), ("text_field", "text"),
+                                  ("label_field", "label"), ("test_fraction", 0.1), ("source", "files"),
+                                  ("hf_split", "train")):
                 if getattr(self, name) != default:
-                    raise ValueError(f"{name}: classify only (task is sft); leave it at {default!r}")
-        if self.task == "classify" and self.prompts:
-            raise ValueError("prompts: sft only (task is classify); leave it []")
+                    raise ValueError(f"{name}: not read by task sft (it reads the conversations in the "
+                                     f"files or dataset folder of path); leave it at {default!r}")
+        if self.task == "classify":
+            for name, default in (("prompts", []), ("format", "auto"), ("template", None), ("max_new_tokens", 48)):
+                if getattr(self, name) != default:
+                    raise ValueError(f"{name}: sft only (task is classify); leave it at {default!r}")
+        if self.lora_r and self.freeze != "none":
+            raise ValueError(f"freeze: {self.freeze} with lora_r {self.lora_r}: LoRA already trains the adapters "
+                             "and the head only; set freeze none")
+        if self.unfreeze_last_k != 1 and self.freeze != "last_k":
+            raise ValueError(f"unfreeze_last_k: read by freeze last_k only (freeze is {self.freeze})")
+        if self.split_field and self.test_fraction != 0.1:
+            raise ValueError("test_fraction: not read with split_field (the data's own test split is used)")
+        names = ["final" if self.model == "final" else self.model.rstrip("/").rsplit("/", 1)[-1]]
+        names += ["init" if c == "init" else c.rstrip("/").rsplit("/", 1)[-1] for c in self.compare]
+        if len(set(names)) < len(names):
+            raise ValueError(f"compare: two backbones of one name ({', '.join(names)}): each is scored under "
+                             "its name (init, final, or its folder's)")
         if self.loss != "focal" and self.focal_gamma != 2.0:
             raise ValueError(f"focal_gamma: read by loss focal only (loss is {self.loss})")
         if self.early_stopping_metric is not None and self.task != "none":

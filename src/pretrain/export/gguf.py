@@ -22,6 +22,7 @@ which gguf-py cannot write).
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,9 @@ from pretrain.io import atomic_path
 
 CONVERTER = "llama.cpp convert_hf_to_gguf.py (LlamaModel, _set_vocab_gpt2) as of gguf-py 0.19"
 """The conversion this writer follows, recorded in metrics/export.json."""
+
+GENERATION_TAGS = re.compile(r"\{%-?\s*(?:end)?generation\s*-?%\}")
+"""transformers' ``{% generation %}`` / ``{% endgeneration %}`` tags in a chat template."""
 
 QUANTIZED_OUTPUT = "Q8_0"
 """The type of the output layer in the 4- and 5-bit files."""
@@ -210,7 +214,9 @@ def write_vocabulary(writer, tokenizer, vocab_size: int) -> None:
     writer.add_add_bos_token(tokenizer.bos_token_id is not None)
     writer.add_add_eos_token(False)
     if tokenizer.chat_template:  # a fine-tuned chat model (finetune.task: sft): llama.cpp renders with it
-        writer.add_chat_template(tokenizer.chat_template)
+        # without transformers' {% generation %} tags, which mark the assistant's tokens for
+        # training and which other Jinja renderers (llama.cpp's minja, llama-cpp-python) refuse
+        writer.add_chat_template(GENERATION_TAGS.sub("", tokenizer.chat_template))
         end = tokenizer.convert_tokens_to_ids("<|im_end|>") if "<|im_end|>" in vocab else None
         if end is not None:
             writer.add_eot_token_id(end)  # where a turn ends: llama.cpp stops generating there

@@ -22,7 +22,9 @@ def exported(cfg: ExportConfig, trained_dir: Path, merged_dir: Path,
 
     if cfg.model == "final":
         return final_model(merged_dir, trained_dir)
-    manifest = Path(finetuned_dir or "models/finetuned") / "finetune.json"
+    if finetuned_dir is None:
+        raise ConfigError("export.model: finetuned, but the stage was given no --finetuned folder")
+    manifest = Path(finetuned_dir) / "finetune.json"
     task = json.loads(manifest.read_text(encoding="utf-8")).get("task") if manifest.is_file() else None
     if task != "sft":
         raise ConfigError(f"export.model: finetuned, but {manifest} holds no sft model (task {task}); "

@@ -27,7 +27,10 @@ from pretrain.finetune.labels import Encoded, Example, encode, split_hash
 from pretrain.finetune.metrics import LOSSES, class_weights, classification_metrics
 from pretrain.finetune.tuning import Tuning, add_lora
 from pretrain.io import atomic_path
-from pretrain.runtime import autocast, check_batch
+from pretrain.runtime import autocast
+
+PAD = "<pad>"
+"""The pad token given to a backbone's tokenizer that has none."""
 
 HEAD = "score"
 """The head's module in transformers' decoder sequence classifiers (Llama, Mistral, Qwen2...)."""
@@ -64,6 +67,11 @@ class Classification(Tuning):
     def __init__(self, cfg: FinetuneConfig, data: LabelledData, tokenizer: Any):
         super().__init__(cfg)
         self.data, self.tokenizer = data, tokenizer
+        # a backbone without a pad token (Llama's) gets one: padding is how the head finds the
+        # last token, and the embedding grows by a row (load_model)
+        self.added = [] if tokenizer.pad_token is not None else [PAD]
+        if self.added:
+            tokenizer.add_special_tokens({"pad_token": PAD})
         self.rows: dict[str, np.ndarray] = {}
         self.truncated = 0
         for split, examples in data.splits.items():
@@ -76,7 +84,7 @@ class Classification(Tuning):
                        if cfg.loss == "weighted_cross_entropy" else None)
 
     def load_data(self, cfg: TrainConfig) -> np.ndarray:
-        check_batch(len(self.rows["train"]), cfg.micro_batch_size)
+        self.check_rows(len(self.rows["train"]), len(self.rows["validation"]), cfg.micro_batch_size)
         return self.rows["train"]
 
     def data_key(self) -> Any:
@@ -90,10 +98,12 @@ class Classification(Tuning):
             str(model_dir), dtype=torch.float32, use_safetensors=True, num_labels=len(names),
             id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)},
             pad_token_id=self.tokenizer.pad_token_id)
+        if len(self.tokenizer) > model.get_input_embeddings().weight.shape[0]:
+            model.resize_token_embeddings(len(self.tokenizer), mean_resizing=True)
         model.config.use_cache = False
         if self.cfg.lora_r:
             model = add_lora(model, self.cfg, "SEQ_CLS", [HEAD])
-        self.prepare_weights(model, {HEAD})
+        self.prepare_weights(model, {HEAD}, cfg.gradient_checkpointing)
         model.train()
         return model
 
@@ -124,7 +134,7 @@ class Classification(Tuning):
             self.tokenizer.save_pretrained(str(tmp))
 
     def report(self) -> dict[str, Any]:
-        return {**super().report(), "truncated_examples": self.truncated}
+        return {**super().report(), "truncated_examples": self.truncated, "added_tokens": self.added}
 
 
 @torch.no_grad()

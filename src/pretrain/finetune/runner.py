@@ -3,9 +3,9 @@
 
 Why the project's loop and not TRL's ``SFTTrainer`` / the HF ``Trainer``: the loop already
 resumes bit for bit from checkpoints keyed to their run, logs DVCLive curves per optimizer step
-(the Trainer's callback counts log calls and wipes its folder on resume), writes its outputs
-atomically and runs on the same DDP / FSDP / ZeRO backends as pretraining. A fine-tune is an
-objective of that loop (pretrain.train.objective): its rows, model, loss and validation.
+(the Trainer's callback counts log calls and wipes its folder on resume) and writes its outputs
+atomically. The stage runs in one process (the loop's multi-process backends are not run with
+these objectives yet). A fine-tune is an objective of that loop (pretrain.train.objective): its rows, model, loss and validation.
 transformers does what it does well here: the sequence-classification models and chat
 templates (``apply_chat_template`` and its assistant masks).
 
@@ -45,8 +45,9 @@ def pass_through(out_dir: Path, live_dir: Path) -> dict[str, Any]:
 
 
 def tune_config(cfg: FinetuneConfig, train: TrainConfig) -> TrainConfig:
-    """The loop's settings for a fine-tune: the optimizer, betas, precision and clipping of
-    the ``train`` section; steps, batch, rates, schedule and seed of ``finetune``. Eager (no
+    """The loop's settings for a fine-tune: the optimizer, betas, epsilon, precision, clipping
+    and the schedule's floor (``min_lr_ratio``) of the ``train`` section; steps, batch, rates,
+    schedule and seed of ``finetune``. Eager (no
     torch.compile): freezing changes which weights need gradients, which recompiles, and a
     short fine-tune pays the compile up front."""
     return dataclasses.replace(
@@ -64,10 +65,7 @@ def backbones(cfg: FinetuneConfig, final_dir: Path, init_dir: Path) -> list[tupl
     found = [first]
     for entry in cfg.compare:
         found.append(("init", Path(init_dir)) if entry == "init" else (Path(entry).name, Path(entry)))
-    names = [name for name, _ in found]
-    if len(set(names)) < len(names):
-        raise ValueError(f"finetune.compare: two backbones named alike in {names}")
-    return found
+    return found  # names distinct: FinetuneConfig refuses two alike
 
 
 def model_hash(folder: Path) -> str:

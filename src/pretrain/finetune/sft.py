@@ -29,7 +29,7 @@ from pretrain.finetune.chat_data import read_conversations
 from pretrain.finetune.labels import Example, split_hash, stratified_split
 from pretrain.finetune.tuning import Tuning, add_lora, run_summary
 from pretrain.io import atomic_path
-from pretrain.runtime import autocast, check_batch, pick_device
+from pretrain.runtime import autocast, autocast_dtype, pick_device
 from pretrain.sources.records import Skipped
 from pretrain.train.loop import train
 
@@ -57,7 +57,7 @@ class InstructionTuning(Tuning):
         self.seq_len = cfg.max_length
 
     def load_data(self, cfg: TrainConfig) -> np.ndarray:
-        check_batch(len(self.rows["train"]), cfg.micro_batch_size)
+        self.check_rows(len(self.rows["train"]), len(self.rows.get("validation", ())), cfg.micro_batch_size)
         return self.rows["train"]
 
     def data_key(self) -> Any:
@@ -70,8 +70,8 @@ class InstructionTuning(Tuning):
         resize_for_template(model, self.tokenizer, end_of_turn_token(self.tokenizer))
         model.config.use_cache = False
         if self.cfg.lora_r:
-            model = add_lora(model, self.cfg, "CAUSAL_LM", [])
-        self.prepare_weights(model, {HEAD})
+            model = add_lora(model, self.cfg, "CAUSAL_LM", [], self.tokenizer.convert_tokens_to_ids(self.added))
+        self.prepare_weights(model, {HEAD}, cfg.gradient_checkpointing)
         model.train()
         return model
 
@@ -129,6 +129,22 @@ def answers(model_dir: Path, prompts: list[str], max_new_tokens: int) -> list[di
     return found
 
 
+def unique(conversations: list[tuple[str, list]]) -> tuple[list[tuple[str, list]], int]:
+    """The conversations with an id an earlier one has renamed ``<id>#2``, ``<id>#3``, ... (as
+    the readers make file ids unique), and how many were renamed."""
+    seen: set[str] = set()
+    found, renamed = [], 0
+    for conv_id, messages in conversations:
+        new, n = conv_id, 1
+        while new in seen:
+            n += 1
+            new = f"{conv_id}#{n}"
+        renamed += new != conv_id
+        seen.add(new)
+        found.append((new, messages))
+    return found, renamed
+
+
 class SftTask:
     """``task: sft``: chat records (pretrain.finetune.chat_data), a held-out share of the
     conversations (a salted hash of their ids), the instruction-tuned model per backbone,
@@ -137,7 +153,7 @@ class SftTask:
 
     def __init__(self, cfg: FinetuneConfig):
         self.cfg, self.skipped = cfg, Skipped()
-        conversations = read_conversations(cfg.path, cfg.format, self.skipped, KEY)
+        conversations, self.made_unique = unique(read_conversations(cfg.path, cfg.format, self.skipped, KEY))
         by_id = dict(conversations)
         split = stratified_split([Example(i, "", "") for i in by_id], cfg.val_fraction, 0.0, cfg.split_salt)
         self.splits = {name: [(ex.id, by_id[ex.id]) for ex in split[name]] for name in ("train", "validation")}
@@ -145,7 +161,8 @@ class SftTask:
 
     def describe(self) -> dict[str, Any]:
         return {"examples": {name: len(rows) for name, rows in self.splits.items()},
-                "split_hashes": self.hashes, "skipped": self.skipped.report()}
+                "split_hashes": self.hashes, "ids_made_unique": self.made_unique,
+                "skipped": self.skipped.report()}
 
     def run(self, tcfg: TrainConfig, backbone: Path, out_dir: Path, live_dir: Path,
             checkpoint_dir: Optional[Path]) -> dict[str, Any]:
@@ -153,8 +170,13 @@ class SftTask:
         skipped = Skipped()  # by the template, which is the backbone tokenizer's
         objective = InstructionTuning(self.cfg, self.splits, tokenizer, skipped)
         report = train(tcfg, backbone, None, out_dir, live_dir, checkpoint_dir, objective)
-        found = {**run_summary(report), "added_tokens": report["added_tokens"], "rows": report["rows"],
+        found = {**run_summary(report), "rows": report["rows"],
                  "skipped": skipped.report()}
+        device = pick_device()
+        model = AutoModelForCausalLM.from_pretrained(str(out_dir), dtype=torch.float32).to(device).eval()
+        scores = objective.validate(model, tcfg, device, autocast_dtype(tcfg.precision, device))
+        if scores:
+            found["val_loss"] = scores["val/loss"]  # of the saved model (the best step's with early stopping)
         if self.cfg.prompts:
             found["answers"] = answers(out_dir, self.cfg.prompts, self.cfg.max_new_tokens)
         return found

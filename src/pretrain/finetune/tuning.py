@@ -21,6 +21,8 @@ import torch
 from safetensors.torch import load_file
 
 from pretrain.config.finetune import FinetuneConfig
+from pretrain.errors import ConfigError, DataError
+from pretrain.runtime import enable_activation_checkpointing
 from pretrain.train.objective import Objective
 
 BLOCK = re.compile(r"(?:^|\.)layers\.(\d+)\.")
@@ -100,15 +102,28 @@ def lr_groups(model: torch.nn.Module, cfg: FinetuneConfig, head: set[str], weigh
 
 
 def add_lora(model: torch.nn.Module, cfg: FinetuneConfig, task_type: str,
-             head_modules: list[str]) -> torch.nn.Module:
+             head_modules: list[str], new_tokens: Optional[list[int]] = None) -> torch.nn.Module:
     """``model`` with LoRA adapters (rank ``lora_r``) on every linear layer but the head, which
-    trains whole (peft ``modules_to_save``); ``task_type``: peft's SEQ_CLS or CAUSAL_LM."""
+    trains whole (peft ``modules_to_save``); ``task_type``: peft's SEQ_CLS or CAUSAL_LM.
+    ``new_tokens``: ids of tokens added for a chat template, whose embedding (and output) rows
+    train too (``token_rows``; they were only initialised)."""
     from peft import LoraConfig, get_peft_model
 
     config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                         target_modules="all-linear", task_type=task_type,
-                        modules_to_save=head_modules or None)
+                        modules_to_save=head_modules or None, trainable_token_indices=token_rows(model, new_tokens))
     return get_peft_model(model, config)
+
+
+def token_rows(model: torch.nn.Module, new_tokens: Optional[list[int]]) -> Optional[dict[str, list[int]]]:
+    """peft's ``trainable_token_indices``: the added tokens' rows of the input embedding and,
+    when not tied to it, of the output layer (the end-of-turn token must be predicted)."""
+    if not new_tokens:
+        return None
+    rows = {"embed_tokens": list(new_tokens)}
+    if not getattr(model.config, "tie_word_embeddings", False):
+        rows["lm_head"] = list(new_tokens)
+    return rows
 
 
 def merged(model: torch.nn.Module) -> torch.nn.Module:
@@ -122,29 +137,60 @@ class Tuning(Objective):
     into the loop's checkpoints, so a resumed run stops and keeps exactly as an unbroken one).
     Subclasses call ``prepare_weights`` in ``load_model`` with the head's module names."""
 
+    section = "finetune"
+
     def __init__(self, cfg: FinetuneConfig):
         self.cfg = cfg
         self.head: set[str] = set()
         self.blocks = 0
+        self.start = 0  # the step the run starts at (a resumed run's checkpoint step)
+        self.depth: Optional[int] = None
         self.best: Optional[dict[str, torch.Tensor]] = None
         self.best_value: Optional[float] = None
         self.best_step: Optional[int] = None
         self.since_best = 0
 
-    def prepare_weights(self, model: torch.nn.Module, head: set[str]) -> None:
+    def begin(self, step: int) -> None:
+        self.start = step
+
+    def prepare_weights(self, model: torch.nn.Module, head: set[str], checkpointing: bool = False) -> None:
         """Note the head (module names, e.g. ``{"score"}``) and the depth of ``model``, and
-        freeze for step 0."""
+        freeze as at the step the run starts at (before the backend restores a checkpoint's
+        optimizer state, which it restores for the weights that train only). ConfigError when
+        freezing by blocks or per-block rates are asked of a model whose blocks are not
+        ``layers.<i>.`` (pretrain.finetune.tuning.BLOCK). ``checkpointing``: recompute
+        activations in the backward pass (train.gradient_checkpointing)."""
         self.head, self.blocks = head, count_blocks(model)
-        if not self.cfg.lora_r:
-            apply_depth(model, trainable_depth(self.cfg, 0), head, self.blocks)
+        cfg = self.cfg
+        if not self.blocks and (cfg.freeze == "last_k" or cfg.gradual_unfreeze_every or cfg.layer_lr_decay != 1):
+            raise ConfigError(f"finetune: the model ({type(model).__name__}) has no layers.<i>. blocks to freeze "
+                              "or rate by depth; use freeze none or all_but_head, gradual_unfreeze_every 0 "
+                              "and layer_lr_decay 1")
+        if checkpointing:
+            enable_activation_checkpointing(model)
+        if not cfg.lora_r:
+            self.depth = trainable_depth(cfg, self.start)
+            apply_depth(model, self.depth, head, self.blocks)
 
     def param_groups(self, model: torch.nn.Module, weight_decay: float) -> list[dict]:
         include = {n for n, p in model.named_parameters() if p.requires_grad} if self.cfg.lora_r else None
         return lr_groups(model, self.cfg, self.head, weight_decay, include)
 
     def before_step(self, step: int, model: torch.nn.Module) -> None:
-        if self.cfg.gradual_unfreeze_every and step % self.cfg.gradual_unfreeze_every == 0:
-            apply_depth(model, trainable_depth(self.cfg, step), self.head, self.blocks)
+        depth = trainable_depth(self.cfg, step)
+        if self.cfg.gradual_unfreeze_every and not self.cfg.lora_r and depth != self.depth:
+            self.depth = depth
+            apply_depth(model, depth, self.head, self.blocks)
+
+    def check_rows(self, train: int, validation: int, batch: int) -> None:
+        """Fail at once, in one line naming the finetune keys, when the ``train`` examples do not
+        fill a micro-batch of ``batch``, or early stopping has no ``validation`` example to watch."""
+        if train < batch:
+            raise DataError(f"finetune: only {train} training examples for a micro-batch of {batch}; "
+                            "lower finetune.micro_batch_size or add data")
+        if self.cfg.early_stopping_metric and not validation:
+            raise ConfigError("finetune.early_stopping_metric: no validation example to watch (val_fraction 0, "
+                              "or the data's validation split is empty); set it to null")
 
     def after_validation(self, step: int, metrics: dict[str, float], model: torch.nn.Module) -> bool:
         name = self.cfg.early_stopping_metric
@@ -185,7 +231,11 @@ class Tuning(Objective):
 
 
 def run_summary(report: dict[str, Any]) -> dict[str, Any]:
-    """The parts of the loop's report a backbone's entry keeps."""
-    keep = ("steps", "first_loss", "final_loss", "val_loss", "train_runtime_s", "precision",
-            "stopped_early_at", "early_stopping", "truncated_examples")
-    return {key: report[key] for key in keep if key in report}
+    """The parts of the loop's report a backbone's entry keeps; the last validation's loss as
+    ``last_val_loss`` (with early stopping the saved model is the best step's, scored apart)."""
+    keep = ("steps", "first_loss", "final_loss", "train_runtime_s", "precision",
+            "stopped_early_at", "early_stopping", "truncated_examples", "added_tokens")
+    found = {key: report[key] for key in keep if key in report}
+    if "val_loss" in report:
+        found["last_val_loss"] = report["val_loss"]
+    return found

@@ -38,7 +38,8 @@ class Backend(Protocol):
     name: str  # how the state is split, as the train report's "sharding" names it
     every_process_validates: bool  # the weights are split: every process joins each forward
     loss_scaling: bool  # can scale fp16 losses; fp16 is refused where not
-    groups: Optional[list[dict]]  # the optimizer's parameter groups, set before prepare (None: default)
+    groups: Optional[Callable[[torch.nn.Module, float], Optional[list[dict]]]]
+    # the optimizer's parameter groups from (placed model, weight decay), set before prepare (None: default)
 
     def prepare(self, model: torch.nn.Module, resume: Optional[Checkpoint]
                 ) -> tuple[torch.nn.Module, torch.optim.Optimizer]:

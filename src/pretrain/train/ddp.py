@@ -6,7 +6,7 @@ fp16 losses are scaled (``torch.amp.GradScaler``), as in PyTorch's AMP recipe.""
 from __future__ import annotations
 
 import contextlib
-from typing import Any, ContextManager, Optional
+from typing import Any, Callable, ContextManager, Optional
 
 import torch
 
@@ -25,7 +25,8 @@ class Replicated:
     name = "none"  # the train report's "sharding": nothing is split
     every_process_validates = False  # the first process holds the whole model
     loss_scaling = True
-    groups: Optional[list[dict]] = None  # an objective's parameter groups (None: the default)
+    groups: Optional[Callable[[torch.nn.Module, float], Optional[list[dict]]]] = None
+    """An objective's parameter groups, built from the placed model (None: the default)."""
 
     def __init__(self, cfg: TrainConfig, accelerator: Any, dtype: Optional[torch.dtype]):
         self.cfg, self.acc = cfg, accelerator
@@ -38,7 +39,8 @@ class Replicated:
         calls it; the first reads the files), then wrap the model."""
         self.place(model)
         self.model = model
-        self.optimizer = build_optimizer(model, self.cfg, fused_optimizer(self.acc.device), self.groups)
+        groups = self.groups(model, self.cfg.weight_decay) if self.groups else None  # after placing
+        self.optimizer = build_optimizer(model, self.cfg, fused_optimizer(self.acc.device), groups)
         if resume:
             checkpoint.restore(resume, model, self.optimizer, self.scaler,
                                read=self.acc.is_main_process, broadcast=self.world > 1)

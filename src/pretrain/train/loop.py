@@ -126,7 +126,7 @@ def train(cfg: TrainConfig, model_dir: Path, data_dir: Optional[Path], out_dir: 
     # Joins the process group under accelerate launch / torchrun; without cpu=True accelerate
     # sees a CPU-only launch as one process (it detects multi-CPU only when told to use the CPU).
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
-    warning = rate_warning(cfg.learning_rate, Path(model_dir))
+    warning = rate_warning(cfg.learning_rate, Path(model_dir)) if objective is None else None
     if warning and accelerator.is_main_process:
         print(warning)
     on_cpu = accelerator.device.type == "cpu"
@@ -176,7 +176,9 @@ class Run:
         problem = warmup_problem(cfg, self.seq_len)  # the params check refuses it before any stage
         if problem:
             raise ConfigError(problem)
-        warning = epochs_warning(len(self.rows), cfg, self.steps, self.seq_len)
+        # many epochs are the rule for a fine-tune: the warning is pretraining's
+        warning = (epochs_warning(len(self.rows), cfg, self.steps, self.seq_len)
+                   if objective.section == "train" else None)
         self.warnings = [warning] if warning else []
         if warning and self.main:
             warn(warning)
@@ -184,6 +186,7 @@ class Run:
         self.checkpoint_dir = checkpoint_dir
         self.key = checkpoint.run_key(cfg, model_dir, objective.data_key())
         self.resume = checkpoint.find_for_all(checkpoint_dir, self.key, self.main, self.world)
+        objective.begin(self.resume.step if self.resume else 0)
         if self.resume:
             objective.load_state(self.resume.state.get("objective", {}), self.resume.path)
         # MFU against the nominal peak (comparable with published figures) and against a matmul
@@ -193,7 +196,7 @@ class Run:
         torch.manual_seed(cfg.seed)
         self.model = objective.load_model(cfg, model_dir)
         self.flops_per_step = flops_per_token(self.model.config, self.seq_len) * self.tokens_per_step
-        self.backend.groups = objective.param_groups(self.model, cfg.weight_decay)
+        self.backend.groups = objective.param_groups  # built by the backend once it placed the model
         self.wrapped, self.optimizer = self.backend.prepare(self.model, self.resume)
         self.history: list[float] = list(self.resume.state["history"]) if self.resume else []
         self.step_fn = torch.compile(self.wrapped) if cfg.compile else self.wrapped
@@ -289,8 +292,8 @@ class Run:
         for step, loss in zip(window.steps, losses):
             loss /= self.cfg.grad_accum_steps
             if not math.isfinite(loss):
-                raise DataError(f"train: loss became {loss} at step {step + 1}; "
-                                "lower train.learning_rate or use train.precision: fp32")
+                raise DataError(f"{self.objective.section}: loss became {loss} at step {step + 1}; "
+                                f"lower {self.objective.section}.learning_rate or use train.precision: fp32")
             self.history.append(loss)
         mfu = mfu_metrics(self.flops_per_step / seconds / self.world, self.peak, self.measured_peak)
         mfus += [(mfu.get("train/mfu"), mfu["train/mfu_measured"])] * len(losses)

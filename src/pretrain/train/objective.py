@@ -43,6 +43,11 @@ class Objective:
 
     name = "objective"
     seq_len = 0
+    section = "train"  # the params section whose keys the loop's messages name
+
+    def begin(self, step: int) -> None:
+        """Told, before ``load_model``, the optimizer step the run starts at (0, or the step of
+        the checkpoint it resumes from)."""
 
     def load_data(self, cfg: TrainConfig) -> Any:
         """The training rows (an int64 array or ``PackedRows``; indexable by an index array);
@@ -59,8 +64,10 @@ class Objective:
         raise NotImplementedError
 
     def param_groups(self, model: torch.nn.Module, weight_decay: float) -> Optional[list[dict]]:
-        """Optimizer parameter groups (a group's ``lr_scale`` multiplies the scheduled learning
-        rate); None: the loop's default (pretrain.train.optim.param_groups)."""
+        """Optimizer parameter groups of ``model`` as the backend has placed it (called by the
+        backend: FSDP replaces the parameters when it shards); a group's ``lr_scale``
+        multiplies the scheduled learning rate. None: the loop's default
+        (pretrain.train.optim.param_groups)."""
         return None
 
     def before_step(self, step: int, model: torch.nn.Module) -> None:

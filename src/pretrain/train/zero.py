@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import importlib.util
-from typing import Any, ContextManager, Optional
+from typing import Any, Callable, ContextManager, Optional
 
 import torch
 
@@ -33,7 +33,8 @@ class DeepSpeedZero:
     the model loads)."""
 
     loss_scaling = False  # the weights stay fp32 under autocast; fp16 is refused, bf16 needs none
-    groups: Optional[list[dict]] = None  # an objective's parameter groups (None: the default)
+    groups: Optional[Callable[[torch.nn.Module, float], Optional[list[dict]]]] = None
+    """An objective's parameter groups, built from the model (None: the default)."""
 
     def __init__(self, cfg: TrainConfig, accelerator: Any, dtype: Optional[torch.dtype]):
         self.cfg, self.acc = cfg, accelerator
@@ -49,7 +50,8 @@ class DeepSpeedZero:
         model.to(self.acc.device)
         # Not fused: DeepSpeed swaps the parameter groups for flat partitions (on the CPU when
         # offloaded), which the fused kernel has not been run on here (no GPU run yet).
-        self.model, optimizer = model, build_optimizer(model, self.cfg, groups=self.groups)
+        self.model, optimizer = model, build_optimizer(
+            model, self.cfg, groups=self.groups(model, self.cfg.weight_decay) if self.groups else None)
         names = {id(p): name for name, p in model.named_parameters()}
         self.group_names = [[names[id(p)] for p in group["params"]]
                             for group in optimizer.param_groups]
