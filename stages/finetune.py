@@ -18,10 +18,12 @@ def main(args, params):
         return
     for name, entry in report["backbones"].items():
         scores = entry.get("test") or {}
-        shown = ", ".join(f"{k} {scores[k]:.3f}" for k in ("accuracy", "f1_macro") if k in scores)
-        print(f"finetune: {name}: {entry['steps']} steps" + (f", test {shown}" if shown else ""))
+        shown = ", ".join(f"test {k} {scores[k]:.3f}" for k in ("accuracy", "f1_macro") if k in scores)
+        if entry.get("val_loss") is not None:
+            shown = f"validation loss {entry['val_loss']:.3f}"
+        print(f"finetune: {name}: {entry['steps']} steps" + (f", {shown}" if shown else ""))
 
 
 if __name__ == "__main__":
     run_stage(__doc__, ["trained", "merged", "init", "out", "live", "checkpoints", "metrics"], main,
-              optional=("sources", "bases"))
+              optional=("finetune", "bases"))

@@ -203,7 +203,7 @@ def test_every_path_argument_is_declared():
 # The stages that read a local input params name, by the folder it must lie in (pretrain.stage.watched):
 # each gets the folder on its command line (so it refuses an input outside) and depends on it
 # (so DVC reruns it when the input changes).
-READERS = {"sources": {"download", "evaluate", "finetune"},
+READERS = {"sources": {"download", "evaluate"}, "finetune": {"finetune"},
            "bases": {"tokenizer", "init-model", "merge", "evaluate", "finetune"}}
 
 

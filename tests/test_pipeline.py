@@ -71,7 +71,7 @@ def metrics(repo: Path, name: str) -> dict:
 def test_every_stage_ran_and_wrote_its_artifacts(repo):
     log = repo.joinpath("repro.log").read_text()
     for stage in ("download", "clean", "dedup", "tokenizer", "pack", "init-model", "train", "merge",
-                  "evaluate", "export", "report"):
+                  "finetune", "evaluate", "export", "report"):
         assert f"Running stage '{stage}'" in log
     # no stage got too little to do its job (clean or dedup keeping under 5%, a tokenizer short
     # of tokenizer.vocab_size, train over its rows more than 4 times): the debug profile is quiet
@@ -92,8 +92,10 @@ def test_every_stage_ran_and_wrote_its_artifacts(repo):
     assert {"loss.png", "mfu.png", "dropped.png", "length.png", "s_curve.png", "bits_per_byte.png"} <= set(figures)
     assert all(f"figures/{name}" in report for name in figures)
     not_drawn = report.split("## Not drawn")[1].split("## Generations")[0] if "## Not drawn" in report else ""
-    assert len(figures) + not_drawn.count("\n- ") == 13  # the debug corpus may have no near-duplicate
+    assert len(figures) + not_drawn.count("\n- ") == 14  # the debug corpus may have no near-duplicate
     assert "Merge sweep" in not_drawn  # merge.method: none
+    assert "confusion matrix" in not_drawn  # finetune.task: none
+    assert [p.name for p in (repo / "models/finetuned").iterdir()] == ["finetune.json"]
     assert json.loads((repo / "models/merged/merge.json").read_text())["method"] == "none"
     assert list((repo / "models/gguf").iterdir()) == []  # export.types: []
     lock = (repo / "dvc.lock").read_text()
@@ -136,7 +138,8 @@ def test_experiment_reruns_only_training_and_evaluation(repo):
     run(["git", "commit", "-qm", "baseline run"], repo)
     out = run(["dvc", "exp", "run", "-S", "train.learning_rate=3e-4"], repo)
     ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
-    assert ran == {"train", "merge", "evaluate", "export", "report"}  # merge and export: pass-throughs
+    # merge, finetune and export: pass-throughs
+    assert ran == {"train", "merge", "finetune", "evaluate", "export", "report"}
     table = json.loads(run(["dvc", "exp", "show", "--json"], repo))
     text = json.dumps(table)
     assert "0.0003" in text or "3e-4" in text or "3e-04" in text
@@ -177,14 +180,14 @@ def test_starting_from_a_pretrained_base_is_one_param_away(repo, tmp_path):
 
 
 def test_a_merge_sweep_and_gguf_export_are_params_away(repo):
-    """merge.method and export.types on a finished run: only merge, evaluate, export and report
-    run; the sweep is scored and drawn, and the final merged model is exported and checked."""
+    """merge.method and export.types on a finished run: only merge, finetune (a pass-through),
+    evaluate, export and report run; the sweep is scored and drawn, and the final merged model is exported and checked."""
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "before merge"], repo)
     out = run(["dvc", "exp", "run", "-S", "merge.method=slerp", "-S", "merge.weights=[0.25,0.75]",
                "-S", "merge.select=0.75", "-S", "export.types=[F16,Q4_0]"], repo)
     ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
-    assert ran == {"merge", "evaluate", "export", "report"}
+    assert ran == {"merge", "finetune", "evaluate", "export", "report"}  # finetune: a pass-through
     # the init is the downscaled base left by the test before (dvc exp run applies its params to
     # the workspace), not a random init: no warning; with a random init there would be one
     init = json.loads((repo / "models/init/lineage.json").read_text())["init"]

@@ -78,7 +78,7 @@ def first(repo):
 
 def test_forced_rerun_is_bit_identical(repo, first):
     out = run(["dvc", "repro", "--force"], repo)
-    assert out.count("Running stage") == 11
+    assert out.count("Running stage") == 12
     assert json.loads((repo / "metrics/train.json").read_text())["device"] == "cpu"
     assert_same(first, snapshot(repo))
 

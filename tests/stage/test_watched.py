@@ -23,7 +23,7 @@ from pretrain.errors import ConfigError
 from pretrain.stage.watched import check_watched
 
 ROOT = Path(__file__).resolve().parents[2]
-FOLDERS = {"sources": Path("data/sources"), "bases": Path("models/bases")}
+FOLDERS = {"sources": Path("data/sources"), "bases": Path("models/bases"), "finetune": Path("data/finetune")}
 
 
 @pytest.fixture
@@ -129,11 +129,13 @@ def test_every_input_key_is_checked(repo):
     assert "merge.other: " in refused(configs(merge=MergeConfig(method="linear", other=outside)))
     check_watched(configs(merge=MergeConfig(method="none", other=outside)), FOLDERS, where="p")  # not read
     check_watched(configs(merge=MergeConfig(method="ties", other="models/bases/tiny")), FOLDERS, where="p")
-    tune = FinetuneConfig(task="classify", path=f"{outside}/b.jsonl")
+    tune = FinetuneConfig(task="classify", path="data/sources/corpus/a.jsonl")  # not its folder
     assert "finetune.path: " in refused(configs(finetune=tune))
-    tune = FinetuneConfig(task="sft", path="data/sources/corpus", model=outside)
+    assert "outside data/finetune/, the folder that DVC watches for labelled and chat data" in refused(
+        configs(finetune=tune))
+    tune = FinetuneConfig(task="sft", path="data/finetune", model=outside)
     assert "finetune.model: " in refused(configs(finetune=tune))
-    tune = FinetuneConfig(task="sft", path="data/sources/corpus", compare=["init", outside])
+    tune = FinetuneConfig(task="sft", path="data/finetune", compare=["init", outside])
     assert "finetune.compare[1]: " in refused(configs(finetune=tune))
     check_watched(configs(finetune=FinetuneConfig(path=outside, model=outside)), FOLDERS, where="p")  # task none
 

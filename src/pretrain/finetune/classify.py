@@ -26,7 +26,6 @@ from pretrain.errors import DataError
 from pretrain.finetune.labels import Encoded, Example, encode, split_hash
 from pretrain.finetune.metrics import LOSSES, class_weights, classification_metrics
 from pretrain.finetune.tuning import Tuning, add_lora
-from pretrain.io import atomic_path
 from pretrain.runtime import autocast
 
 PAD = "<pad>"
@@ -122,16 +121,6 @@ class Classification(Tuning):
         scores = classification_metrics(rows[:, -1], logits.argmax(-1).numpy(), self.data.names)
         loss = LOSSES[self.cfg.loss](logits, labels, self.weight, self.cfg.focal_gamma).item()
         return {"val/loss": loss, "val/accuracy": scores["accuracy"], "val/f1_macro": scores["f1_macro"]}
-
-    def save(self, model: torch.nn.Module, model_dir: Path, out_dir: Path,
-             weights: Optional[dict[str, torch.Tensor]]) -> None:
-        if weights is not None:
-            model.load_state_dict(weights)
-        model = self.final_model(model)
-        model.config.use_cache = True
-        with atomic_path(out_dir) as tmp:
-            model.save_pretrained(str(tmp), safe_serialization=True)
-            self.tokenizer.save_pretrained(str(tmp))
 
     def report(self) -> dict[str, Any]:
         return {**super().report(), "truncated_examples": self.truncated, "added_tokens": self.added}

@@ -28,7 +28,6 @@ from pretrain.finetune.chat import IGNORE_INDEX, end_of_turn_token, prepare_toke
 from pretrain.finetune.chat_data import read_conversations
 from pretrain.finetune.labels import Example, split_hash, stratified_split
 from pretrain.finetune.tuning import Tuning, add_lora, run_summary
-from pretrain.io import atomic_path
 from pretrain.runtime import autocast, autocast_dtype, pick_device
 from pretrain.sources.records import Skipped
 from pretrain.train.loop import train
@@ -98,14 +97,8 @@ class InstructionTuning(Tuning):
 
     def save(self, model: torch.nn.Module, model_dir: Path, out_dir: Path,
              weights: Optional[dict[str, torch.Tensor]]) -> None:
-        if weights is not None:
-            model.load_state_dict(weights)
-        model = self.final_model(model)
-        model.config.use_cache = True
         self.tokenizer.split_special_tokens = False  # chat text maps <|im_start|> to its id
-        with atomic_path(out_dir) as tmp:
-            model.save_pretrained(str(tmp), safe_serialization=True)
-            self.tokenizer.save_pretrained(str(tmp))
+        super().save(model, model_dir, out_dir, weights)
 
     def report(self) -> dict[str, Any]:
         counts = {split: dict(sorted(c.items())) for split, c in self.counts.items()}

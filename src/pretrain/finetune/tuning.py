@@ -22,6 +22,7 @@ from safetensors.torch import load_file
 
 from pretrain.config.finetune import FinetuneConfig
 from pretrain.errors import ConfigError, DataError
+from pretrain.io import atomic_path
 from pretrain.runtime import enable_activation_checkpointing
 from pretrain.train.objective import Objective
 
@@ -215,6 +216,18 @@ class Tuning(Objective):
         self.since_best = state.get("since_best", 0)
         best = Path(folder) / f"{BEST}.safetensors"
         self.best = load_file(str(best)) if best.is_file() else None
+
+    def save(self, model: torch.nn.Module, model_dir: Path, out_dir: Path,
+             weights: Optional[dict[str, torch.Tensor]]) -> None:
+        """The final model (``final_model``) and the tokenizer (``self.tokenizer``, as the
+        objective prepared it) saved to ``out_dir`` atomically, loadable by transformers."""
+        if weights is not None:
+            model.load_state_dict(weights)
+        model = self.final_model(model)
+        model.config.use_cache = True
+        with atomic_path(out_dir) as tmp:
+            model.save_pretrained(str(tmp), safe_serialization=True)
+            self.tokenizer.save_pretrained(str(tmp))
 
     def final_model(self, model: torch.nn.Module) -> torch.nn.Module:
         """The model to save: the best step's weights (early stopping) or the last step's,

@@ -3,8 +3,8 @@
 DVC reruns a stage when one of its ``deps`` in dvc.yaml changes, and only then. A file that a
 stage reads because params.yaml names it (``download.path``, a mix entry's ``path``, a local
 Hugging Face dataset folder, ``evaluate.general_text``, ``model.base``, ``tokenizer.path``,
-``merge.other``, ``finetune.path``, ``finetune.model``) is not one of them: DVC tracks the params value, not the file, so after an
-edit of the file ``dvc repro`` says "up to date" and the pipeline keeps the old result.
+``merge.other``, ``finetune.path``, ``finetune.model``) is not one of them: DVC tracks the
+params value, not the file, so after an edit of the file ``dvc repro`` says "up to date" and the pipeline keeps the old result.
 
 Templating the params value into ``deps`` (``- ${download.path}``) does not work in DVC 3.67:
 a null value (the default of every one of these keys) stops every dvc command with "unexpected
@@ -12,7 +12,9 @@ error", a glob is taken as a file name that does not exist, a list (``download.s
 "cannot interpolate data of type 'list'" (treeverse/dvc#8171, open), and a hub id is not a
 path at all. So each such input must lie inside a folder that the stages reading it depend on:
 ``data/sources`` for documents (download; evaluate for general text) and ``models/bases`` for
-a base model, a tokenizer or a model to merge with (tokenizer, init-model, merge, evaluate).
+a base model, a tokenizer or a model to merge with (tokenizer, init-model, merge, evaluate,
+finetune), ``data/finetune`` for the finetune stage's labelled or chat data (its own folder, so
+that new labelled data reruns finetune and not download and evaluate).
 dvc.yaml hands those folders to the stages (``--sources``, ``--bases``), and a stage refuses,
 before any work and in one line, a local input outside them.
 
@@ -34,7 +36,8 @@ from typing import Any, Iterator
 from pretrain.config import is_local_path
 from pretrain.errors import ConfigError
 
-FOLDERS = {"sources": "documents", "bases": "base models and tokenizers"}
+FOLDERS = {"sources": "documents", "bases": "base models and tokenizers",
+           "finetune": "labelled and chat data"}
 """The watched folders by their command-line name, and what goes in each."""
 
 
@@ -53,7 +56,7 @@ def check_watched(configs: dict[str, Any], folders: dict[str, Path | None], wher
 
 def watched_inputs(configs: dict[str, Any], folder: str) -> Iterator[tuple[str, str, bool]]:
     """``(params key, value, whether it names a folder whatever exists)`` of each local input
-    that belongs in ``folder`` ("sources" or "bases")."""
+    that belongs in ``folder`` ("sources", "bases" or "finetune")."""
     if folder == "sources":
         download = configs["download"]
         entries = ([(f"download.sources[{i}].path", s) for i, s in enumerate(download.sources)]
@@ -65,6 +68,7 @@ def watched_inputs(configs: dict[str, Any], folder: str) -> Iterator[tuple[str, 
                 yield key, src.path, True
         if configs["evaluate"].general_text:
             yield "evaluate.general_text", configs["evaluate"].general_text, False
+    elif folder == "finetune":  # apart from data/sources: new labelled data reruns finetune alone
         tune = configs["finetune"]
         if tune.task != "none" and (tune.source == "files" or is_local_path(tune.path)):
             yield "finetune.path", tune.path, tune.source == "hf"
