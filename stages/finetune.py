@@ -26,4 +26,4 @@ def main(args, params):
 
 if __name__ == "__main__":
     run_stage(__doc__, ["trained", "merged", "init", "out", "live", "checkpoints", "metrics"], main,
-              optional=("finetune", "bases"))
+              optional=("tuning", "bases"))

@@ -203,7 +203,7 @@ def test_every_path_argument_is_declared():
 # The stages that read a local input params name, by the folder it must lie in (pretrain.stage.watched):
 # each gets the folder on its command line (so it refuses an input outside) and depends on it
 # (so DVC reruns it when the input changes).
-READERS = {"sources": {"download", "evaluate"}, "finetune": {"finetune"},
+READERS = {"sources": {"download", "evaluate"}, "tuning": {"finetune"},
            "bases": {"tokenizer", "init-model", "merge", "evaluate", "finetune"}}
 
 
@@ -236,3 +236,16 @@ def test_the_run_cache_can_restore_the_stage(name):
             continue
         assert not props.get("persist"), f"{name}: {path} is persist"
         assert props.get("cache", True) or (name, path) in UNCACHED, f"{name}: {path} is uncached"
+
+
+def test_no_stage_argument_shares_a_watched_folder_s_name():
+    """run_stage checks the watched folder by the argument of its name (FOLDERS): a stage's
+    other input of that name (the report's --finetune metrics file once did, against a folder
+    named finetune) would be taken for the folder and refuse good params."""
+    from pretrain.stage.watched import FOLDERS
+
+    paths = yaml.safe_load((ROOT / "dvc.yaml").read_text())["vars"][0]["paths"]
+    for name, stage in STAGES.items():
+        for arg, value in re.findall(r"--(\w[\w-]*) (\S+)", stage["cmd"]):
+            if arg.replace("-", "_") in FOLDERS:
+                assert value == "${paths.%s}" % arg or value == paths[arg], (name, arg, value)

@@ -202,3 +202,26 @@ def test_a_merge_sweep_and_gguf_export_are_params_away(repo):
     assert export["files"]["F16"]["transformers"]["max_abs_logit_diff"] < 1e-2
     assert export["files"]["Q4_0"]["bytes"] < 0.7 * export["files"]["F16"]["bytes"]
     assert "export: Q4_0: model-Q4_0.gguf" in out
+
+
+def test_a_classifier_fine_tune_is_params_and_a_data_file_away(repo):
+    """Labelled data in data/finetune and finetune.task on a finished run: only finetune,
+    export (which reads its output: a pass-through here) and report run, the pretraining
+    stages do not; the classifier and the init's score side by side."""
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "before finetune"], repo)
+    words = "the of and a to in is it that for on with as was by at be this from or an are".split()
+    lines = [json.dumps({"id": f"r{i}", "text": f"{('cat', 'dog')[i % 2]} " + " ".join(words[i % 7:i % 7 + 9]),
+                         "label": ("cat", "dog")[i % 2]}) + "\n" for i in range(160)]
+    (repo / "data/finetune/labels.jsonl").write_text("".join(lines))
+    out = run(["dvc", "exp", "run", "-S", "finetune.task=classify", "-S", "finetune.path=data/finetune/labels.jsonl",
+               "-S", "finetune.max_steps=12", "-S", "finetune.warmup_steps=2", "-S", "finetune.micro_batch_size=8",
+               "-S", "finetune.eval_every=6", "-S", "export.types=[]"], repo)
+    ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
+    assert ran == {"finetune", "export", "report"}
+    tuned = metrics(repo, "finetune")
+    assert tuned["task"] == "classify" and set(tuned["backbones"]) == {"final", "init"}
+    assert tuned["examples"] == {"train": 128, "validation": 16, "test": 16}
+    assert set(tuned["transfer_gain"]["init"]) == {"accuracy", "f1_macro"}
+    assert (repo / "metrics/figures/confusion.png").exists()
+    assert json.loads((repo / "models/finetuned/config.json").read_text())["id2label"] == {"0": "cat", "1": "dog"}

@@ -23,7 +23,7 @@ from pretrain.errors import ConfigError
 from pretrain.stage.watched import check_watched
 
 ROOT = Path(__file__).resolve().parents[2]
-FOLDERS = {"sources": Path("data/sources"), "bases": Path("models/bases"), "finetune": Path("data/finetune")}
+FOLDERS = {"sources": Path("data/sources"), "bases": Path("models/bases"), "tuning": Path("data/finetune")}
 
 
 @pytest.fixture

@@ -37,7 +37,7 @@ from pretrain.config import is_local_path
 from pretrain.errors import ConfigError
 
 FOLDERS = {"sources": "documents", "bases": "base models and tokenizers",
-           "finetune": "labelled and chat data"}
+           "tuning": "labelled and chat data"}
 """The watched folders by their command-line name, and what goes in each."""
 
 
@@ -56,7 +56,7 @@ def check_watched(configs: dict[str, Any], folders: dict[str, Path | None], wher
 
 def watched_inputs(configs: dict[str, Any], folder: str) -> Iterator[tuple[str, str, bool]]:
     """``(params key, value, whether it names a folder whatever exists)`` of each local input
-    that belongs in ``folder`` ("sources", "bases" or "finetune")."""
+    that belongs in ``folder`` ("sources", "bases" or "tuning")."""
     if folder == "sources":
         download = configs["download"]
         entries = ([(f"download.sources[{i}].path", s) for i, s in enumerate(download.sources)]
@@ -68,7 +68,7 @@ def watched_inputs(configs: dict[str, Any], folder: str) -> Iterator[tuple[str, 
                 yield key, src.path, True
         if configs["evaluate"].general_text:
             yield "evaluate.general_text", configs["evaluate"].general_text, False
-    elif folder == "finetune":  # apart from data/sources: new labelled data reruns finetune alone
+    elif folder == "tuning":  # apart from data/sources: new labelled data reruns finetune alone
         tune = configs["finetune"]
         if tune.task != "none" and (tune.source == "files" or is_local_path(tune.path)):
             yield "finetune.path", tune.path, tune.source == "hf"
